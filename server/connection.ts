@@ -1,0 +1,475 @@
+/**
+ * One WebSocket connection on the server: the read loop, the write queue and
+ * the closing handshake, with keepalive driven by a single timer heap entry.
+ *
+ * Data flow: TCP bytes → {@linkcode FrameDecoder} → events (control frames are
+ * answered here, messages go to the route's handler) → `send()` →
+ * {@linkcode FrameWriter} → one coalesced `write` per turn of the event loop.
+ *
+ * @module
+ */
+import { CloseCode, CloseHandshake } from "../protocol/close.ts";
+import type { Clock } from "../protocol/clock.ts";
+import { type DecoderEvent, FrameDecoder } from "../protocol/frame_decoder.ts";
+import { FrameWriter } from "../protocol/frame_encoder.ts";
+import type { HttpRequestHead } from "../protocol/handshake.ts";
+import { type KeepaliveOptions, nextKeepaliveAction } from "./keepalive.ts";
+import type { TimerEntry, TimerHeap } from "./timer_heap.ts";
+
+/**
+ * Callbacks a route supplies for its connections. Every callback is optional;
+ * an exception thrown by one closes that connection with 1011.
+ *
+ * @example
+ * ```ts
+ * import type { WebSocketHandler } from "@heartwire/heartwire/server";
+ * const shout: WebSocketHandler = {
+ *   message(ws, data) {
+ *     if (typeof data === "string") ws.send(data.toUpperCase());
+ *   },
+ * };
+ * ```
+ */
+export interface WebSocketHandler {
+  /** Subprotocols this route speaks, most preferred first (RFC 6455 §1.9). */
+  protocols?: string[];
+  /** The handshake completed; the connection is open. */
+  open?(ws: WebSocketConnection): void;
+  /** A whole text (string) or binary (Uint8Array) message arrived. */
+  message?(ws: WebSocketConnection, data: string | Uint8Array): void;
+  /** The connection is gone (after the close handshake, an error or a timeout). */
+  close?(ws: WebSocketConnection, info: CloseInfo): void;
+}
+
+/**
+ * Why a connection ended, as its `close` callback sees it.
+ *
+ * @example
+ * ```ts
+ * import type { CloseInfo } from "@heartwire/heartwire/server";
+ * const info: CloseInfo = { code: 1000, reason: "", wasClean: true, cause: "peer" };
+ * ```
+ */
+export interface CloseInfo {
+  /** The close code: the first close frame's, 1006 when none was exchanged. */
+  code: number;
+  /** The close reason that went with `code`. */
+  reason: string;
+  /** True when both close frames were exchanged (RFC 6455 §7.1.2). */
+  wasClean: boolean;
+  /**
+   * Who ended it: `peer` sent a close frame or dropped TCP, `local` called
+   * close(), `protocol` broke the protocol, `timeout` missed its pong, `slow`
+   * stopped reading (the write queue overflowed), `error` a transport or handler error.
+   */
+  cause: "peer" | "local" | "protocol" | "timeout" | "slow" | "error";
+}
+
+/**
+ * Limits and timing every connection of a server shares.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectionOptions } from "@heartwire/heartwire/server";
+ * const limits: Partial<ConnectionOptions> = { maxPayload: 64 * 1024 };
+ * ```
+ */
+export interface ConnectionOptions {
+  /** Control-frame keepalive timing. */
+  keepalive: KeepaliveOptions;
+  /** Largest message accepted, in bytes; bigger ones close with 1009. */
+  maxPayload: number;
+  /** How long to wait for the peer's close frame after sending ours (ms). */
+  closeTimeout: number;
+  /** Bytes queued for a peer that does not read before it is dropped as a slow consumer. */
+  maxBufferedBytes: number;
+  /** How long one write may stay unfinished before the peer is dropped as a slow consumer (ms). */
+  writeTimeout: number;
+  /** Fraction of `keepalive.interval` used to spread pings of connections opened together. */
+  pingJitter: number;
+}
+
+/** Everything a server hands a new connection. Internal to server/. */
+export interface ConnectionInit {
+  conn: Deno.Conn;
+  request: HttpRequestHead;
+  path: string;
+  protocol: string;
+  handler: WebSocketHandler;
+  clock: Clock;
+  heap: TimerHeap;
+  options: ConnectionOptions;
+  /** Bytes that arrived in the same read as the handshake: the client's first frames. */
+  initial: Uint8Array;
+  /** Told exactly once when the connection has ended, for the server's bookkeeping. */
+  onEnded(ws: WebSocketConnection, info: CloseInfo): void;
+}
+
+/** The `readyState` values of the WebSocket API. */
+const CONNECTING = 0, OPEN = 1, CLOSING = 2, CLOSED = 3;
+
+/** Read buffers start small (20 000 idle connections) and grow when a read fills one. */
+const READ_BUFFER_MIN = 16 * 1024;
+const READ_BUFFER_MAX = 256 * 1024;
+
+let nextConnectionId = 1;
+
+/**
+ * A server-side WebSocket connection: what a route's handler receives.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "@heartwire/heartwire/server";
+ * const server = serve({
+ *   port: 0,
+ *   routes: {
+ *     "/hello": {
+ *       open(ws) {
+ *         ws.send(`hello #${ws.id}, you came from ${ws.remoteAddr.hostname}`);
+ *         ws.close(1000, "bye");
+ *       },
+ *     },
+ *   },
+ * });
+ * await server.shutdown();
+ * ```
+ */
+export class WebSocketConnection {
+  /** A process-unique number for logs and maps. */
+  readonly id: number = nextConnectionId++;
+  /** The HTTP request that opened the connection. */
+  readonly request: HttpRequestHead;
+  /** The request path (without the query). */
+  readonly path: string;
+  /** The negotiated subprotocol, or "". */
+  readonly protocol: string;
+  /** The peer's address. */
+  readonly remoteAddr: Deno.NetAddr;
+  /** Free for the application (e.g. a session or a user id). */
+  data: unknown = undefined;
+
+  /** The round-trip time (ms) measured by the last answered ping, or -1. */
+  rtt = -1;
+  /** Pings that went unanswered (a new ping was due before the pong). */
+  missedPongs = 0;
+
+  #conn: Deno.Conn;
+  #handler: WebSocketHandler;
+  #clock: Clock;
+  #heap: TimerHeap;
+  #timer: TimerEntry;
+  #options: ConnectionOptions;
+  #onEnded: (ws: WebSocketConnection, info: CloseInfo) => void;
+
+  #decoder: FrameDecoder;
+  #writer = new FrameWriter({ role: "server" });
+  #close = new CloseHandshake();
+  #readyState: number = CONNECTING;
+  #cause: CloseInfo["cause"] = "peer";
+
+  // Keepalive state (see keepalive.ts): lastSeen is refreshed on every read.
+  #lastSeen: number;
+  #pingSentAt = -1;
+  #earlyBy: number;
+
+  // Write queue state.
+  #writing = false;
+  #flushQueued = false;
+  #inFlight = 0;
+  #writeStartedAt = 0;
+  /** Close TCP once the queue is written (after our last close frame). */
+  #endAfterFlush = false;
+
+  constructor(init: ConnectionInit) {
+    this.request = init.request;
+    this.path = init.path;
+    this.protocol = init.protocol;
+    this.remoteAddr = init.conn.remoteAddr as Deno.NetAddr;
+    this.#conn = init.conn;
+    this.#handler = init.handler;
+    this.#clock = init.clock;
+    this.#heap = init.heap;
+    this.#options = init.options;
+    this.#onEnded = init.onEnded;
+    this.#decoder = new FrameDecoder({ role: "server", maxMessageSize: init.options.maxPayload });
+    this.#lastSeen = this.#clock.now();
+    this.#earlyBy = Math.random() * init.options.pingJitter * init.options.keepalive.interval;
+    this.#timer = this.#heap.create(() => this.#onTimer());
+    this.#readyState = OPEN;
+    this.#armKeepalive();
+    this.#callHandler(() => this.#handler.open?.(this));
+    if (init.initial.length > 0) this.#receive(init.initial);
+    this.#readLoop();
+  }
+
+  /** 0 connecting, 1 open, 2 closing, 3 closed — as in the WebSocket API. */
+  get readyState(): number {
+    return this.#readyState;
+  }
+
+  /** Bytes queued or being written and not yet handed to the kernel. */
+  get bufferedAmount(): number {
+    return this.#writer.length + this.#inFlight;
+  }
+
+  /** When anything was last read from the peer (clock ms). */
+  get lastSeen(): number {
+    return this.#lastSeen;
+  }
+
+  /**
+   * Queues a text (string) or binary message. Returns false, sending nothing,
+   * once the connection is closing or closed.
+   */
+  send(data: string | Uint8Array): boolean {
+    if (!this.#close.canSend || this.#readyState !== OPEN) return false;
+    if (typeof data === "string") this.#writer.text(data);
+    else this.#writer.binary(data);
+    this.#queued();
+    return true;
+  }
+
+  /** Sends a ping; the pong (if any) updates {@linkcode WebSocketConnection.rtt}. */
+  ping(payload?: Uint8Array): boolean {
+    if (!this.#close.canSend) return false;
+    this.#writer.ping(payload);
+    this.#queued();
+    return true;
+  }
+
+  /**
+   * Starts the closing handshake (RFC 6455 §7.1.2): sends a close frame, keeps
+   * reading until the peer answers, then closes TCP. If no answer comes within
+   * the close timeout, TCP is closed anyway.
+   */
+  close(code: number = CloseCode.Normal, reason = ""): void {
+    if (this.#readyState !== OPEN) return;
+    this.#cause = "local";
+    this.#sendClose(code, reason);
+  }
+
+  /** Drops TCP at once, without a close frame (for peers that will never read one). */
+  terminate(): void {
+    this.#end("local");
+  }
+
+  // ---- reading -----------------------------------------------------------
+
+  async #readLoop(): Promise<void> {
+    let buffer = new Uint8Array(READ_BUFFER_MIN);
+    try {
+      while (this.#readyState !== CLOSED) {
+        const n = await this.#conn.read(buffer);
+        if (n === null) break; // EOF: the peer closed TCP
+        this.#receive(buffer.subarray(0, n));
+        if (n === buffer.length && buffer.length < READ_BUFFER_MAX) {
+          buffer = new Uint8Array(buffer.length * 2);
+        }
+      }
+      this.#end("peer");
+    } catch {
+      // Reset by the peer, or closed under us by terminate(): either way, gone.
+      this.#end(this.#readyState === CLOSED ? this.#cause : "error");
+    }
+  }
+
+  #receive(bytes: Uint8Array): void {
+    this.#lastSeen = this.#clock.now();
+    const events = this.#decoder.push(bytes);
+    for (let i = 0; i < events.length; i++) {
+      this.#handle(events[i]);
+      if (this.#readyState === CLOSED) return;
+    }
+  }
+
+  #handle(event: DecoderEvent): void {
+    switch (event.type) {
+      case "text":
+      case "binary":
+        if (this.#close.state === "open" || this.#close.state === "closing") {
+          this.#callHandler(() => this.#handler.message?.(this, event.data));
+        }
+        return;
+      case "ping":
+        // RFC 6455 §5.5.3: answer with the same payload, unless we already sent close.
+        if (this.#close.canSend) {
+          this.#writer.pong(event.data);
+          this.#queued();
+        }
+        return;
+      case "pong":
+        this.#onPong(event.data);
+        return;
+      case "close":
+        this.#onPeerClose(event.code, event.reason);
+        return;
+      case "error":
+        // RFC 6455 §7.1.7: fail the connection — send a close frame, then drop TCP.
+        this.#cause = "protocol";
+        this.#sendClose(event.code, event.reason, true);
+        return;
+    }
+  }
+
+  #onPeerClose(code: number, reason: string): void {
+    const reply = this.#close.receive(code, reason);
+    if (reply) {
+      // RFC 6455 §5.5.1: echo the peer's code; the server then closes TCP (§7.1.1).
+      this.#readyState = CLOSING;
+      this.#writer.close(reply.code, reply.reason);
+      this.#close.answered();
+    }
+    this.#endAfterFlush = true;
+    this.#queued();
+  }
+
+  #onPong(payload: Uint8Array): void {
+    if (this.#pingSentAt < 0 || payload.length !== 8) return;
+    const sentAt = new DataView(payload.buffer, payload.byteOffset, 8).getFloat64(0);
+    if (sentAt !== this.#pingSentAt) return; // an unsolicited or stale pong (§5.5.3)
+    this.rtt = this.#clock.now() - sentAt;
+    this.#pingSentAt = -1;
+  }
+
+  // ---- writing -----------------------------------------------------------
+
+  /** Called after anything was queued: checks the slow-consumer bound and schedules a flush. */
+  #queued(): void {
+    if (this.bufferedAmount > this.#options.maxBufferedBytes) {
+      // A close frame would wait behind everything already queued: drop instead.
+      this.#end("slow", CloseCode.PolicyViolation, "slow consumer");
+      return;
+    }
+    if (this.#writing || this.#flushQueued) return;
+    this.#flushQueued = true;
+    // Everything sent during this turn of the event loop goes out in one write.
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#writing || this.#readyState === CLOSED) return;
+    this.#writing = true;
+    try {
+      while (this.#writer.length > 0) {
+        const bytes = this.#writer.take(); // valid until the next take(): one write at a time
+        this.#inFlight = bytes.length;
+        this.#writeStartedAt = this.#clock.now();
+        let written = 0;
+        while (written < bytes.length) {
+          written += await this.#conn.write(bytes.subarray(written));
+        }
+        this.#inFlight = 0;
+      }
+    } catch {
+      this.#writing = false;
+      this.#end("error");
+      return;
+    }
+    this.#writing = false;
+    if (this.#endAfterFlush) this.#end(this.#cause);
+  }
+
+  #sendClose(code: number, reason: string, failing = false): void {
+    if (this.#close.start(code, reason)) {
+      this.#writer.close(code, reason);
+    }
+    this.#readyState = CLOSING;
+    if (failing || this.#close.state === "closed") {
+      this.#endAfterFlush = true;
+    } else {
+      this.#heap.schedule(this.#timer, this.#clock.now() + this.#options.closeTimeout);
+    }
+    this.#queued();
+  }
+
+  // ---- timer: keepalive while open, the close timeout while closing -------
+
+  #armKeepalive(): void {
+    const action = nextKeepaliveAction(this.#keepaliveState(), this.#clock.now(), this.#options.keepalive);
+    if (action.kind !== "dead") this.#heap.schedule(this.#timer, action.at);
+  }
+
+  #keepaliveState() {
+    return { lastSeen: this.#lastSeen, pingSentAt: this.#pingSentAt, earlyBy: this.#earlyBy };
+  }
+
+  #onTimer(): void {
+    const now = this.#clock.now();
+    if (this.#readyState === CLOSING) {
+      this.#end(this.#cause); // the peer never answered our close frame
+      return;
+    }
+    if (this.#readyState !== OPEN) return;
+    if (this.#writing && now - this.#writeStartedAt > this.#options.writeTimeout) {
+      this.#end("slow", CloseCode.PolicyViolation, "slow consumer");
+      return;
+    }
+    const action = nextKeepaliveAction(this.#keepaliveState(), now, this.#options.keepalive);
+    switch (action.kind) {
+      case "wait":
+        this.#heap.schedule(this.#timer, action.at);
+        return;
+      case "ping": {
+        if (this.#pingSentAt >= 0) this.missedPongs++;
+        this.#pingSentAt = now;
+        const payload = new Uint8Array(8);
+        new DataView(payload.buffer).setFloat64(0, now);
+        this.ping(payload);
+        this.#heap.schedule(this.#timer, action.at);
+        return;
+      }
+      case "dead":
+        // The peer would never read a close frame: drop TCP (DESIGN.md, keepalive).
+        this.missedPongs++;
+        this.#end("timeout");
+        return;
+    }
+  }
+
+  // ---- the end -------------------------------------------------------------
+
+  #callHandler(call: () => void): void {
+    try {
+      call();
+    } catch {
+      if (this.#readyState === OPEN) {
+        this.#cause = "error";
+        this.#sendClose(CloseCode.InternalError, "internal error", true);
+      }
+    }
+  }
+
+  /** Closes TCP and reports the end exactly once. */
+  #end(cause: CloseInfo["cause"], code?: number, reason?: string): void {
+    if (this.#readyState === CLOSED) return;
+    this.#readyState = CLOSED;
+    this.#cause = cause;
+    this.#heap.cancel(this.#timer);
+    this.#close.terminated();
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+    const info: CloseInfo = {
+      code: code ?? this.#close.code,
+      reason: reason ?? this.#close.reason,
+      wasClean: this.#close.wasClean,
+      cause,
+    };
+    if (cause === "timeout") info.code = CloseCode.Abnormal;
+    this.#onEnded(this, info);
+    this.#callHandlerClosed(info);
+  }
+
+  #callHandlerClosed(info: CloseInfo): void {
+    try {
+      this.#handler.close?.(this, info);
+    } catch {
+      // The connection is gone; nothing left to fail.
+    }
+  }
+}

@@ -1,0 +1,70 @@
+import { assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
+import { CliError, parseCliArgs } from "../server/cli.ts";
+
+Deno.test("defaults: port 8080 on 0.0.0.0, PORT from the environment", () => {
+  assertEquals(parseCliArgs([]), { port: 8080, hostname: "0.0.0.0", help: false });
+  assertEquals(parseCliArgs([], { PORT: "9001" }).port, 9001);
+  assertEquals(parseCliArgs(["--port", "9002"], { PORT: "9001" }).port, 9002);
+});
+
+Deno.test("every flag in both spellings", () => {
+  const parsed = parseCliArgs([
+    "--port=1",
+    "--hostname",
+    "::1",
+    "--ping-interval",
+    "5000",
+    "--ping-timeout=2000",
+    "--max-payload",
+    "4096",
+    "--tls-cert",
+    "c.pem",
+    "--tls-key=k.pem",
+  ]);
+  assertEquals(parsed, {
+    port: 1,
+    hostname: "::1",
+    pingInterval: 5000,
+    pingTimeout: 2000,
+    maxPayload: 4096,
+    tlsCert: "c.pem",
+    tlsKey: "k.pem",
+    help: false,
+  });
+  assertEquals(parseCliArgs(["-h"]).help, true);
+});
+
+Deno.test("bad flags are CliErrors that say what is wrong", () => {
+  assertThrows(() => parseCliArgs(["--prot", "1"]), CliError, "unknown option --prot");
+  assertThrows(() => parseCliArgs(["--port"]), CliError, "--port needs a value");
+  assertThrows(() => parseCliArgs(["--port", "eighty"]), CliError, "whole number");
+  assertThrows(() => parseCliArgs(["--port", "70000"]), CliError, "between 0 and 65535");
+  assertThrows(() => parseCliArgs(["--ping-interval", "0"]), CliError, "between 1");
+  assertThrows(() => parseCliArgs(["--ping-timeout", "-5"]), CliError, "needs a value");
+  assertThrows(() => parseCliArgs(["--tls-cert", "c.pem"]), CliError, "go together");
+  assertThrows(() => parseCliArgs([], { PORT: "x" }), CliError, "PORT");
+});
+
+const main = new URL("../server/main.ts", import.meta.url).pathname;
+
+Deno.test("the program: a bad flag prints usage to stderr and exits 2", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-read", "--allow-env", main, "--bogus"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(output.code, 2);
+  const stderr = new TextDecoder().decode(output.stderr);
+  assertStringIncludes(stderr, "unknown option --bogus");
+  assertStringIncludes(stderr, "Usage: deno task start");
+});
+
+Deno.test("the program: --help prints usage and exits 0", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-read", "--allow-env", main, "--help"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(output.code, 0);
+  assertStringIncludes(new TextDecoder().decode(output.stdout), "--ping-interval MS");
+});

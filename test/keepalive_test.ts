@@ -1,0 +1,190 @@
+import {
+  assertEquals,
+  assertGreater,
+  assertGreaterOrEqual,
+  assertLessOrEqual,
+  assertRejects,
+} from "@std/assert";
+import { Opcode } from "../protocol/opcodes.ts";
+import { nextKeepaliveAction, serve, type ServeOptions, type Server } from "../server/mod.ts";
+import { ManualClock } from "./_clock.ts";
+import { RawClient } from "./_raw_client.ts";
+import { waitFor } from "./_wait.ts";
+
+const options = { interval: 25_000, timeout: 10_000 };
+
+Deno.test("policy: a peer heard from recently is left alone until interval after lastSeen", () => {
+  assertEquals(nextKeepaliveAction({ lastSeen: 1_000, pingSentAt: -1 }, 20_000, options), {
+    kind: "wait",
+    at: 26_000,
+  });
+});
+
+Deno.test("policy: silence for the interval sends a ping and waits for the timeout", () => {
+  assertEquals(nextKeepaliveAction({ lastSeen: 0, pingSentAt: -1 }, 25_000, options), {
+    kind: "ping",
+    at: 35_000,
+  });
+});
+
+Deno.test("policy: an unanswered ping with nothing else heard is death after the timeout", () => {
+  const state = { lastSeen: 0, pingSentAt: 25_000 };
+  assertEquals(nextKeepaliveAction(state, 30_000, options), { kind: "wait", at: 35_000 });
+  assertEquals(nextKeepaliveAction(state, 35_000, options), { kind: "dead" });
+});
+
+Deno.test("policy: any byte after the ping counts as life, even without a pong", () => {
+  const state = { lastSeen: 27_000, pingSentAt: 25_000 };
+  assertEquals(nextKeepaliveAction(state, 35_000, options), { kind: "wait", at: 52_000 });
+});
+
+Deno.test("policy: earlyBy moves the ping earlier (jitter)", () => {
+  assertEquals(
+    nextKeepaliveAction({ lastSeen: 0, pingSentAt: -1, earlyBy: 2_000 }, 10_000, options),
+    { kind: "wait", at: 23_000 },
+  );
+});
+
+async function withClockServer(
+  extra: ServeOptions,
+  body: (server: Server, clock: ManualClock, port: number) => Promise<void>,
+): Promise<void> {
+  const clock = new ManualClock();
+  const server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    clock,
+    pingInterval: 25_000,
+    pingTimeout: 10_000,
+    pingJitter: 0,
+    ...extra,
+  });
+  try {
+    await body(server, clock, server.addr.port);
+  } finally {
+    await Promise.race([server.shutdown({ timeout: 0 }), tick(50).then(() => clock.advance(60_000))]);
+    await server.finished;
+  }
+}
+
+const tick = (ms = 20) => new Promise((resolve) => setTimeout(resolve, ms));
+
+Deno.test("keepalive: a silent but alive peer is pinged, answers, and is kept", async () => {
+  await withClockServer({}, async (server, clock, port) => {
+    const client = await RawClient.connect(port);
+    await waitFor(() => server.connections.size === 1);
+    clock.advance(24_999);
+    clock.advance(1); // interval reached: ping
+    const ping = await client.next();
+    assertEquals(ping.type, "ping");
+    await client.sendFrame(Opcode.Pong, (ping as { data: Uint8Array }).data);
+    const [ws] = server.connections;
+    await waitFor(() => ws.rtt >= 0);
+    clock.advance(10_000); // past the timeout: still alive because it answered
+    await tick();
+    assertEquals(server.connections.size, 1);
+    assertEquals(server.stats.closed.timeout, 0);
+    assertEquals(ws.missedPongs, 0);
+    client.close();
+  });
+});
+
+Deno.test("keepalive: a peer that stops answering is dropped after interval + timeout", async () => {
+  await withClockServer({}, async (server, clock, port) => {
+    const client = await RawClient.connect(port);
+    await waitFor(() => server.connections.size === 1);
+    const [ws] = server.connections;
+    clock.advance(25_000);
+    assertEquals((await client.next()).type, "ping"); // ...and we never answer it
+    clock.advance(9_999);
+    await tick();
+    assertEquals(server.connections.size, 1);
+    clock.advance(1);
+    await waitFor(() => server.connections.size === 0);
+    assertEquals(server.stats.closed.timeout, 1);
+    assertEquals(ws.missedPongs, 1);
+    // Dropped without a close frame: it would never be read.
+    assertEquals(await client.next(), { type: "eof" });
+    client.close();
+  });
+});
+
+Deno.test("keepalive: an active peer is never pinged", async () => {
+  await withClockServer({}, async (server, clock, port) => {
+    const client = await RawClient.connect(port);
+    await waitFor(() => server.connections.size === 1);
+    for (let i = 0; i < 10; i++) {
+      clock.advance(20_000); // always within the interval of the last message
+      await client.sendFrame(Opcode.Text, `m${i}`);
+      assertEquals(await client.next(), { type: "text", data: `m${i}` });
+    }
+    clock.advance(20_000);
+    await client.sendFrame(Opcode.Text, "last");
+    assertEquals(await client.next(), { type: "text", data: "last" }); // not a ping
+    assertEquals(server.stats.closed.timeout, 0);
+    client.close();
+  });
+});
+
+Deno.test("keepalive: pings of connections opened together are spread by jitter", async () => {
+  await withClockServer({ pingJitter: 0.2 }, async (server, clock, port) => {
+    const clients = await Promise.all(Array.from({ length: 8 }, () => RawClient.connect(port)));
+    await waitFor(() => server.connections.size === 8);
+    clock.advance(19_999); // nobody pings before interval × (1 − jitter) = 20 s
+    await tick(50);
+    for (const client of clients) {
+      await assertRejects(() => client.next(20), Error, "no event");
+    }
+    // Between 20 s and 25 s each pings, at its own moment.
+    const pingedBy: number[] = [];
+    for (let t = 20_000; t <= 25_000; t += 250) {
+      clock.advance(250);
+      await tick(10);
+      let count = 0;
+      for (const client of clients) {
+        if (await client.next(20).then((e) => e.type === "ping", () => false)) count++;
+      }
+      if (count > 0) pingedBy.push(count);
+    }
+    assertEquals(pingedBy.reduce((a, b) => a + b, 0), 8);
+    assertGreater(pingedBy.length, 1, "all 8 pinged in the same 250 ms step");
+    clients.forEach((c) => c.close());
+  });
+});
+
+Deno.test("handshake timeout drops a client that never finishes its request", async () => {
+  await withClockServer({ handshakeTimeout: 10_000 }, async (server, clock, port) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(new TextEncoder().encode("GET /echo HTTP/1.1\r\nHost: x\r\n"));
+    await tick(50);
+    clock.advance(10_000);
+    const n = await conn.read(new Uint8Array(100)).catch(() => null);
+    assertEquals(n, null);
+    assertEquals(server.stats.handshakeTimeouts, 1);
+    conn.close();
+  });
+});
+
+Deno.test("real time: a peer that stops reading is dropped within interval + timeout", async () => {
+  const server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    pingInterval: 300,
+    pingTimeout: 200,
+    pingJitter: 0,
+  });
+  try {
+    const client = await RawClient.connect(server.addr.port);
+    await waitFor(() => server.connections.size === 1);
+    const start = Date.now();
+    // The client never reads again and never answers the ping.
+    await waitFor(() => server.connections.size === 0, 5_000);
+    const elapsed = Date.now() - start;
+    assertGreaterOrEqual(elapsed, 400);
+    assertLessOrEqual(elapsed, 300 + 200 + 400); // interval + timeout + slack
+    assertEquals(server.stats.closed.timeout, 1);
+    client.close();
+  } finally {
+    await server.shutdown({ timeout: 500 });
+  }
+});

@@ -1,0 +1,86 @@
+/**
+ * The real program, as `deno task start` runs it: logs its URL, serves /echo
+ * to Deno's WebSocket, shuts down gracefully on SIGTERM, serves wss:// with a
+ * certificate made here by openssl.
+ */
+import { assertEquals, assertMatch } from "@std/assert";
+
+const main = new URL("../server/main.ts", import.meta.url).pathname;
+
+/** Starts the server program and resolves once it printed its URL. */
+async function start(args: string[]) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-read", "--allow-env", main, "--port", "0", ...args],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`server exited before listening: ${text}`);
+    text += value;
+  }
+  reader.releaseLock();
+  child.stdout.cancel().catch(() => {});
+  const line = text.split("\n")[0];
+  const port = Number(line.match(/:(\d+)\/echo/)?.[1]);
+  return { child, line, port };
+}
+
+function echoOnce(url: string, message: string): Promise<{ echoed: string; closed: Promise<CloseEvent> }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    const closed = new Promise<CloseEvent>((r) => ws.addEventListener("close", (e) => r(e)));
+    ws.onopen = () => ws.send(message);
+    ws.onmessage = (e) => resolve({ echoed: e.data, closed });
+    ws.onerror = () => reject(new Error("websocket error"));
+  });
+}
+
+Deno.test("deno task start: logs its URL, echoes, and exits 0 on SIGTERM after sending 1001", async () => {
+  const { child, line, port } = await start(["--hostname", "127.0.0.1"]);
+  assertMatch(line, /^heartwire listening on ws:\/\/127\.0\.0\.1:\d+\/echo$/);
+  const { echoed, closed } = await echoOnce(`ws://127.0.0.1:${port}/echo`, "ping me");
+  assertEquals(echoed, "ping me");
+  child.kill("SIGTERM");
+  assertEquals((await closed).code, 1001);
+  assertEquals((await child.status).code, 0);
+});
+
+Deno.test("wss:// with a self-signed certificate made by openssl", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const made = await new Deno.Command("openssl", {
+      args: [
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    assertEquals(made.code, 0, "openssl failed");
+    const { child, line, port } = await start([
+      "--hostname", "127.0.0.1", "--tls-cert", `${dir}/cert.pem`, "--tls-key", `${dir}/key.pem`,
+    ]);
+    assertMatch(line, /^heartwire listening on wss:/);
+    // Deno's client must trust our certificate: a child process with --cert.
+    const client = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--cert", `${dir}/cert.pem`, `
+        const ws = new WebSocket("wss://localhost:${port}/echo");
+        ws.onopen = () => ws.send("over tls");
+        ws.onmessage = (e) => { console.log(e.data); ws.close(); };
+        ws.onerror = (e) => { console.error(e.message); Deno.exit(1); };
+      `],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(new TextDecoder().decode(client.stdout).trim(), "over tls");
+    assertEquals(client.code, 0);
+    child.kill("SIGTERM");
+    assertEquals((await child.status).code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

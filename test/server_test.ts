@@ -1,0 +1,286 @@
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
+import WebSocketWs from "ws";
+import { Opcode } from "../protocol/opcodes.ts";
+import { encodeFrame } from "../protocol/frame_encoder.ts";
+import { echoHandler, serve, type ServeOptions, type Server } from "../server/mod.ts";
+import { rawHttp, RawClient } from "./_raw_client.ts";
+import { waitFor } from "./_wait.ts";
+
+const encoder = new TextEncoder();
+
+async function withServer(
+  options: ServeOptions,
+  body: (server: Server, port: number) => Promise<void>,
+): Promise<void> {
+  const server = serve({ port: 0, hostname: "127.0.0.1", ...options });
+  try {
+    await body(server, server.addr.port);
+  } finally {
+    await server.shutdown({ timeout: 1_000 });
+  }
+}
+
+/** Opens Deno's own WebSocket client and waits for open. */
+function denoSocket(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => resolve(ws);
+    ws.onerror = (e) => reject(new Error(`WebSocket error: ${(e as ErrorEvent).message}`));
+  });
+}
+
+function nextMessage(ws: WebSocket): Promise<string | ArrayBuffer> {
+  return new Promise((resolve) => ws.addEventListener("message", (e) => resolve(e.data), { once: true }));
+}
+
+function closed(ws: WebSocket): Promise<CloseEvent> {
+  return new Promise((resolve) => ws.addEventListener("close", (e) => resolve(e), { once: true }));
+}
+
+Deno.test("Deno's WebSocket echoes text, binary and a 1 MiB message", async () => {
+  await withServer({}, async (_server, port) => {
+    const ws = await denoSocket(`ws://127.0.0.1:${port}/echo`);
+    ws.send("héllo ✓");
+    assertEquals(await nextMessage(ws), "héllo ✓");
+    ws.send(new Uint8Array([0, 1, 2, 255]));
+    assertEquals(new Uint8Array(await nextMessage(ws) as ArrayBuffer), new Uint8Array([0, 1, 2, 255]));
+    const big = new Uint8Array(1024 * 1024).map((_, i) => i * 7);
+    ws.send(big);
+    assertEquals(new Uint8Array(await nextMessage(ws) as ArrayBuffer), big);
+    ws.send("");
+    assertEquals(await nextMessage(ws), "");
+    const done = closed(ws);
+    ws.close(1000, "bye");
+    const event = await done;
+    assertEquals(event.code, 1000);
+    assertEquals(event.reason, "bye");
+    assert(event.wasClean);
+  });
+});
+
+Deno.test("npm ws echoes fragmented messages and answers its pings", async () => {
+  await withServer({}, async (_server, port) => {
+    const ws = new WebSocketWs(`ws://127.0.0.1:${port}/echo`);
+    await new Promise((resolve, reject) => {
+      ws.once("open", resolve);
+      ws.once("error", reject);
+    });
+    const messages: string[] = [];
+    ws.on("message", (data: Uint8Array, isBinary: boolean) => {
+      messages.push(isBinary ? "bin" : new TextDecoder().decode(data));
+    });
+    const pong = new Promise<Uint8Array>((resolve) => ws.once("pong", resolve));
+    ws.ping(encoder.encode("are you there"));
+    assertEquals(new TextDecoder().decode(await pong), "are you there");
+    // Three fragments, with a ping interleaved (RFC 6455 §5.4).
+    ws.send("frag-", { fin: false });
+    ws.ping();
+    ws.send("men-", { fin: false });
+    ws.send("ted", { fin: true });
+    const done = new Promise<number>((resolve) => ws.once("close", resolve));
+    await waitFor(() => messages.length === 1);
+    assertEquals(messages, ["frag-men-ted"]);
+    ws.close(4000, "done");
+    assertEquals(await done, 4000);
+  });
+});
+
+Deno.test("frames pipelined behind the handshake are not lost", async () => {
+  await withServer({}, async (_server, port) => {
+    const first = encodeFrame(Opcode.Text, encoder.encode("early"), { mask: true });
+    const client = await RawClient.connect(port, "/echo", { pipelined: first });
+    assertEquals(await client.next(), { type: "text", data: "early" });
+    client.close();
+  });
+});
+
+Deno.test("each protocol violation closes with its RFC 6455 code and others keep working", async () => {
+  const cases: Array<[string, (c: RawClient) => Promise<void>, number]> = [
+    ["unmasked frame", (c) => c.sendFrame(Opcode.Text, "x", { mask: false }), 1002],
+    ["reserved opcode", (c) => c.write(encodeFrame(0x3, new Uint8Array(0), { mask: true })), 1002],
+    ["RSV1 without extension", (c) => {
+      const frame = encodeFrame(Opcode.Text, encoder.encode("x"), { mask: true });
+      frame[0] |= 0x40;
+      return c.write(frame);
+    }, 1002],
+    ["fragmented ping", (c) => c.sendFrame(Opcode.Ping, "p", { fin: false }), 1002],
+    ["continuation without start", (c) => c.sendFrame(Opcode.Continuation, "x"), 1002],
+    ["invalid UTF-8 text", (c) => c.sendFrame(Opcode.Text, new Uint8Array([0xc3, 0x28])), 1007],
+    ["close code 1005 on the wire", (c) => c.sendFrame(Opcode.Close, new Uint8Array([0x03, 0xed])), 1002],
+    ["message over maxPayload", (c) => c.sendFrame(Opcode.Binary, new Uint8Array(2048)), 1009],
+  ];
+  await withServer({ maxPayload: 1024 }, async (server, port) => {
+    const bystander = await denoSocket(`ws://127.0.0.1:${port}/echo`);
+    for (const [name, misbehave, code] of cases) {
+      const client = await RawClient.connect(port);
+      await misbehave(client);
+      const event = await client.nextClose();
+      assertEquals(event.type, "close", name);
+      assertEquals((event as { code: number }).code, code, name);
+      await client.untilEof();
+      client.close();
+      bystander.send(name);
+      assertEquals(await nextMessage(bystander), name);
+    }
+    assertEquals(server.stats.closed.protocol, cases.length);
+    bystander.close();
+    await closed(bystander);
+  });
+});
+
+Deno.test("the server answers a peer's close with the same code and closes TCP", async () => {
+  await withServer({}, async (_server, port) => {
+    const client = await RawClient.connect(port);
+    await client.sendFrame(Opcode.Close, new Uint8Array([0x0f, 0xa1, 0x68, 0x69])); // 4001 "hi"
+    assertEquals(await client.next(), { type: "close", code: 4001, reason: "" });
+    assertEquals(await client.next(), { type: "eof" });
+    client.close();
+  });
+});
+
+Deno.test("an empty close frame is answered with an empty one", async () => {
+  await withServer({}, async (_server, port) => {
+    const client = await RawClient.connect(port);
+    await client.sendFrame(Opcode.Close);
+    assertEquals(await client.next(), { type: "close", code: 1005, reason: "" });
+    client.close();
+  });
+});
+
+Deno.test("plain HTTP: healthz, 404, 405, 400, 426 and 431", async () => {
+  await withServer({}, async (_server, port) => {
+    const health = await rawHttp(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assertEquals(health.status, 200);
+    assertEquals(health.body, "ok\n");
+    assertEquals((await rawHttp(port, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")).status, 404);
+    const upgrade = (method: string, extra: string) =>
+      `${method} /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`;
+    const post = await rawHttp(port, upgrade("POST", "Sec-WebSocket-Version: 13\r\n"));
+    assertEquals(post.status, 405);
+    assertStringIncludes(post.head, "Allow: GET");
+    const v8 = await rawHttp(port, upgrade("GET", "Sec-WebSocket-Version: 8\r\n"));
+    assertEquals(v8.status, 426);
+    assertStringIncludes(v8.head.toLowerCase(), "sec-websocket-version: 13");
+    const badKey = await rawHttp(
+      port,
+      "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assertEquals(badKey.status, 400);
+    assertEquals((await rawHttp(port, "NONSENSE\r\n\r\n")).status, 400);
+    const huge = `GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`;
+    assertEquals((await rawHttp(port, huge)).status, 431);
+  });
+});
+
+Deno.test("origin allow-list, authenticate hook, and per-IP cap", async () => {
+  await withServer({
+    allowedOrigins: ["https://good.example"],
+    authenticate: (request) => request.target.includes("token=ok") ? true : { status: 403, reason: "bad token" },
+    maxConnectionsPerIp: 2,
+  }, async (_server, port) => {
+    await assertRejects(
+      () => RawClient.connect(port, "/echo?token=ok", { headers: { Origin: "https://evil.example" } }),
+      Error,
+      "403",
+    );
+    await assertRejects(
+      () => RawClient.connect(port, "/echo?token=no", { headers: { Origin: "https://good.example" } }),
+      Error,
+      "403",
+    );
+    const ok = { headers: { Origin: "https://good.example" } };
+    const a = await RawClient.connect(port, "/echo?token=ok", ok);
+    const b = await RawClient.connect(port, "/echo?token=ok", ok);
+    await assertRejects(() => RawClient.connect(port, "/echo?token=ok", ok), Error, "429");
+    a.close();
+    await waitFor(async () => {
+      try {
+        (await RawClient.connect(port, "/echo?token=ok", ok)).close();
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    b.close();
+  });
+});
+
+Deno.test("graceful shutdown sends 1001 to every client", async () => {
+  const server = serve({ port: 0, hostname: "127.0.0.1" });
+  const port = server.addr.port;
+  const sockets = await Promise.all([1, 2, 3].map(() => denoSocket(`ws://127.0.0.1:${port}/echo`)));
+  const events = sockets.map(closed);
+  await server.shutdown();
+  for (const event of await Promise.all(events)) {
+    assertEquals(event.code, 1001);
+    assertEquals(event.reason, "server shutting down");
+  }
+  assertEquals(server.connections.size, 0);
+  await assertRejects(() => Deno.connect({ hostname: "127.0.0.1", port }));
+});
+
+Deno.test("a route handler's open/message/close callbacks see the connection", async () => {
+  const seen: string[] = [];
+  await withServer({
+    routes: {
+      "/echo": echoHandler,
+      "/hooks": {
+        open: (ws) => seen.push(`open ${ws.path}`),
+        message: (ws, data) => {
+          seen.push(`message ${data}`);
+          ws.close(4321, "enough");
+        },
+        close: (_ws, info) => seen.push(`close ${info.code} ${info.cause} ${info.wasClean}`),
+      },
+    },
+  }, async (server, port) => {
+    const ws = await denoSocket(`ws://127.0.0.1:${port}/hooks`);
+    assertEquals(server.connections.size, 1);
+    ws.send("hi");
+    const event = await closed(ws);
+    assertEquals(event.code, 4321);
+    await waitFor(() => seen.length === 3);
+    assertEquals(seen, ["open /hooks", "message hi", "close 4321 local true"]);
+  });
+});
+
+Deno.test("a handler that throws closes only its own connection with 1011", async () => {
+  await withServer({
+    routes: {
+      "/echo": echoHandler,
+      "/boom": {
+        message() {
+          throw new Error("boom");
+        },
+      },
+    },
+  }, async (_server, port) => {
+    const good = await denoSocket(`ws://127.0.0.1:${port}/echo`);
+    const bad = await denoSocket(`ws://127.0.0.1:${port}/boom`);
+    bad.send("x");
+    assertEquals((await closed(bad)).code, 1011);
+    good.send("still here");
+    assertEquals(await nextMessage(good), "still here");
+    good.close();
+    await closed(good);
+  });
+});
+
+Deno.test("a client that stops reading is dropped as a slow consumer", async () => {
+  await withServer({ maxBufferedBytes: 256 * 1024 }, async (server, port) => {
+    const client = await RawClient.connect(port);
+    // Ask for far more echo than the socket buffers hold, and never read it.
+    const chunk = encodeFrame(Opcode.Binary, new Uint8Array(60_000), { mask: true });
+    try {
+      for (let i = 0; i < 400; i++) await client.write(chunk);
+    } catch {
+      // The server dropped us mid-stream: that is the point.
+    }
+    await waitFor(() => server.stats.closed.slow === 1, 10_000);
+    assertEquals(server.connections.size, 0);
+    client.close();
+  });
+});
