@@ -235,15 +235,16 @@ export class CloseHandshake {
 
   /**
    * The peer's close frame arrived. Returns the close frame to answer with
-   * (echoing the peer's code, §5.5.1), or undefined if we already sent ours.
-   * A peer's 1005 ("no status") is answered with an empty payload.
+   * (echoing the peer's code and reason, §5.5.1, so a browser's close event
+   * shows what it asked for), or undefined if we already sent ours. A peer's
+   * 1005 ("no status") is answered with an empty payload.
    */
   receive(code: number, reason: string): { code?: number; reason: string } | undefined {
     if (this.#state === "open") {
       this.#state = "closing-by-peer";
       this.#code = code;
       this.#reason = reason;
-      return code === CloseCode.NoStatus ? { reason: "" } : { code, reason: "" };
+      return code === CloseCode.NoStatus ? { reason: "" } : { code, reason };
     }
     if (this.#state === "closing") {
       this.#state = "closed";

@@ -388,7 +388,11 @@ export class WebSocketConnection {
   // ---- timer: keepalive while open, the close timeout while closing -------
 
   #armKeepalive(): void {
-    const action = nextKeepaliveAction(this.#keepaliveState(), this.#clock.now(), this.#options.keepalive);
+    const action = nextKeepaliveAction(
+      this.#keepaliveState(),
+      this.#clock.now(),
+      this.#options.keepalive,
+    );
     if (action.kind !== "dead") this.#heap.schedule(this.#timer, action.at);
   }
 

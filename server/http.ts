@@ -4,7 +4,11 @@
  *
  * @module
  */
-import { buildHttpResponse, type HttpRequestHead, parseRequestHead } from "../protocol/handshake.ts";
+import {
+  buildHttpResponse,
+  type HttpRequestHead,
+  parseRequestHead,
+} from "../protocol/handshake.ts";
 
 /**
  * The outcome of reading a request head.

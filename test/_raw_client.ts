@@ -89,7 +89,7 @@ export class RawClient {
       if (left <= 0) throw new Error(`no event from the server within ${timeout} ms`);
       // One read stays pending across calls, so a timed-out next() loses no bytes.
       this.#pending ??= this.conn.read(this.#readBuffer).catch(() => null);
-      let timer: number | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const n = await Promise.race([
         this.#pending,
         new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), left)),

@@ -28,7 +28,10 @@ async function start(args: string[]) {
   return { child, line, port };
 }
 
-function echoOnce(url: string, message: string): Promise<{ echoed: string; closed: Promise<CloseEvent> }> {
+function echoOnce(
+  url: string,
+  message: string,
+): Promise<{ echoed: string; closed: Promise<CloseEvent> }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url);
     const closed = new Promise<CloseEvent>((r) => ws.addEventListener("close", (e) => r(e)));
@@ -53,26 +56,51 @@ Deno.test("wss:// with a self-signed certificate made by openssl", async () => {
   try {
     const made = await new Deno.Command("openssl", {
       args: [
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`,
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        // rustls refuses a CA certificate as the server's own (CaUsedAsEndEntity).
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-keyout",
+        `${dir}/key.pem`,
+        "-out",
+        `${dir}/cert.pem`,
       ],
       stdout: "null",
       stderr: "null",
     }).output();
     assertEquals(made.code, 0, "openssl failed");
     const { child, line, port } = await start([
-      "--hostname", "127.0.0.1", "--tls-cert", `${dir}/cert.pem`, "--tls-key", `${dir}/key.pem`,
+      "--hostname",
+      "127.0.0.1",
+      "--tls-cert",
+      `${dir}/cert.pem`,
+      "--tls-key",
+      `${dir}/key.pem`,
     ]);
     assertMatch(line, /^heartwire listening on wss:/);
     // Deno's client must trust our certificate: a child process with --cert.
     const client = await new Deno.Command(Deno.execPath(), {
-      args: ["eval", "--cert", `${dir}/cert.pem`, `
+      args: [
+        "eval",
+        "--cert",
+        `${dir}/cert.pem`,
+        `
         const ws = new WebSocket("wss://localhost:${port}/echo");
         ws.onopen = () => ws.send("over tls");
         ws.onmessage = (e) => { console.log(e.data); ws.close(); };
         ws.onerror = (e) => { console.error(e.message); Deno.exit(1); };
-      `],
+      `,
+      ],
       stdout: "piped",
       stderr: "piped",
     }).output();

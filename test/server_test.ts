@@ -3,7 +3,7 @@ import WebSocketWs from "ws";
 import { Opcode } from "../protocol/opcodes.ts";
 import { encodeFrame } from "../protocol/frame_encoder.ts";
 import { echoHandler, serve, type ServeOptions, type Server } from "../server/mod.ts";
-import { rawHttp, RawClient } from "./_raw_client.ts";
+import { RawClient, rawHttp } from "./_raw_client.ts";
 import { waitFor } from "./_wait.ts";
 
 const encoder = new TextEncoder();
@@ -31,7 +31,9 @@ function denoSocket(url: string): Promise<WebSocket> {
 }
 
 function nextMessage(ws: WebSocket): Promise<string | ArrayBuffer> {
-  return new Promise((resolve) => ws.addEventListener("message", (e) => resolve(e.data), { once: true }));
+  return new Promise((resolve) =>
+    ws.addEventListener("message", (e) => resolve(e.data), { once: true })
+  );
 }
 
 function closed(ws: WebSocket): Promise<CloseEvent> {
@@ -44,7 +46,10 @@ Deno.test("Deno's WebSocket echoes text, binary and a 1 MiB message", async () =
     ws.send("héllo ✓");
     assertEquals(await nextMessage(ws), "héllo ✓");
     ws.send(new Uint8Array([0, 1, 2, 255]));
-    assertEquals(new Uint8Array(await nextMessage(ws) as ArrayBuffer), new Uint8Array([0, 1, 2, 255]));
+    assertEquals(
+      new Uint8Array(await nextMessage(ws) as ArrayBuffer),
+      new Uint8Array([0, 1, 2, 255]),
+    );
     const big = new Uint8Array(1024 * 1024).map((_, i) => i * 7);
     ws.send(big);
     assertEquals(new Uint8Array(await nextMessage(ws) as ArrayBuffer), big);
@@ -107,7 +112,11 @@ Deno.test("each protocol violation closes with its RFC 6455 code and others keep
     ["fragmented ping", (c) => c.sendFrame(Opcode.Ping, "p", { fin: false }), 1002],
     ["continuation without start", (c) => c.sendFrame(Opcode.Continuation, "x"), 1002],
     ["invalid UTF-8 text", (c) => c.sendFrame(Opcode.Text, new Uint8Array([0xc3, 0x28])), 1007],
-    ["close code 1005 on the wire", (c) => c.sendFrame(Opcode.Close, new Uint8Array([0x03, 0xed])), 1002],
+    [
+      "close code 1005 on the wire",
+      (c) => c.sendFrame(Opcode.Close, new Uint8Array([0x03, 0xed])),
+      1002,
+    ],
     ["message over maxPayload", (c) => c.sendFrame(Opcode.Binary, new Uint8Array(2048)), 1009],
   ];
   await withServer({ maxPayload: 1024 }, async (server, port) => {
@@ -129,11 +138,11 @@ Deno.test("each protocol violation closes with its RFC 6455 code and others keep
   });
 });
 
-Deno.test("the server answers a peer's close with the same code and closes TCP", async () => {
+Deno.test("the server answers a peer's close with the same code and reason, then closes TCP", async () => {
   await withServer({}, async (_server, port) => {
     const client = await RawClient.connect(port);
     await client.sendFrame(Opcode.Close, new Uint8Array([0x0f, 0xa1, 0x68, 0x69])); // 4001 "hi"
-    assertEquals(await client.next(), { type: "close", code: 4001, reason: "" });
+    assertEquals(await client.next(), { type: "close", code: 4001, reason: "hi" });
     assertEquals(await client.next(), { type: "eof" });
     client.close();
   });
@@ -178,16 +187,19 @@ Deno.test("plain HTTP: healthz, 404, 405, 400, 426 and 431", async () => {
 Deno.test("origin allow-list, authenticate hook, and per-IP cap", async () => {
   await withServer({
     allowedOrigins: ["https://good.example"],
-    authenticate: (request) => request.target.includes("token=ok") ? true : { status: 403, reason: "bad token" },
+    authenticate: (request) =>
+      request.target.includes("token=ok") ? true : { status: 403, reason: "bad token" },
     maxConnectionsPerIp: 2,
   }, async (_server, port) => {
     await assertRejects(
-      () => RawClient.connect(port, "/echo?token=ok", { headers: { Origin: "https://evil.example" } }),
+      () =>
+        RawClient.connect(port, "/echo?token=ok", { headers: { Origin: "https://evil.example" } }),
       Error,
       "403",
     );
     await assertRejects(
-      () => RawClient.connect(port, "/echo?token=no", { headers: { Origin: "https://good.example" } }),
+      () =>
+        RawClient.connect(port, "/echo?token=no", { headers: { Origin: "https://good.example" } }),
       Error,
       "403",
     );

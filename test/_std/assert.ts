@@ -29,7 +29,11 @@ export function assertNotEquals(actual: unknown, expected: unknown, msg?: string
 }
 
 /** `Object.is` equality. */
-export function assertStrictEquals<T>(actual: unknown, expected: T, msg?: string): asserts actual is T {
+export function assertStrictEquals<T>(
+  actual: unknown,
+  expected: T,
+  msg?: string,
+): asserts actual is T {
   assert.strictEqual(actual, expected, msg);
 }
 
