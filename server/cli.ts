@@ -71,7 +71,8 @@ Options:
  * ```
  */
 export class CliError extends Error {
-  override name = "CliError";
+  /** Always "CliError". */
+  override name: string = "CliError";
 }
 
 const NUMERIC: Record<string, "port" | "pingInterval" | "pingTimeout" | "maxPayload"> = {

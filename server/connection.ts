@@ -91,13 +91,21 @@ export interface ConnectionOptions {
 
 /** Everything a server hands a new connection. Internal to server/. */
 export interface ConnectionInit {
+  /** The TCP (or TLS) connection, already past the handshake. */
   conn: Deno.Conn;
+  /** The upgrade request. */
   request: HttpRequestHead;
+  /** The request path without the query. */
   path: string;
+  /** The negotiated subprotocol, or "". */
   protocol: string;
+  /** The route's callbacks. */
   handler: WebSocketHandler;
+  /** Time source shared with the heap. */
   clock: Clock;
+  /** The server's one timer heap. */
   heap: TimerHeap;
+  /** Limits and keepalive timing. */
   options: ConnectionOptions;
   /** Bytes that arrived in the same read as the handshake: the client's first frames. */
   initial: Uint8Array;
@@ -149,9 +157,9 @@ export class WebSocketConnection {
   data: unknown = undefined;
 
   /** The round-trip time (ms) measured by the last answered ping, or -1. */
-  rtt = -1;
+  rtt: number = -1;
   /** Pings that went unanswered (a new ping was due before the pong). */
-  missedPongs = 0;
+  missedPongs: number = 0;
 
   #conn: Deno.Conn;
   #handler: WebSocketHandler;
@@ -180,6 +188,7 @@ export class WebSocketConnection {
   /** Close TCP once the queue is written (after our last close frame). */
   #endAfterFlush = false;
 
+  /** Takes over a connection whose handshake the server completed. */
   constructor(init: ConnectionInit) {
     this.request = init.request;
     this.path = init.path;
