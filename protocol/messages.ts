@@ -125,6 +125,11 @@ export interface ErrorMessage {
   type: "error";
   /** What was wrong, for people. */
   reason: string;
+  /**
+   * The `cseq` of the refused message, when it had one. The server also acks
+   * that `cseq`: a refused message counts as processed and is not resent.
+   */
+  cseq?: number;
 }
 
 /**
@@ -207,6 +212,36 @@ export interface SubscribedMessage extends AppMessage {
   /** The room now subscribed to. */
   room: string;
 }
+
+/**
+ * Confirms that a room was left.
+ *
+ * @example
+ * ```ts
+ * import type { UnsubscribedMessage } from "@heartwire/heartwire/protocol";
+ * const unsubscribed: UnsubscribedMessage = { type: "unsubscribed", seq: 9, room: "x" };
+ * ```
+ */
+export interface UnsubscribedMessage extends AppMessage {
+  /** Always "unsubscribed". */
+  type: "unsubscribed";
+  /** The room no longer subscribed to. */
+  room: string;
+}
+
+/**
+ * The close code a server uses on a connection whose session was taken over
+ * by a newer connection (a resume with the same session id), from the
+ * application range of RFC 6455 §7.4.2. Only one connection per session is
+ * ever live; the replaced one should not reconnect with that session.
+ *
+ * @example
+ * ```ts
+ * import { SESSION_TAKEN_OVER } from "@heartwire/heartwire/protocol";
+ * console.log(SESSION_TAKEN_OVER); // 4000
+ * ```
+ */
+export const SESSION_TAKEN_OVER = 4000;
 
 /**
  * Every unnumbered server message: handled by the client library itself.
@@ -452,8 +487,11 @@ export function parseServerMessage(text: string): ServerMessage {
       return heartbeatField(parseHeartbeatAck, value);
     case "ack":
       return { type: "ack", cseq: whole(value, "cseq") };
-    case "error":
-      return { type: "error", reason: string(value, "reason") };
+    case "error": {
+      const error: ErrorMessage = { type: "error", reason: string(value, "reason") };
+      if (value.cseq !== undefined) error.cseq = whole(value, "cseq", 1);
+      return error;
+    }
     case "reconnect":
       return { type: "reconnect", delay: whole(value, "delay") };
     default:

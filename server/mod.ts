@@ -19,6 +19,8 @@
  */
 export * from "./server.ts";
 export * from "./connection.ts";
+export * from "./app.ts";
+export * from "./sessions.ts";
 export * from "./keepalive.ts";
 export * from "./timer_heap.ts";
 export * from "./http.ts";

@@ -17,6 +17,7 @@ import {
   WebSocketConnection,
   type WebSocketHandler,
 } from "./connection.ts";
+import { WsApp } from "./app.ts";
 import { type HttpResponse, readRequestHead, respondAndClose, writeAll } from "./http.ts";
 import { systemClock, TimerHeap } from "./timer_heap.ts";
 
@@ -59,7 +60,11 @@ export interface ServeOptions {
   hostname?: string;
   /** PEM certificate and key: serve wss:// with `Deno.listenTls`. */
   tls?: { cert: string; key: string };
-  /** WebSocket routes by path. Default: `{ "/echo": echoHandler }`. */
+  /**
+   * WebSocket routes by path. Default: `/echo` ({@linkcode echoHandler}) and
+   * `/ws` (a {@linkcode WsApp} announcing `pingInterval` / `pingTimeout` as
+   * its heartbeat timing).
+   */
   routes?: Record<string, WebSocketHandler>;
   /** Plain HTTP routes by path. `/healthz` is always there. */
   httpRoutes?: Record<string, HttpRoute>;
@@ -226,13 +231,20 @@ class HeartwireServer implements Server {
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
     this.#heap = new TimerHeap({ clock: this.#clock });
-    this.#routes = options.routes ?? { "/echo": echoHandler };
     this.#httpRoutes = {
       "/healthz": () => ({ status: 200, body: "ok\n" }),
       ...options.httpRoutes,
     };
     const pingInterval = options.pingInterval ?? 25_000;
     const pingTimeout = options.pingTimeout ?? 10_000;
+    this.#routes = options.routes ?? {
+      "/echo": echoHandler,
+      // The app heartbeat a browser is told to use matches the ping timing.
+      "/ws": new WsApp({
+        heartbeat: { interval: pingInterval, timeout: pingTimeout },
+        clock: this.#clock,
+      }),
+    };
     this.#connectionOptions = {
       keepalive: { interval: pingInterval, timeout: pingTimeout },
       pingJitter: options.pingJitter ?? 0.1,

@@ -1,0 +1,462 @@
+/**
+ * Sessions of the `/ws` endpoint: what outlives one WebSocket connection.
+ *
+ * A session numbers every application message it is sent (`seq`, from 1),
+ * keeps the ones the client has not acknowledged in a byte-bounded replay
+ * buffer, and remembers the last client `cseq` it processed. When its
+ * connection drops it waits a grace period for the client to come back with
+ * `?session=…&last_seq=N`; then {@linkcode SessionStore.resume} hands back
+ * exactly the messages after N, or says why it cannot.
+ *
+ * ```text
+ *  seq:  1  2  3 │ 4  5  6  7        buffer holds 4..7 (1..3 acked or dropped)
+ *                └ floor             resume with last_seq 3..7 works, < 3 is an overrun
+ * ```
+ *
+ * Expiry needs no timer per session: the grace period is the same for all,
+ * so detached sessions sit in a map in the order they detached, which is the
+ * order they expire. A sweep walks from the front and stops at the first one
+ * still in grace. Every store operation sweeps first (lazy), and one timer —
+ * armed only while some session is detached and some connection is live, so
+ * it never keeps an idle process or a finished test alive — sweeps the rest.
+ *
+ * @module
+ */
+import type { Clock } from "../protocol/clock.ts";
+import { systemClock } from "./timer_heap.ts";
+
+/** UTF-8 length of a string without encoding it. */
+function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) continue;
+    if (unit < 0x800) bytes += 1;
+    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 2; // a surrogate pair: 2 units, 4 bytes
+        i++;
+        continue;
+      }
+      bytes += 2; // a lone surrogate becomes U+FFFD: 3 bytes
+    } else bytes += 2;
+  }
+  return bytes;
+}
+
+/**
+ * An application message serialised once, numbered per recipient.
+ *
+ * A broadcast reaches every session of a room, each with its own `seq`. The
+ * JSON is built once as a head (`{"type":…,"seq":`) and a tail (the other
+ * fields); {@linkcode PreparedMessage.text} only joins them around the
+ * number, and every replay buffer holding the message shares this one object.
+ *
+ * @example
+ * ```ts
+ * import { PreparedMessage } from "@heartwire/heartwire/server";
+ * const message = new PreparedMessage("chat", { from: "c1", text: "hi" });
+ * message.text(7); // '{"type":"chat","seq":7,"from":"c1","text":"hi"}'
+ * message.bytes(7); // 47
+ * ```
+ */
+export class PreparedMessage {
+  /** The message `type`. */
+  readonly type: string;
+  readonly #head: string;
+  readonly #tail: string;
+  readonly #fixedBytes: number;
+
+  /**
+   * Serialises `fields` (which must not hold `type` or `seq`) after `type`
+   * and `seq`, in their own key order.
+   */
+  constructor(type: string, fields: Record<string, unknown> = {}) {
+    this.type = type;
+    this.#head = `{"type":${JSON.stringify(type)},"seq":`;
+    const rest = JSON.stringify(fields);
+    this.#tail = rest === "{}" ? "}" : "," + rest.slice(1);
+    this.#fixedBytes = utf8Length(this.#head) + utf8Length(this.#tail);
+  }
+
+  /** The JSON text of this message numbered `seq`. */
+  text(seq: number): string {
+    return this.#head + seq + this.#tail;
+  }
+
+  /** The UTF-8 size of {@linkcode PreparedMessage.text} for `seq`. */
+  bytes(seq: number): number {
+    return this.#fixedBytes + String(seq).length;
+  }
+}
+
+/**
+ * One client's session: its numbering, replay buffer and dedupe state.
+ * `C` is the type of the connection attached to it.
+ *
+ * @example
+ * ```ts
+ * import { PreparedMessage, Session } from "@heartwire/heartwire/server";
+ * const session = new Session("s1", "c1", { replayBytes: 1024 });
+ * session.push(new PreparedMessage("note", { n: 1 })); // '{"type":"note","seq":1,"n":1}'
+ * session.push(new PreparedMessage("note", { n: 2 }));
+ * session.replay(1); // ['{"type":"note","seq":2,"n":2}']
+ * session.ack(2);
+ * session.bufferedBytes; // 0
+ * ```
+ */
+export class Session<C = unknown> {
+  /** The session id: a secret, since it lets its holder resume. */
+  readonly id: string;
+  /** The client id, sent as `from` on its chat messages. */
+  readonly clientId: string;
+  /** Rooms this session receives messages of. */
+  readonly rooms: Set<string> = new Set();
+  /** Highest client `cseq` processed (0 before any). */
+  lastCseq: number = 0;
+  /** The live connection, or undefined while detached. */
+  connection: C | undefined = undefined;
+  /** Clock time the session lost its connection, or -1 while attached (or never attached). */
+  detachedAt: number = -1;
+
+  readonly #replayBytes: number;
+  /** Last seq assigned. */
+  #seq = 0;
+  /** Buffered messages: `#messages[#head]` has seq `#seq - (#messages.length - #head) + 1`. */
+  #messages: PreparedMessage[] = [];
+  #sizes: number[] = [];
+  #head = 0;
+  #bytes = 0;
+
+  /** Creates a session whose replay buffer holds at most `replayBytes` bytes of JSON. */
+  constructor(id: string, clientId: string, options: { replayBytes: number }) {
+    this.id = id;
+    this.clientId = clientId;
+    this.#replayBytes = options.replayBytes;
+  }
+
+  /** The last seq assigned (0 before the first message). */
+  get seq(): number {
+    return this.#seq;
+  }
+
+  /** How many messages the replay buffer holds. */
+  get buffered(): number {
+    return this.#messages.length - this.#head;
+  }
+
+  /** UTF-8 bytes of JSON in the replay buffer. */
+  get bufferedBytes(): number {
+    return this.#bytes;
+  }
+
+  /** The lowest seq still buffered (`seq + 1` when the buffer is empty). */
+  get floor(): number {
+    return this.#seq - this.buffered + 1;
+  }
+
+  /**
+   * Numbers `message` with the next seq, keeps it for replay and returns its
+   * text for sending. The oldest messages are dropped while the buffer is over
+   * its byte bound: a resume that needs them will fail instead of losing
+   * them silently.
+   */
+  push(message: PreparedMessage): string {
+    const seq = ++this.#seq;
+    const size = message.bytes(seq);
+    this.#messages.push(message);
+    this.#sizes.push(size);
+    this.#bytes += size;
+    while (this.#bytes > this.#replayBytes) this.#dropOldest();
+    this.#compact();
+    return message.text(seq);
+  }
+
+  /** The client has everything up to `seq` (cumulative): forget it. */
+  ack(seq: number): void {
+    const through = Math.min(seq, this.#seq);
+    while (this.floor <= through) this.#dropOldest();
+    this.#compact();
+  }
+
+  /**
+   * The texts of every message after `lastSeq`, in order; undefined if the
+   * buffer no longer holds all of them or `lastSeq` is ahead of the session.
+   */
+  replay(lastSeq: number): string[] | undefined {
+    if (!this.canReplay(lastSeq)) return undefined;
+    const texts: string[] = [];
+    const first = this.floor;
+    for (let seq = lastSeq + 1; seq <= this.#seq; seq++) {
+      texts.push(this.#messages[this.#head + seq - first].text(seq));
+    }
+    return texts;
+  }
+
+  /** Whether every message after `lastSeq` is still buffered. */
+  canReplay(lastSeq: number): boolean {
+    return lastSeq >= this.floor - 1 && lastSeq <= this.#seq;
+  }
+
+  /** Drops the whole replay buffer (the session is gone). */
+  clear(): void {
+    this.#messages = [];
+    this.#sizes = [];
+    this.#head = 0;
+    this.#bytes = 0;
+  }
+
+  #dropOldest(): void {
+    this.#bytes -= this.#sizes[this.#head];
+    this.#messages[this.#head] = undefined!; // let the message be collected
+    this.#head++;
+  }
+
+  /** Shifts the arrays once the dropped prefix is half of them: amortised O(1) per message. */
+  #compact(): void {
+    const head = this.#head;
+    if (head === this.#messages.length) {
+      this.#messages.length = this.#sizes.length = this.#head = 0;
+    } else if (head >= 1024 && head * 2 >= this.#messages.length) {
+      this.#messages = this.#messages.slice(head);
+      this.#sizes = this.#sizes.slice(head);
+      this.#head = 0;
+    }
+  }
+}
+
+/**
+ * Options for {@linkcode SessionStore}.
+ *
+ * @example
+ * ```ts
+ * import type { SessionStoreOptions } from "@heartwire/heartwire/server";
+ * const options: SessionStoreOptions = { grace: 60_000, replayBytes: 64 * 1024 };
+ * ```
+ */
+export interface SessionStoreOptions<C = unknown> {
+  /** Time source, and the one sweep timer. Default {@linkcode systemClock}. */
+  clock?: Clock;
+  /** How long (ms) a detached session waits for its client to resume. Default 60 000. */
+  grace?: number;
+  /** Bytes of JSON each session keeps for replay. Default 64 KiB. */
+  replayBytes?: number;
+  /**
+   * Sessions kept at once, live and detached. At the cap a new session evicts
+   * the oldest detached one; with none detached it is refused. Default 10 000.
+   */
+  maxSessions?: number;
+  /** Makes session ids; they must be unguessable. Default `crypto.randomUUID`. */
+  createId?: () => string;
+  /** Told when a session is removed (expired, evicted, failed to resume, or {@linkcode SessionStore.remove}d). */
+  onRemove?: (session: Session<C>) => void;
+}
+
+/**
+ * The outcome of {@linkcode SessionStore.resume}: the session and the
+ * messages to replay, or why it cannot be resumed.
+ *
+ * @example
+ * ```ts
+ * import type { ResumeResult } from "@heartwire/heartwire/server";
+ * const failed: ResumeResult = { ok: false, reason: "unknown or expired session" };
+ * ```
+ */
+export type ResumeResult<C = unknown> =
+  | { ok: true; session: Session<C>; replay: string[] }
+  | { ok: false; reason: string };
+
+/**
+ * Every session of an endpoint, with grace-period expiry and bounded counts.
+ *
+ * @example
+ * ```ts
+ * import { PreparedMessage, SessionStore } from "@heartwire/heartwire/server";
+ * const store = new SessionStore<string>({ grace: 30_000 });
+ * const session = store.create("c1")!;
+ * store.attach(session, "socket 1");
+ * session.push(new PreparedMessage("note", { n: 1 }));
+ * store.detach(session); // the socket dropped
+ * const result = store.resume(session.id, 0);
+ * if (result.ok) console.log(result.replay); // ['{"type":"note","seq":1,"n":1}']
+ * store.dispose();
+ * ```
+ */
+export class SessionStore<C = unknown> {
+  readonly #clock: Clock;
+  readonly #grace: number;
+  readonly #replayBytes: number;
+  readonly #maxSessions: number;
+  readonly #createId: () => string;
+  readonly #onRemove: ((session: Session<C>) => void) | undefined;
+  #sessions = new Map<string, Session<C>>();
+  /** Detached sessions in the order they detached: the order they expire. */
+  #detached = new Map<string, Session<C>>();
+  #live = 0;
+  #timer: unknown = undefined;
+
+  /** Creates an empty store. */
+  constructor(options: SessionStoreOptions<C> = {}) {
+    this.#clock = options.clock ?? systemClock;
+    this.#grace = options.grace ?? 60_000;
+    this.#replayBytes = options.replayBytes ?? 64 * 1024;
+    this.#maxSessions = Math.max(1, options.maxSessions ?? 10_000);
+    this.#createId = options.createId ?? (() => crypto.randomUUID());
+    this.#onRemove = options.onRemove;
+  }
+
+  /** Sessions held, live and detached. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** Sessions with a live connection. */
+  get live(): number {
+    return this.#live;
+  }
+
+  /** Detached sessions still in their grace period (or expired and not yet swept). */
+  get detached(): number {
+    return this.#detached.size;
+  }
+
+  /** Every session held. */
+  values(): IterableIterator<Session<C>> {
+    return this.#sessions.values();
+  }
+
+  /** The session with this id, if it exists and has not expired. */
+  get(id: string): Session<C> | undefined {
+    this.sweep();
+    return this.#sessions.get(id);
+  }
+
+  /**
+   * Makes a new (detached, unnumbered) session for `clientId`. At the
+   * session cap the oldest detached session is evicted; returns undefined if
+   * every session is live.
+   */
+  create(clientId: string): Session<C> | undefined {
+    this.sweep();
+    if (this.#sessions.size >= this.#maxSessions) {
+      const oldest = this.#detached.values().next();
+      if (oldest.done) return undefined;
+      this.remove(oldest.value);
+    }
+    let id = this.#createId();
+    while (this.#sessions.has(id)) id = this.#createId();
+    const session = new Session<C>(id, clientId, { replayBytes: this.#replayBytes });
+    this.#sessions.set(id, session);
+    return session;
+  }
+
+  /**
+   * Looks up session `id` for a client that has every message up to
+   * `lastSeq`. On success the messages after `lastSeq` are returned for
+   * replay and the ones up to it are forgotten. A session that cannot replay
+   * everything is removed (unless it is live), since its client will start a
+   * new one. `clientId`, if given, must be the session's.
+   */
+  resume(id: string, lastSeq: number, clientId?: string): ResumeResult<C> {
+    const session = this.get(id);
+    if (!session) return { ok: false, reason: "unknown or expired session" };
+    if (clientId !== undefined && clientId !== session.clientId) {
+      return { ok: false, reason: "session belongs to another client id" };
+    }
+    const replay = session.replay(lastSeq);
+    if (!replay) {
+      if (!session.connection) this.remove(session);
+      return {
+        ok: false,
+        reason: lastSeq > session.seq
+          ? "last_seq is ahead of the session"
+          : "replay buffer overrun",
+      };
+    }
+    session.ack(lastSeq);
+    return { ok: true, session, replay };
+  }
+
+  /** Gives `session` its live connection (replacing any other). */
+  attach(session: Session<C>, connection: C): void {
+    if (session.connection === undefined) this.#live++;
+    session.connection = connection;
+    session.detachedAt = -1;
+    this.#detached.delete(session.id);
+    this.#arm();
+  }
+
+  /** The session lost its connection: its grace period starts now. */
+  detach(session: Session<C>): void {
+    if (session.connection === undefined || !this.#sessions.has(session.id)) return;
+    session.connection = undefined;
+    session.detachedAt = this.#clock.now();
+    this.#live--;
+    this.#detached.set(session.id, session);
+    this.#arm();
+  }
+
+  /** Forgets a session at once. */
+  remove(session: Session<C>): void {
+    if (this.#drop(session)) this.#arm();
+  }
+
+  /** Removes every detached session whose grace period has passed; returns how many. */
+  sweep(): number {
+    if (this.#detached.size === 0) return 0;
+    const expiredBefore = this.#clock.now() - this.#grace;
+    let removed = 0;
+    for (const session of this.#detached.values()) {
+      if (session.detachedAt > expiredBefore) break; // the rest detached later
+      this.#drop(session);
+      removed++;
+    }
+    if (removed > 0) this.#arm();
+    return removed;
+  }
+
+  #drop(session: Session<C>): boolean {
+    if (this.#sessions.get(session.id) !== session) return false;
+    this.#sessions.delete(session.id);
+    this.#detached.delete(session.id);
+    if (session.connection !== undefined) this.#live--;
+    session.connection = undefined;
+    session.clear();
+    this.#onRemove?.(session);
+    return true;
+  }
+
+  /** Forgets every session and cancels the sweep timer. */
+  dispose(): void {
+    for (const session of [...this.#sessions.values()]) this.#drop(session);
+    this.#disarm();
+  }
+
+  /**
+   * Keeps the one sweep timer armed for the earliest expiry while sessions
+   * are detached and connections live; with no live connection nothing can
+   * touch the store, so a lingering timer would only hold the process open.
+   * The next operation sweeps lazily instead.
+   */
+  #arm(): void {
+    if (this.#detached.size === 0 || this.#live === 0) {
+      this.#disarm();
+      return;
+    }
+    if (this.#timer !== undefined) return; // an early wake-up re-arms for the new front
+    const front: Session<C> = this.#detached.values().next().value!;
+    const delay = Math.max(0, front.detachedAt + this.#grace - this.#clock.now());
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.sweep();
+      this.#arm();
+    }, delay);
+  }
+
+  #disarm(): void {
+    if (this.#timer === undefined) return;
+    this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}

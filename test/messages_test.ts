@@ -1,0 +1,166 @@
+import { assert, assertEquals, assertFalse, assertThrows } from "@std/assert";
+import {
+  isAppMessage,
+  MessageError,
+  parseClientMessage,
+  parseRetryAfter,
+  parseServerMessage,
+  retryAfterReason,
+} from "../protocol/messages.ts";
+
+Deno.test("parseClientMessage reads every client message and drops unknown fields", () => {
+  assertEquals(parseClientMessage('{"type":"heartbeat"}'), { type: "heartbeat" });
+  assertEquals(
+    parseClientMessage('{"type":"heartbeat","id":"a1","ts":12.5,"junk":1}'),
+    { type: "heartbeat", id: "a1", ts: 12.5 },
+  );
+  assertEquals(parseClientMessage('{"type":"ack","seq":0}'), { type: "ack", seq: 0 });
+  assertEquals(
+    parseClientMessage('{"type":"chat","text":"héllo ✓","extra":[1]}'),
+    { type: "chat", text: "héllo ✓" },
+  );
+  assertEquals(
+    parseClientMessage('{"type":"chat","cseq":3,"text":"","room":"r"}'),
+    { type: "chat", cseq: 3, text: "", room: "r" },
+  );
+  assertEquals(
+    parseClientMessage('{"type":"subscribe","room":"x","cseq":1}'),
+    { type: "subscribe", room: "x", cseq: 1 },
+  );
+  assertEquals(
+    parseClientMessage('{"type":"unsubscribe","room":"x"}'),
+    { type: "unsubscribe", room: "x" },
+  );
+});
+
+Deno.test("parseClientMessage refuses bad input with a MessageError naming the problem", () => {
+  const cases: [string, string][] = [
+    ["not json", "not valid JSON"],
+    ["", "not valid JSON"],
+    ["[1,2]", 'string "type"'],
+    ["null", 'string "type"'],
+    ['"chat"', 'string "type"'],
+    ['{"text":"hi"}', 'string "type"'],
+    ['{"type":7}', 'string "type"'],
+    ['{"type":"shout"}', 'unknown message type "shout"'],
+    ['{"type":"chat"}', 'chat field "text" must be a string'],
+    ['{"type":"chat","text":5}', 'chat field "text" must be a string'],
+    ['{"type":"chat","text":"hi","room":1}', 'chat field "room" must be a string'],
+    ['{"type":"chat","text":"hi","cseq":0}', 'chat field "cseq" must be a whole number >= 1'],
+    ['{"type":"chat","text":"hi","cseq":1.5}', '"cseq" must be a whole number'],
+    ['{"type":"chat","text":"hi","cseq":"1"}', '"cseq" must be a whole number'],
+    ['{"type":"subscribe"}', 'subscribe field "room" must be a string'],
+    ['{"type":"unsubscribe","room":null}', 'unsubscribe field "room" must be a string'],
+    ['{"type":"ack"}', 'ack field "seq" must be a whole number >= 0'],
+    ['{"type":"ack","seq":-1}', 'ack field "seq"'],
+    ['{"type":"ack","seq":1e300}', 'ack field "seq"'],
+    ['{"type":"heartbeat","ts":"now"}', 'heartbeat field "ts"'],
+    [`{"type":"heartbeat","id":"${"x".repeat(257)}"}`, 'heartbeat field "id"'],
+  ];
+  for (const [text, expected] of cases) {
+    assertThrows(() => parseClientMessage(text), MessageError, expected);
+  }
+});
+
+Deno.test("parseClientMessage never echoes a long unknown type in full", () => {
+  const error = assertThrows(
+    () => parseClientMessage(JSON.stringify({ type: "y".repeat(1000) })),
+    MessageError,
+  );
+  assert(error.message.length < 100, error.message);
+});
+
+Deno.test("parseServerMessage reads protocol messages field by field", () => {
+  assertEquals(
+    parseServerMessage(
+      '{"type":"welcome","session":"s","id":"c","resumed":true,' +
+        '"heartbeat":{"interval":25000,"timeout":10000,"x":1},"last_cseq":4,"extra":0}',
+    ),
+    {
+      type: "welcome",
+      session: "s",
+      id: "c",
+      resumed: true,
+      heartbeat: { interval: 25000, timeout: 10000 },
+      last_cseq: 4,
+    },
+  );
+  assertEquals(
+    parseServerMessage('{"type":"resume_failed","session":"s","reason":"expired"}'),
+    { type: "resume_failed", session: "s", reason: "expired" },
+  );
+  assertEquals(
+    parseServerMessage('{"type":"heartbeat_ack","id":7,"ts":1,"server_ts":2}'),
+    { type: "heartbeat_ack", id: 7, ts: 1, server_ts: 2 },
+  );
+  assertEquals(parseServerMessage('{"type":"ack","cseq":0}'), { type: "ack", cseq: 0 });
+  assertEquals(parseServerMessage('{"type":"error","reason":"no"}'), {
+    type: "error",
+    reason: "no",
+  });
+  assertEquals(parseServerMessage('{"type":"error","reason":"too long","cseq":3}'), {
+    type: "error",
+    reason: "too long",
+    cseq: 3,
+  });
+  assertEquals(parseServerMessage('{"type":"reconnect","delay":500}'), {
+    type: "reconnect",
+    delay: 500,
+  });
+});
+
+Deno.test("parseServerMessage keeps app messages whole and requires their seq", () => {
+  const chat = parseServerMessage(
+    '{"type":"chat","seq":7,"from":"c1","text":"hi","room":"lobby","ts":5}',
+  );
+  assertEquals(chat, { type: "chat", seq: 7, from: "c1", text: "hi", room: "lobby", ts: 5 });
+  assert(isAppMessage(chat));
+  assertFalse(isAppMessage(parseServerMessage('{"type":"ack","cseq":1}')));
+  assertFalse(isAppMessage(parseServerMessage('{"type":"heartbeat_ack"}')));
+  assertThrows(() => parseServerMessage('{"type":"chat","text":"hi"}'), MessageError, '"seq"');
+  assertThrows(() => parseServerMessage('{"type":"chat","seq":0}'), MessageError, ">= 1");
+});
+
+Deno.test("parseServerMessage refuses malformed protocol messages", () => {
+  const cases: [string, string][] = [
+    ["{", "not valid JSON"],
+    ["42", 'string "type"'],
+    ['{"type":"welcome","session":"s","id":"c","resumed":false,"last_cseq":0}', '"heartbeat"'],
+    [
+      '{"type":"welcome","session":"s","id":"c","resumed":false,' +
+      '"heartbeat":{"interval":0,"timeout":1},"last_cseq":0}',
+      'welcome.heartbeat field "interval" must be a whole number >= 1',
+    ],
+    [
+      '{"type":"welcome","session":"s","id":"c","resumed":"yes",' +
+      '"heartbeat":{"interval":1,"timeout":1},"last_cseq":0}',
+      '"resumed" must be a boolean',
+    ],
+    [
+      '{"type":"welcome","session":1,"id":"c","resumed":false,' +
+      '"heartbeat":{"interval":1,"timeout":1},"last_cseq":0}',
+      'welcome field "session"',
+    ],
+    ['{"type":"resume_failed","session":"s"}', 'resume_failed field "reason"'],
+    ['{"type":"ack","seq":3}', 'ack field "cseq"'],
+    ['{"type":"error"}', 'error field "reason"'],
+    ['{"type":"error","reason":"x","cseq":0}', 'error field "cseq"'],
+    ['{"type":"reconnect","delay":-5}', 'reconnect field "delay"'],
+    ['{"type":"heartbeat_ack","server_ts":"x"}', 'heartbeat_ack field "server_ts"'],
+  ];
+  for (const [text, expected] of cases) {
+    assertThrows(() => parseServerMessage(text), MessageError, expected);
+  }
+});
+
+Deno.test("retry hints round-trip only on 1012 and 1013", () => {
+  assertEquals(retryAfterReason(5000), "retry-after=5000");
+  assertEquals(retryAfterReason(-3), "retry-after=0");
+  assertEquals(retryAfterReason(12.6), "retry-after=13");
+  assertEquals(parseRetryAfter(1012, retryAfterReason(2500)), 2500);
+  assertEquals(parseRetryAfter(1013, "retry-after=0"), 0);
+  assertEquals(parseRetryAfter(1000, "retry-after=5000"), undefined);
+  assertEquals(parseRetryAfter(1012, "retry-after=soon"), undefined);
+  assertEquals(parseRetryAfter(1012, "retry-after=5000 "), undefined);
+  assertEquals(parseRetryAfter(1013, "retry-after=1234567890"), undefined);
+});

@@ -1,0 +1,240 @@
+import { assert, assertEquals, assertFalse } from "@std/assert";
+import { PreparedMessage, Session, SessionStore } from "../server/sessions.ts";
+import { ManualClock } from "./_clock.ts";
+
+const utf8 = (text: string) => new TextEncoder().encode(text).length;
+
+function note(n: number, text = "x"): PreparedMessage {
+  return new PreparedMessage("note", { n, text });
+}
+
+Deno.test("PreparedMessage puts type and seq first and counts UTF-8 bytes exactly", () => {
+  const chat = new PreparedMessage("chat", { from: "c1", text: "héllo ✓ 😀", room: "r", ts: 5 });
+  for (const seq of [1, 9, 10, 12345]) {
+    const text = chat.text(seq);
+    assertEquals(JSON.parse(text), {
+      type: "chat",
+      seq,
+      from: "c1",
+      text: "héllo ✓ 😀",
+      room: "r",
+      ts: 5,
+    });
+    assert(text.startsWith(`{"type":"chat","seq":${seq},`));
+    assertEquals(chat.bytes(seq), utf8(text));
+  }
+  const bare = new PreparedMessage("tick");
+  assertEquals(bare.text(3), '{"type":"tick","seq":3}');
+  assertEquals(bare.bytes(3), utf8(bare.text(3)));
+  const lone = new PreparedMessage("x", { s: "a\ud800b" }); // JSON.stringify escapes it
+  assertEquals(lone.bytes(1), utf8(lone.text(1)));
+});
+
+Deno.test("a session numbers from 1, replays after last_seq, and forgets what is acked", () => {
+  const session = new Session("s", "c", { replayBytes: 10_000 });
+  assertEquals(session.seq, 0);
+  assertEquals(session.replay(0), []);
+  const texts = [1, 2, 3, 4].map((n) => session.push(note(n)));
+  assertEquals(texts.map((t) => JSON.parse(t).seq), [1, 2, 3, 4]);
+  assertEquals(session.replay(2), texts.slice(2));
+  assertEquals(session.replay(0), texts);
+  assertEquals(session.replay(4), []);
+  assertEquals(session.replay(5), undefined, "last_seq ahead of the session");
+  assertEquals(session.bufferedBytes, texts.reduce((sum, t) => sum + utf8(t), 0));
+  session.ack(2);
+  assertEquals(session.floor, 3);
+  assertEquals(session.buffered, 2);
+  assertEquals(session.replay(2), texts.slice(2));
+  assertEquals(session.replay(1), undefined, "1 < floor - 1: already forgotten");
+  session.ack(99); // beyond the last seq: everything, and no further
+  assertEquals(session.buffered, 0);
+  assertEquals(session.bufferedBytes, 0);
+  assertEquals(session.push(note(5)).includes('"seq":5'), true);
+  assertEquals(session.replay(4)!.length, 1);
+});
+
+Deno.test("the replay buffer stays within its byte bound, dropping the oldest", () => {
+  const one = new PreparedMessage("note", { text: "y".repeat(80) }).bytes(1); // ~108 bytes
+  const session = new Session("s", "c", { replayBytes: one * 3 + 5 });
+  for (let n = 1; n <= 10; n++) {
+    session.push(new PreparedMessage("note", { text: "y".repeat(80) }));
+    assert(session.bufferedBytes <= one * 3 + 5, `over the bound after ${n}`);
+  }
+  assertEquals(session.buffered, 3);
+  assertEquals(session.floor, 8);
+  assert(session.canReplay(7));
+  assertFalse(session.canReplay(6), "seq 7 was dropped: overrun");
+  assertEquals(session.replay(6), undefined);
+  // A message bigger than the whole bound is sent but never kept.
+  session.push(new PreparedMessage("note", { text: "z".repeat(1000) }));
+  assertEquals(session.buffered, 0);
+  assertFalse(session.canReplay(10));
+  assert(session.canReplay(11));
+});
+
+Deno.test("a long-lived buffer stays correct across compactions", () => {
+  const session = new Session("s", "c", { replayBytes: 1 << 30 });
+  for (let n = 1; n <= 5000; n++) {
+    session.push(note(n));
+    if (n % 700 === 0) session.ack(n - 50);
+  }
+  const replay = session.replay(4950 - 1)!;
+  assertEquals(replay.map((t) => JSON.parse(t).n), Array.from({ length: 51 }, (_, i) => 4950 + i));
+  assertEquals(session.floor, 4851, "the last ack was 4850, at n = 4900");
+  assertEquals(session.buffered, 150);
+  assertEquals(JSON.parse(session.replay(4850)![0]).n, 4851);
+});
+
+Deno.test("store: resume hands back exactly the missed messages and keeps last_cseq", () => {
+  const clock = new ManualClock();
+  const store = new SessionStore<string>({ clock, grace: 1_000 });
+  const session = store.create("c1")!;
+  store.attach(session, "socket 1");
+  assertEquals(store.live, 1);
+  const sent = [1, 2, 3].map((n) => session.push(note(n)));
+  session.lastCseq = 7;
+  store.detach(session);
+  assertEquals(store.live, 0);
+  assertEquals(store.detached, 1);
+  const missed = [4, 5].map((n) => session.push(note(n))); // buffered while detached
+  clock.advance(999);
+  const result = store.resume(session.id, 3);
+  assert(result.ok);
+  assertEquals(result.session, session);
+  assertEquals(result.replay, missed);
+  assertEquals(result.session.lastCseq, 7);
+  assertEquals(session.floor, 4, "resume with last_seq 3 acks 1..3");
+  store.attach(session, "socket 2");
+  assertEquals(session.connection, "socket 2");
+  assertEquals(store.detached, 0);
+  assertEquals(sent.length, 3);
+  store.dispose();
+});
+
+Deno.test("store: unknown, overrun, ahead and foreign resumes fail with a reason", () => {
+  const clock = new ManualClock();
+  const removed: string[] = [];
+  const store = new SessionStore<string>({
+    clock,
+    replayBytes: 200,
+    onRemove: (s) => removed.push(s.id),
+  });
+  assertEquals(store.resume("nope", 0), { ok: false, reason: "unknown or expired session" });
+  const a = store.create("alice")!;
+  store.attach(a, "a");
+  store.detach(a);
+  a.push(note(1));
+  assertEquals(store.resume(a.id, 5), { ok: false, reason: "last_seq is ahead of the session" });
+  assertEquals(removed, [a.id], "a session that cannot resume is dropped");
+  assertEquals(store.size, 0);
+
+  const b = store.create("bob")!;
+  store.attach(b, "b");
+  store.detach(b);
+  assertEquals(store.resume(b.id, 0, "mallory"), {
+    ok: false,
+    reason: "session belongs to another client id",
+  });
+  assertEquals(store.size, 1, "a wrong id does not destroy the session");
+  for (let n = 1; n <= 20; n++) b.push(note(n, "padding padding"));
+  assertEquals(store.resume(b.id, 2), { ok: false, reason: "replay buffer overrun" });
+  assertEquals(removed, [a.id, b.id]);
+  store.dispose();
+});
+
+Deno.test("store: a detached session expires after the grace period, found lazily", () => {
+  const clock = new ManualClock();
+  const store = new SessionStore<string>({ clock, grace: 5_000 });
+  const session = store.create("c")!;
+  store.attach(session, "ws");
+  store.detach(session);
+  assertEquals(clock.pending, 0, "no timer while no connection is live");
+  clock.jump(4_999);
+  assertEquals(store.get(session.id), session);
+  clock.jump(1);
+  assertEquals(store.get(session.id), undefined);
+  assertEquals(store.size, 0);
+  assertEquals(store.resume(session.id, 0).ok, false);
+});
+
+Deno.test("store: one timer sweeps expired sessions while connections are live", () => {
+  const clock = new ManualClock();
+  const removed: string[] = [];
+  const store = new SessionStore<string>({
+    clock,
+    grace: 1_000,
+    onRemove: (s) => removed.push(s.clientId),
+  });
+  const keeper = store.create("keeper")!;
+  store.attach(keeper, "live");
+  const sessions = ["a", "b", "c"].map((id) => {
+    const s = store.create(id)!;
+    store.attach(s, id);
+    return s;
+  });
+  store.detach(sessions[0]);
+  clock.advance(300);
+  store.detach(sessions[1]);
+  store.detach(sessions[2]);
+  assertEquals(clock.pending, 1, "one timer for every detached session");
+  clock.advance(700); // a's grace is over
+  assertEquals(removed, ["a"]);
+  assertEquals(clock.pending, 1);
+  clock.advance(300);
+  assertEquals(removed, ["a", "b", "c"]);
+  assertEquals(clock.pending, 0, "nothing detached: no timer");
+  store.detach(keeper);
+  assertEquals(clock.pending, 0, "nothing live: no timer");
+  store.dispose();
+  assertEquals(store.size, 0);
+});
+
+Deno.test("store: re-attaching within grace cancels the expiry", () => {
+  const clock = new ManualClock();
+  const store = new SessionStore<string>({ clock, grace: 1_000 });
+  const other = store.create("other")!;
+  store.attach(other, "x");
+  const session = store.create("c")!;
+  store.attach(session, "1");
+  store.detach(session);
+  clock.advance(900);
+  assert(store.resume(session.id, 0).ok);
+  store.attach(session, "2");
+  clock.advance(5_000);
+  assertEquals(store.get(session.id), session);
+  store.detach(session);
+  clock.advance(999);
+  assertEquals(store.get(session.id), session, "grace restarts at the new detach");
+  clock.advance(1);
+  assertEquals(store.get(session.id), undefined);
+  store.dispose();
+  assertEquals(clock.pending, 0);
+});
+
+Deno.test("store: the session cap evicts the oldest detached session, never a live one", () => {
+  const clock = new ManualClock();
+  const store = new SessionStore<string>({ clock, maxSessions: 3 });
+  const [a, b, c] = ["a", "b", "c"].map((id) => {
+    const s = store.create(id)!;
+    store.attach(s, id);
+    return s;
+  });
+  assertEquals(store.create("d"), undefined, "all live: refused");
+  store.detach(b);
+  store.detach(a);
+  const d = store.create("d")!;
+  assertEquals(store.size, 3);
+  assertEquals(store.get(b.id), undefined, "b detached first: evicted");
+  assertEquals(store.get(a.id), a);
+  assertEquals(store.get(c.id), c);
+  assertEquals(store.get(d.id), d);
+  store.dispose();
+});
+
+Deno.test("store: session ids are unique even when the generator repeats", () => {
+  const ids = ["x", "x", "y"];
+  const store = new SessionStore<string>({ createId: () => ids.shift()! });
+  assertEquals(store.create("1")!.id, "x");
+  assertEquals(store.create("2")!.id, "y");
+  store.dispose();
+});
