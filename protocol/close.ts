@@ -75,7 +75,8 @@ export function isValidCloseCode(code: number): boolean {
 }
 
 const encoder = new TextEncoder();
-const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+// `ignoreBOM`: a leading U+FEFF belongs to the reason; it is not a byte-order mark to strip.
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * Builds the payload of a close frame: a 2-byte big-endian code then a UTF-8
