@@ -18,6 +18,7 @@ import {
   type WebSocketHandler,
 } from "./connection.ts";
 import { WsApp } from "./app.ts";
+import { demoRoutes } from "./demo.ts";
 import { type HttpResponse, readRequestHead, respondAndClose, writeAll } from "./http.ts";
 import { systemClock, TimerHeap } from "./timer_heap.ts";
 
@@ -66,7 +67,10 @@ export interface ServeOptions {
    * its heartbeat timing).
    */
   routes?: Record<string, WebSocketHandler>;
-  /** Plain HTTP routes by path. `/healthz` is always there. */
+  /**
+   * Plain HTTP routes by path, added to the defaults: `/healthz`, and the
+   * demo page `/` with `/heartwire-client.js` ({@linkcode demoRoutes}).
+   */
   httpRoutes?: Record<string, HttpRoute>;
   /** Silence (ms) before a connection is pinged. Default 25 000: well under nginx's 60 s. */
   pingInterval?: number;
@@ -233,6 +237,7 @@ class HeartwireServer implements Server {
     this.#heap = new TimerHeap({ clock: this.#clock });
     this.#httpRoutes = {
       "/healthz": () => ({ status: 200, body: "ok\n" }),
+      ...demoRoutes(),
       ...options.httpRoutes,
     };
     const pingInterval = options.pingInterval ?? 25_000;

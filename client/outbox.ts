@@ -1,0 +1,150 @@
+/**
+ * The outbox: client messages the server has not acknowledged yet.
+ *
+ * Every application message gets the next client sequence number `cseq` and
+ * stays here, already serialized, until a server `{"type":"ack","cseq":N}`
+ * (or a welcome's `last_cseq`) says the server processed it. After a
+ * reconnect everything still here is sent again, in order; the server drops
+ * the re-sends it had already processed (`cseq` <= its last), so nothing is
+ * lost and nothing is done twice. The queue is bounded in bytes: a client cut
+ * off for a long time fails loudly instead of growing without limit.
+ *
+ * @module
+ */
+
+/**
+ * One queued message.
+ *
+ * @example
+ * ```ts
+ * import type { OutboxEntry } from "@heartwire/heartwire/client";
+ * const entry: OutboxEntry = { cseq: 1, text: '{"type":"chat","text":"hi","cseq":1}', bytes: 36 };
+ * ```
+ */
+export interface OutboxEntry {
+  /** The client sequence number stamped on the message. */
+  readonly cseq: number;
+  /** The message as sent, JSON with `cseq` in it. */
+  readonly text: string;
+  /** UTF-8 size of `text`, what the byte bound counts. */
+  readonly bytes: number;
+}
+
+/**
+ * Tuning of {@linkcode Outbox}.
+ *
+ * @example
+ * ```ts
+ * import type { OutboxOptions } from "@heartwire/heartwire/client";
+ * const options: OutboxOptions = { maxBytes: 64 * 1024 };
+ * ```
+ */
+export interface OutboxOptions {
+  /** Most bytes of unacknowledged messages held. Default 1 MiB. */
+  maxBytes?: number;
+}
+
+/**
+ * Thrown by {@linkcode Outbox.push} when the message would not fit: the
+ * server has not acknowledged enough for too long (usually: disconnected).
+ *
+ * @example
+ * ```ts
+ * import { Outbox, OutboxFullError } from "@heartwire/heartwire/client";
+ * const outbox = new Outbox({ maxBytes: 40 });
+ * try {
+ *   outbox.push({ type: "chat", text: "a message longer than forty bytes" });
+ * } catch (error) {
+ *   if (error instanceof OutboxFullError) console.log(error.message);
+ * }
+ * ```
+ */
+export class OutboxFullError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "OutboxFullError";
+  }
+}
+
+/**
+ * The UTF-8 size of a string without encoding it. JSON.stringify escapes lone
+ * surrogates (ES2019), so every high surrogate here starts a 4-byte pair.
+ */
+function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code < 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/**
+ * A byte-bounded FIFO of numbered, unacknowledged client messages.
+ *
+ * @example
+ * ```ts
+ * import { Outbox } from "@heartwire/heartwire/client";
+ * const outbox = new Outbox();
+ * outbox.push({ type: "chat", text: "one" }); // cseq 1
+ * outbox.push({ type: "chat", text: "two" }); // cseq 2
+ * outbox.ack(1);
+ * outbox.entries.map((entry) => entry.text); // ['{"type":"chat","text":"two","cseq":2}']
+ * ```
+ */
+export class Outbox {
+  /** Bytes held (sum of `entries[i].bytes`). */
+  bytes = 0;
+  /** The `cseq` the next pushed message gets. */
+  nextCseq = 1;
+  #entries: OutboxEntry[] = [];
+  #maxBytes: number;
+
+  /** Creates an empty outbox. */
+  constructor(options: OutboxOptions = {}) {
+    this.#maxBytes = options.maxBytes ?? 1024 * 1024;
+  }
+
+  /** The queued messages, oldest first (the order to send them in). */
+  get entries(): readonly OutboxEntry[] {
+    return this.#entries;
+  }
+
+  /**
+   * Numbers `message` with the next `cseq`, serializes it and queues it.
+   *
+   * @throws {OutboxFullError} if it does not fit in the byte bound; nothing
+   * is queued and no number is used up.
+   */
+  push(message: { type: string; [field: string]: unknown }): OutboxEntry {
+    const cseq = this.nextCseq;
+    const text = JSON.stringify({ ...message, cseq });
+    const bytes = utf8Length(text);
+    if (this.bytes + bytes > this.#maxBytes) {
+      throw new OutboxFullError(
+        `outbox full: ${this.bytes} bytes unacknowledged, ${bytes} more would pass ${this.#maxBytes}`,
+      );
+    }
+    const entry = { cseq, text, bytes };
+    this.#entries.push(entry);
+    this.bytes += bytes;
+    this.nextCseq++;
+    return entry;
+  }
+
+  /** Drops every message with `cseq` <= `cseq` (acks are cumulative); returns how many. */
+  ack(cseq: number): number {
+    let n = 0;
+    while (n < this.#entries.length && this.#entries[n].cseq <= cseq) {
+      this.bytes -= this.#entries[n++].bytes;
+    }
+    if (n) this.#entries.splice(0, n);
+    return n;
+  }
+}

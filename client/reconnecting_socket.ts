@@ -1,0 +1,703 @@
+/**
+ * `ReconnectingSocket`: a WebSocket for the `/ws` protocol that stays up.
+ *
+ * It looks like a WebSocket (`send`, `close`, `readyState`, events) but one
+ * object outlives many connections: it reconnects with jittered backoff,
+ * finds dead connections with the app heartbeat, resumes the server session
+ * so that server messages are delivered exactly once and in order, and keeps
+ * client messages in an outbox until the server acknowledged them.
+ *
+ * ```text
+ *  new ──▶ CONNECTING ──welcome──▶ OPEN ──drop / dead / retry hint──▶ CONNECTING (after backoff)
+ *              │  ▲                                                    │
+ *              │  └───────────── online (at once) ◀── offline: waits ──┘
+ *              └── close() or maxRetries ──▶ CLOSED (final: no timers, no listeners)
+ * ```
+ *
+ * @module
+ */
+import type { Clock } from "../protocol/clock.ts";
+import {
+  type AppMessage,
+  type ClientAck,
+  type HeartbeatTiming,
+  isAppMessage,
+  parseRetryAfter,
+  parseServerMessage,
+  type ResumeFailed,
+  SESSION_TAKEN_OVER,
+  type Welcome,
+} from "../protocol/messages.ts";
+import { Backoff, type BackoffOptions } from "./backoff.ts";
+import { HeartbeatMonitor, wallClock } from "./heartbeat_monitor.ts";
+import { Outbox } from "./outbox.ts";
+
+/**
+ * The part of the standard WebSocket the client uses. The browser's, Deno's
+ * and Node's (≥ 22) `WebSocket` fit; tests pass a fake.
+ *
+ * @example
+ * ```ts
+ * import type { WebSocketLike } from "@heartwire/heartwire/client";
+ * const ws: WebSocketLike = new WebSocket("ws://localhost:8080/ws");
+ * ws.close();
+ * ```
+ */
+export interface WebSocketLike {
+  /** 0 connecting, 1 open, 2 closing, 3 closed. */
+  readonly readyState: number;
+  // Handlers are typed `(event: never)` so that any WebSocket's own handler
+  // types are assignable; the client reads `data`, `code`, `reason`, `wasClean`.
+  /** Set by the client to receive messages (`event.data`). */
+  onmessage: ((event: never) => void) | null;
+  /** Set by the client to learn of the close (`event.code`, `.reason`, `.wasClean`). */
+  onclose: ((event: never) => void) | null;
+  /** Set by the client to learn of errors. */
+  onerror: ((event: never) => void) | null;
+  /** Sends a text frame. */
+  send(data: string): void;
+  /** Starts the closing handshake. */
+  close(code?: number, reason?: string): void;
+}
+
+/**
+ * A WebSocket constructor, such as `globalThis.WebSocket`.
+ *
+ * @example
+ * ```ts
+ * import type { WebSocketConstructor } from "@heartwire/heartwire/client";
+ * const Ctor: WebSocketConstructor = WebSocket;
+ * ```
+ */
+export type WebSocketConstructor = new (
+  url: string,
+  protocols?: string | string[],
+) => WebSocketLike;
+
+/**
+ * Where `online`/`offline` events fire and `navigator.onLine` is read: the
+ * browser's `window`.
+ *
+ * @example
+ * ```ts
+ * import type { WindowLike } from "@heartwire/heartwire/client";
+ * const fake: WindowLike = Object.assign(new EventTarget(), { navigator: { onLine: true } });
+ * ```
+ */
+export interface WindowLike {
+  /** Adds an `online`/`offline` listener. */
+  addEventListener(type: string, listener: () => void): void;
+  /** Removes it again. */
+  removeEventListener(type: string, listener: () => void): void;
+  /** `onLine === false` means offline; absent means online. */
+  navigator?: { onLine?: boolean };
+}
+
+/**
+ * Where `visibilitychange` fires: the browser's `document`.
+ *
+ * @example
+ * ```ts
+ * import type { DocumentLike } from "@heartwire/heartwire/client";
+ * const fake: DocumentLike = Object.assign(new EventTarget(), { visibilityState: "visible" });
+ * ```
+ */
+export interface DocumentLike {
+  /** "visible" or "hidden". */
+  readonly visibilityState: string;
+  /** Adds a `visibilitychange` listener. */
+  addEventListener(type: string, listener: () => void): void;
+  /** Removes it again. */
+  removeEventListener(type: string, listener: () => void): void;
+}
+
+/**
+ * Everything a {@linkcode ReconnectingSocket} can be told. Every field has a default.
+ *
+ * @example
+ * ```ts
+ * import type { ReconnectingSocketOptions } from "@heartwire/heartwire/client";
+ * const options: ReconnectingSocketOptions = {
+ *   id: "alice",
+ *   backoff: { minDelay: 500, initialDelay: 1_000, maxDelay: 30_000 },
+ *   maxRetries: 20,
+ * };
+ * ```
+ */
+export interface ReconnectingSocketOptions {
+  /** Client id sent as `?id=`; the server makes one up if absent (then it is kept). */
+  id?: string;
+  /** Subprotocols, passed to the WebSocket constructor. */
+  protocols?: string | string[];
+  /** The WebSocket class. Default `globalThis.WebSocket`. */
+  WebSocket?: WebSocketConstructor;
+  /** Time source and timers. Default: wall time ({@linkcode wallClock}). */
+  clock?: Clock;
+  /** Reconnect delays. Default full jitter, 500 ms..1 s first, ×2, at most 30 s. */
+  backoff?: BackoffOptions;
+  /** Time (ms) from starting a connection to the server's welcome. Default 10 000. */
+  connectTimeout?: number;
+  /** Retries in a row without a stable connection before giving up (final `close`); 0 never retries. Default: no limit. */
+  maxRetries?: number;
+  /** Time (ms) a connection must stay up for the backoff and retry count to reset. Default 5 000. */
+  minUptime?: number;
+  /** Byte bound of unacknowledged client messages. Default 1 MiB. */
+  outboxBytes?: number;
+  /** Time (ms) acks of server messages are gathered before one is sent. Default 100. */
+  ackDelay?: number;
+  /** Overrides the heartbeat timing the server announces. */
+  heartbeat?: Partial<HeartbeatTiming>;
+  /** For `online`/`offline`. Default `globalThis.window` if there is one; `null` for none. */
+  window?: WindowLike | null;
+  /** For `visibilitychange`. Default `globalThis.document` if there is one; `null` for none. */
+  document?: DocumentLike | null;
+}
+
+/**
+ * `detail` of the `open` event: a connection was welcomed.
+ *
+ * @example
+ * ```ts
+ * import type { OpenDetail } from "@heartwire/heartwire/client";
+ * const detail: OpenDetail = { session: "s1", id: "c1", resumed: true };
+ * ```
+ */
+export interface OpenDetail {
+  /** The session id. */
+  session: string;
+  /** The client id. */
+  id: string;
+  /** True if the previous session continued (nothing was lost). */
+  resumed: boolean;
+}
+
+/**
+ * `detail` of the `close` event.
+ *
+ * @example
+ * ```ts
+ * import type { CloseDetail } from "@heartwire/heartwire/client";
+ * const detail: CloseDetail = {
+ *   code: 1006,
+ *   reason: "heartbeat timeout",
+ *   wasClean: false,
+ *   willReconnect: true,
+ * };
+ * ```
+ */
+export interface CloseDetail {
+  /** The close code; 1006 when the client gave the connection up (heartbeat or connect timeout). */
+  code: number;
+  /** The close reason. */
+  reason: string;
+  /** Whether the closing handshake completed. */
+  wasClean: boolean;
+  /** False only for the last `close` (after `close()` or `maxRetries`). */
+  willReconnect: boolean;
+}
+
+/**
+ * `detail` of the `reconnecting` event: the next attempt is scheduled.
+ *
+ * @example
+ * ```ts
+ * import type { ReconnectingDetail } from "@heartwire/heartwire/client";
+ * const detail: ReconnectingDetail = { attempt: 1, delay: 742 };
+ * ```
+ */
+export interface ReconnectingDetail {
+  /** Which retry this is since the last stable connection (from 1). */
+  attempt: number;
+  /** Milliseconds until the attempt. */
+  delay: number;
+}
+
+/**
+ * `detail` of the `heartbeat` event: an ack came back.
+ *
+ * @example
+ * ```ts
+ * import type { HeartbeatDetail } from "@heartwire/heartwire/client";
+ * const detail: HeartbeatDetail = { rtt: 12 };
+ * ```
+ */
+export interface HeartbeatDetail {
+  /** Round-trip time in ms. */
+  rtt: number;
+}
+
+/**
+ * `detail` of the `error` event.
+ *
+ * @example
+ * ```ts
+ * import type { ErrorDetail } from "@heartwire/heartwire/client";
+ * const detail: ErrorDetail = { reason: "message is not valid JSON" };
+ * ```
+ */
+export interface ErrorDetail {
+  /** What went wrong: a server `error` message, an unreadable message, a socket error. */
+  reason: string;
+  /** The `cseq` of the message the server refused (it is acked: not resent). */
+  cseq?: number;
+}
+
+/**
+ * The events of a {@linkcode ReconnectingSocket} and their types.
+ *
+ * @example
+ * ```ts
+ * import type { ReconnectingSocketEventMap } from "@heartwire/heartwire/client";
+ * const onMessage = (event: ReconnectingSocketEventMap["message"]) => console.log(event.data.seq);
+ * ```
+ */
+export interface ReconnectingSocketEventMap {
+  /** A connection was welcomed; sending goes straight out. */
+  open: CustomEvent<OpenDetail>;
+  /** A server application message (`data` is the parsed object), once each, in `seq` order. */
+  message: MessageEvent<AppMessage>;
+  /** A connection ended (`willReconnect`), or the socket is done for good. */
+  close: CustomEvent<CloseDetail>;
+  /** Something went wrong that does not end the socket. */
+  error: CustomEvent<ErrorDetail>;
+  /** A reconnect attempt is scheduled. */
+  reconnecting: CustomEvent<ReconnectingDetail>;
+  /** The browser is online again; a reconnect starts at once. */
+  online: Event;
+  /** The browser went offline; no attempts until it is back. */
+  offline: Event;
+  /** A heartbeat was answered. */
+  heartbeat: CustomEvent<HeartbeatDetail>;
+  /** The session could not be resumed: server messages were lost; a new session follows. */
+  resume_failed: CustomEvent<ResumeFailed>;
+}
+
+const CONNECTING = 0;
+const OPEN = 1;
+const CLOSED = 3;
+/** RFC 6455 §7.1.5: 1006 is what an endpoint reports when no close frame came. */
+const ABNORMAL = 1006;
+
+/**
+ * A reconnecting, resuming client for the heartwire `/ws` protocol.
+ *
+ * - `send(message)` takes an object with a string `type` (or its JSON text),
+ *   numbers it with a `cseq` and returns that number. It is queued in the
+ *   outbox and goes out at once when open, after the next welcome otherwise;
+ *   it is re-sent after reconnects until the server acks it. Throws
+ *   `OutboxFullError` when the outbox is full, an `Error` after close.
+ * - `message` events carry the server's application messages (`event.data`,
+ *   parsed, with `seq`), exactly once and in order across reconnects.
+ * - `close()` is final: every timer and listener is gone when it returns; the
+ *   last `close` event follows in a microtask.
+ *
+ * If a session cannot be resumed (`resume_failed`), server messages sent
+ * meanwhile are lost, and unacknowledged client messages are re-sent to the
+ * new session (the old one may have processed some of them).
+ *
+ * @example
+ * ```ts ignore
+ * import { ReconnectingSocket } from "@heartwire/heartwire/client";
+ * const socket = new ReconnectingSocket("ws://localhost:8080/ws", { id: "alice" });
+ * socket.addEventListener("open", (event) => console.log("open, resumed:", event.detail.resumed));
+ * socket.addEventListener("message", (event) => console.log(event.data.type, event.data.seq));
+ * socket.addEventListener("heartbeat", (event) => console.log(`rtt ${event.detail.rtt} ms`));
+ * socket.send({ type: "chat", text: "hello" }); // queued until the welcome
+ * socket.close();
+ * ```
+ */
+export class ReconnectingSocket extends EventTarget {
+  /** `readyState` while connecting or waiting to reconnect. */
+  static readonly CONNECTING: 0 = CONNECTING;
+  /** `readyState` while welcomed. */
+  static readonly OPEN: 1 = OPEN;
+  /** `readyState` after `close()` or giving up. */
+  static readonly CLOSED: 3 = CLOSED;
+
+  #state = CONNECTING;
+  #session: string | undefined;
+  #id: string | undefined;
+  #lastSeq = 0;
+  #url: URL;
+  #options: ReconnectingSocketOptions;
+  #WebSocket: WebSocketConstructor;
+  #clock: Clock;
+  #backoff: Backoff;
+  #outbox: Outbox;
+  #window: WindowLike | null | undefined;
+  #document: DocumentLike | null | undefined;
+  #ws: WebSocketLike | undefined;
+  #monitor: HeartbeatMonitor | undefined;
+  #retryTimer: unknown;
+  #connectTimer: unknown;
+  #ackTimer: unknown;
+  /** Retries scheduled since the last stable connection. */
+  #retries = 0;
+  #openedAt = 0;
+  #ackedSeq = 0;
+  #hint: number | undefined;
+
+  /**
+   * Creates the socket and starts connecting (unless offline).
+   *
+   * @throws {TypeError} for a URL that does not parse, or if there is no WebSocket class.
+   */
+  constructor(url: string | URL, options: ReconnectingSocketOptions = {}) {
+    super();
+    const location = (globalThis as { location?: { href: string } }).location;
+    this.#url = new URL(url, location?.href);
+    this.#options = options;
+    const Ctor = options.WebSocket ??
+      (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!Ctor) throw new TypeError("no WebSocket class: pass options.WebSocket");
+    this.#WebSocket = Ctor;
+    this.#clock = options.clock ?? wallClock;
+    this.#backoff = new Backoff(options.backoff);
+    this.#outbox = new Outbox({ maxBytes: options.outboxBytes });
+    this.#id = options.id;
+    const g = globalThis as { window?: WindowLike; document?: DocumentLike };
+    this.#window = options.window === undefined ? g.window : options.window;
+    this.#document = options.document === undefined ? g.document : options.document;
+    this.#window?.addEventListener("online", this.#onOnline);
+    this.#window?.addEventListener("offline", this.#onOffline);
+    this.#document?.addEventListener("visibilitychange", this.#onVisible);
+    this.#connect();
+  }
+
+  /** `CONNECTING` (0: connecting or waiting to reconnect), `OPEN` (1) or `CLOSED` (3). */
+  get readyState(): number {
+    return this.#state;
+  }
+
+  /** The session id (after the first welcome). */
+  get session(): string | undefined {
+    return this.#session;
+  }
+
+  /** The client id (given, or the server's after the first welcome). */
+  get id(): string | undefined {
+    return this.#id;
+  }
+
+  /** Highest server `seq` delivered. */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** The endpoint URL (without the resume query the client adds). */
+  get url(): string {
+    return this.#url.href;
+  }
+
+  /** UTF-8 bytes of client messages sent or queued but not yet acknowledged. */
+  get bufferedAmount(): number {
+    return this.#outbox.bytes;
+  }
+
+  /**
+   * Sends an application message (see the class notes): numbered, queued
+   * until acknowledged, re-sent after reconnects. Returns its `cseq`.
+   *
+   * @throws {TypeError} if it is not an object with a string `type`, or the
+   * type is one the client owns (`heartbeat`, `ack`).
+   * @throws {SyntaxError} if a string is not JSON.
+   * @throws {OutboxFullError} if the outbox is full.
+   * @throws {Error} after `close()`.
+   */
+  send(message: { type: string; [field: string]: unknown } | string): number {
+    if (this.#state === CLOSED) throw new Error("ReconnectingSocket is closed");
+    const value = typeof message === "string" ? JSON.parse(message) : message;
+    const type = value?.type;
+    if (typeof type !== "string" || type === "heartbeat" || type === "ack") {
+      throw new TypeError('message must be an object with a string "type" (not heartbeat or ack)');
+    }
+    const entry = this.#outbox.push(value);
+    if (this.#state === OPEN) this.#sendText(entry.text);
+    return entry.cseq;
+  }
+
+  /**
+   * Closes for good (acks what was received first). Every timer and listener
+   * is released before it returns; the final `close` event follows.
+   *
+   * @throws {RangeError} for a code a client may not send (RFC 6455 §7.4: 1000 or 3000..4999).
+   */
+  close(code = 1000, reason = ""): void {
+    if (code !== 1000 && (code < 3000 || code > 4999)) {
+      throw new RangeError(`close code ${code}: use 1000 or 3000..4999`);
+    }
+    if (this.#state === CLOSED) return;
+    this.#flushAck();
+    this.#finish(code, reason, true);
+  }
+
+  // The overloads give listeners their event types, as WebSocket's do.
+  /** Adds a listener; `type` names a {@linkcode ReconnectingSocketEventMap} event. */
+  override addEventListener<K extends keyof ReconnectingSocketEventMap>(
+    type: K,
+    listener: (this: ReconnectingSocket, event: ReconnectingSocketEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Adds a listener for any event type. */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener, options);
+  }
+
+  /** Removes a listener added with {@linkcode addEventListener}. */
+  override removeEventListener<K extends keyof ReconnectingSocketEventMap>(
+    type: K,
+    listener: (this: ReconnectingSocket, event: ReconnectingSocketEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /** Removes a listener for any event type. */
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    super.removeEventListener(type, listener, options);
+  }
+
+  #emit(type: string, detail?: unknown): void {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  #online(): boolean {
+    return this.#window?.navigator?.onLine !== false;
+  }
+
+  #connect = (): void => {
+    this.#retryTimer = undefined;
+    if (this.#state === CLOSED || this.#ws || !this.#online()) return;
+    const url = new URL(this.#url);
+    const query = url.searchParams;
+    if (this.#id !== undefined) query.set("id", this.#id);
+    if (this.#session !== undefined) {
+      query.set("session", this.#session);
+      query.set("last_seq", String(this.#lastSeq));
+    }
+    // The resume query tells the server what we have; no separate ack needed.
+    this.#ackedSeq = this.#lastSeq;
+    let ws: WebSocketLike;
+    try {
+      ws = new this.#WebSocket(url.href, this.#options.protocols);
+    } catch (error) {
+      this.#emit("error", { reason: String(error) });
+      this.#lost(ABNORMAL, "connect failed", false);
+      return;
+    }
+    this.#ws = ws;
+    ws.onmessage = (event: { data: unknown }) => this.#onMessage(event.data);
+    ws.onclose = (event: { code: number; reason: string; wasClean: boolean }) => {
+      this.#detach();
+      // Another connection resumed our session: it is theirs now; start a new one.
+      if (event.code === SESSION_TAKEN_OVER) this.#session = undefined;
+      // Deno reports a dropped TCP connection as code 0; browsers say 1006 (RFC 6455 §7.1.5).
+      this.#lost(event.code || ABNORMAL, event.reason, event.wasClean);
+    };
+    ws.onerror = () => this.#emit("error", { reason: "socket error" });
+    this.#connectTimer = this.#clock.setTimeout(
+      () => this.#drop("connect timeout"),
+      this.#options.connectTimeout ?? 10_000,
+    );
+  };
+
+  /** Stops listening to the current WebSocket and lets it go (never two live sockets). */
+  #detach(code?: number, reason?: string): void {
+    const ws = this.#ws;
+    if (!ws) return;
+    this.#ws = undefined;
+    ws.onmessage = ws.onclose = ws.onerror = null;
+    if (code !== undefined) {
+      try {
+        ws.close(code, reason);
+      } catch {
+        // A reason over 123 bytes (RFC 6455 §5.5) throws: close without one.
+        ws.close(code);
+      }
+    }
+  }
+
+  /**
+   * Gives up on the current connection without waiting for its close event
+   * (on a dead line it may take minutes). Reported as 1006 unless `clean`.
+   */
+  #drop(reason: string, clean = false): void {
+    this.#detach(1000, reason);
+    this.#lost(clean ? 1000 : ABNORMAL, reason, clean);
+  }
+
+  #stopConnectionTimers(): void {
+    const clock = this.#clock;
+    clock.clearTimeout(this.#connectTimer);
+    clock.clearTimeout(this.#ackTimer);
+    this.#connectTimer = this.#ackTimer = undefined;
+    this.#monitor?.stop();
+    this.#monitor = undefined;
+  }
+
+  /** The current connection is gone: tell, then retry, wait for online, or give up. */
+  #lost(code: number, reason: string, wasClean: boolean): void {
+    this.#stopConnectionTimers();
+    const wasOpen = this.#state === OPEN;
+    if (wasOpen && this.#clock.now() - this.#openedAt >= (this.#options.minUptime ?? 5_000)) {
+      this.#backoff.reset();
+      this.#retries = 0;
+    }
+    this.#state = CONNECTING;
+    const hint = parseRetryAfter(code, reason) ?? this.#hint;
+    this.#hint = undefined;
+    const online = this.#online();
+    if (online && this.#retries >= (this.#options.maxRetries ?? Infinity)) {
+      this.#finish(code, reason, wasClean);
+      return;
+    }
+    if (wasOpen) this.#emit("close", { code, reason, wasClean, willReconnect: true });
+    // A listener may have closed us; offline waits for the online event.
+    if (this.#state === CLOSED || !online || this.#retryTimer !== undefined || this.#ws) {
+      return;
+    }
+    const delay = this.#backoff.next() + (hint ?? 0);
+    this.#retryTimer = this.#clock.setTimeout(this.#connect, delay);
+    this.#emit("reconnecting", { attempt: ++this.#retries, delay });
+  }
+
+  /** Final: release everything, then tell. */
+  #finish(code: number, reason: string, wasClean: boolean): void {
+    this.#state = CLOSED;
+    this.#detach(code === ABNORMAL ? 1000 : code, reason);
+    this.#stopConnectionTimers();
+    this.#clock.clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#window?.removeEventListener("online", this.#onOnline);
+    this.#window?.removeEventListener("offline", this.#onOffline);
+    this.#document?.removeEventListener("visibilitychange", this.#onVisible);
+    queueMicrotask(() => this.#emit("close", { code, reason, wasClean, willReconnect: false }));
+  }
+
+  #sendText(text: string): void {
+    try {
+      this.#ws?.send(text);
+    } catch {
+      // Closing underneath us: the close event follows, and the outbox still holds app messages.
+    }
+  }
+
+  #onMessage(data: unknown): void {
+    if (typeof data !== "string") return; // the protocol is text-only
+    this.#monitor?.received();
+    let message;
+    try {
+      message = parseServerMessage(data);
+    } catch (error) {
+      this.#emit("error", { reason: (error as Error).message });
+      return;
+    }
+    if (isAppMessage(message)) {
+      // A replay can overlap what was already delivered: drop, never deliver twice.
+      if (message.seq <= this.#lastSeq) return;
+      this.#lastSeq = message.seq;
+      this.#ackTimer ??= this.#clock.setTimeout(
+        () => this.#flushAck(),
+        this.#options.ackDelay ?? 100,
+      );
+      this.dispatchEvent(new MessageEvent("message", { data: message }));
+      return;
+    }
+    switch (message.type) {
+      case "welcome":
+        return this.#welcome(message);
+      case "heartbeat_ack": {
+        const rtt = this.#monitor?.acked(message);
+        if (rtt !== undefined) this.#emit("heartbeat", { rtt });
+        return;
+      }
+      case "ack":
+        this.#outbox.ack(message.cseq);
+        return;
+      case "resume_failed":
+        return this.#emit("resume_failed", message);
+      case "error": {
+        const { type: _, ...detail } = message; // { reason, cseq? }
+        return this.#emit("error", detail);
+      }
+      case "reconnect":
+        // Close cleanly and come back after at least the asked delay.
+        this.#hint = message.delay;
+        this.#flushAck();
+        return this.#drop("reconnect requested", true);
+    }
+  }
+
+  #welcome(welcome: Welcome): void {
+    this.#stopConnectionTimers();
+    if (!welcome.resumed) this.#lastSeq = this.#ackedSeq = 0; // a new session numbers from 1
+    this.#session = welcome.session;
+    this.#id = welcome.id;
+    this.#outbox.ack(welcome.last_cseq);
+    this.#state = OPEN;
+    this.#openedAt = this.#clock.now();
+    // Oldest first: the server processes client messages in cseq order.
+    for (const entry of this.#outbox.entries) this.#sendText(entry.text);
+    const timing = { ...welcome.heartbeat, ...this.#options.heartbeat };
+    this.#monitor = new HeartbeatMonitor({
+      interval: timing.interval,
+      timeout: timing.timeout,
+      clock: this.#clock,
+      send: (heartbeat) => this.#sendText(JSON.stringify(heartbeat)),
+      onDead: () => this.#drop("heartbeat timeout"),
+    });
+    this.#monitor.start();
+    this.#emit("open", { session: welcome.session, id: welcome.id, resumed: welcome.resumed });
+  }
+
+  #flushAck(): void {
+    this.#clock.clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    if (this.#state === OPEN && this.#lastSeq > this.#ackedSeq) {
+      this.#ackedSeq = this.#lastSeq;
+      this.#sendText(JSON.stringify({ type: "ack", seq: this.#lastSeq } satisfies ClientAck));
+    }
+  }
+
+  #onOnline = (): void => {
+    this.dispatchEvent(new Event("online"));
+    if (this.#state === OPEN) this.#monitor?.check();
+    else if (this.#state === CONNECTING && !this.#ws) {
+      // Back online: try now rather than sit out a long backoff.
+      this.#clock.clearTimeout(this.#retryTimer);
+      this.#connect();
+    }
+  };
+
+  #onOffline = (): void => {
+    this.dispatchEvent(new Event("offline"));
+    // The connection is probably dead: find out within one timeout.
+    this.#monitor?.check();
+    // Attempts now would fail and burn retries; the online event restarts them.
+    if (this.#retryTimer !== undefined) {
+      this.#clock.clearTimeout(this.#retryTimer);
+      this.#retryTimer = undefined;
+      this.#retries--; // that retry never happened
+    }
+  };
+
+  #onVisible = (): void => {
+    // Background tabs run timers late: check liveness the moment the tab is back.
+    if (this.#document?.visibilityState === "visible") this.#monitor?.check();
+  };
+}

@@ -1,0 +1,205 @@
+/**
+ * The demo page at `/`: the bundled browser client on `/ws`, showing the
+ * connection state, heartbeat RTT and reconnects live, with a chat box.
+ *
+ * The page loads `/heartwire-client.js`, the IIFE bundle from `dist/`. The
+ * server does not build it: `deno task start` must keep working where npm is
+ * out of reach, and a build step on every start would slow it down. Run
+ * `deno task bundle` once; until then the script route answers 503 saying so.
+ *
+ * @module
+ */
+import type { HttpRequestHead } from "../protocol/handshake.ts";
+import type { HttpResponse } from "./http.ts";
+
+/**
+ * Options for {@linkcode demoRoutes}.
+ *
+ * @example
+ * ```ts
+ * import type { DemoOptions } from "@heartwire/heartwire/server";
+ * const options: DemoOptions = { dist: new URL("file:///srv/heartwire/dist/"), wsPath: "/ws" };
+ * ```
+ */
+export interface DemoOptions {
+  /** Directory holding `heartwire-client.iife.js` (ending in `/`). Default: the repository's `dist/`. */
+  dist?: URL;
+  /** The WebSocket path the page connects to. Default "/ws". */
+  wsPath?: string;
+}
+
+/**
+ * A route of the demo: the shape of the server's `HttpRoute`, declared here
+ * so that server.ts can import this module without an import cycle.
+ *
+ * @example
+ * ```ts
+ * import type { DemoRoute } from "@heartwire/heartwire/server";
+ * const ok: DemoRoute = () => ({ status: 200, body: "ok\n" });
+ * ```
+ */
+export type DemoRoute = (request: HttpRequestHead) => Promise<HttpResponse> | HttpResponse;
+
+const BUNDLE = "heartwire-client.iife.js";
+
+/**
+ * The demo's HTTP routes: `/` (the page), `/heartwire-client.js` (the
+ * bundle) and its source map. Pass them in `serve({ httpRoutes })`;
+ * `serve` includes them by default.
+ *
+ * @example
+ * ```ts
+ * import { demoRoutes, serve } from "@heartwire/heartwire/server";
+ * const server = serve({ port: 0, httpRoutes: demoRoutes() });
+ * await server.shutdown();
+ * ```
+ */
+export function demoRoutes(options: DemoOptions = {}): Record<string, DemoRoute> {
+  const dist = options.dist ?? new URL("../dist/", import.meta.url);
+  const page = demoPage(options.wsPath ?? "/ws");
+  const file = (name: string, contentType: string): DemoRoute => async () => {
+    try {
+      // Read per request: a fresh `deno task bundle` shows without a restart.
+      const body = await Deno.readTextFile(new URL(name, dist));
+      return { status: 200, body, contentType, headers: { "Cache-Control": "no-cache" } };
+    } catch {
+      return {
+        status: 503,
+        body: `${name} is not built: run \`deno task bundle\`, then reload\n`,
+      };
+    }
+  };
+  return {
+    "/": () => ({ status: 200, body: page, contentType: "text/html; charset=utf-8" }),
+    "/heartwire-client.js": file(BUNDLE, "text/javascript; charset=utf-8"),
+    // The bundle's sourceMappingURL names the file esbuild wrote.
+    [`/${BUNDLE}.map`]: file(`${BUNDLE}.map`, "application/json"),
+  };
+}
+
+/**
+ * The demo page's HTML. `window.heartwireDemo` exposes the socket and its
+ * counters, for people poking at it in devtools and for the browser test.
+ */
+function demoPage(wsPath: string): string {
+  return `<!doctype html>
+<html lang="en">
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>heartwire demo</title>
+<style>
+  body { font: 15px/1.5 system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; padding: 0 1rem; }
+  dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
+  dt { color: #666; } dd { margin: 0; font-variant-numeric: tabular-nums; }
+  #state[data-state=open] { color: #070; } #state[data-state=offline], #state[data-state=closed] { color: #b00; }
+  form { display: flex; gap: .5rem; margin: 1rem 0; } input { flex: 1; font: inherit; padding: .3rem; }
+  ol { list-style: none; padding: 0; } li { border-bottom: 1px solid #eee; padding: .2rem 0; }
+  .meta { color: #888; font-size: 85%; }
+</style>
+<h1>heartwire</h1>
+<p>A reconnecting WebSocket with an app-level heartbeat: kill the server, pull the network,
+put the laptop to sleep — it comes back and loses nothing.</p>
+<dl>
+  <dt>state</dt><dd id="state" data-state="connecting">connecting</dd>
+  <dt>network</dt><dd id="net"></dd>
+  <dt>heartbeat RTT</dt><dd id="rtt">–</dd>
+  <dt>heartbeats</dt><dd id="beats">0</dd>
+  <dt>reconnects</dt><dd id="reconnects">0</dd>
+  <dt>session</dt><dd id="session">–</dd>
+</dl>
+<form id="form"><input id="text" autocomplete="off" placeholder="say something" maxlength="4096">
+<button>Send</button><button type="button" id="toggle">Disconnect</button></form>
+<ol id="log"></ol>
+<script src="/heartwire-client.js"></script>
+<script>
+"use strict";
+const $ = (id) => document.getElementById(id);
+const demo = window.heartwireDemo = {
+  socket: null, state: "connecting", rtt: null, heartbeats: 0, opens: 0, reconnects: 0, retries: 0,
+  chats: [],
+};
+function setState(state, text = state) {
+  demo.state = state;
+  $("state").dataset.state = state;
+  $("state").textContent = text;
+}
+function showNet() { $("net").textContent = navigator.onLine ? "online" : "offline"; }
+function log(text, meta = "") {
+  const li = document.createElement("li");
+  const small = document.createElement("span");
+  small.className = "meta";
+  small.textContent = meta;
+  li.append(text + " ", small);
+  $("log").prepend(li);
+  while ($("log").children.length > 100) $("log").lastChild.remove();
+}
+function connect() {
+  const url = new URL(${JSON.stringify(wsPath)}, location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  const id = new URLSearchParams(location.search).get("id") ?? undefined;
+  const socket = demo.socket = new Heartwire.ReconnectingSocket(url, { id });
+  setState("connecting");
+  socket.addEventListener("open", (e) => {
+    if (demo.opens++ > 0) $("reconnects").textContent = ++demo.reconnects;
+    setState("open", e.detail.resumed ? "open (session resumed)" : "open");
+    $("session").textContent = e.detail.session + " as " + e.detail.id;
+  });
+  socket.addEventListener("message", (e) => {
+    const m = e.data;
+    if (m.type === "chat") {
+      demo.chats.push(m);
+      log(m.from + ": " + m.text, "#" + m.seq + " in " + m.room);
+    } else log(m.type + " " + JSON.stringify(m));
+  });
+  socket.addEventListener("heartbeat", (e) => {
+    demo.rtt = e.detail.rtt;
+    $("rtt").textContent = e.detail.rtt + " ms";
+    $("beats").textContent = ++demo.heartbeats;
+  });
+  socket.addEventListener("close", (e) => {
+    const { code, reason, willReconnect } = e.detail;
+    if (!willReconnect) setState("closed");
+    log("connection closed", code + (reason ? " " + reason : ""));
+  });
+  socket.addEventListener("reconnecting", (e) => {
+    demo.retries++;
+    setState("reconnecting", "reconnecting in " + e.detail.delay + " ms (retry " + e.detail.attempt + ")");
+  });
+  socket.addEventListener("offline", () => {
+    showNet();
+    setState("offline", "offline: waiting for the network");
+  });
+  socket.addEventListener("online", () => {
+    showNet();
+    setState(socket.readyState === 1 ? "open" : "connecting");
+  });
+  socket.addEventListener("resume_failed", (e) => log("could not resume the session", e.detail.reason));
+  socket.addEventListener("error", (e) => log("error", e.detail.reason));
+}
+$("form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = $("text").value.trim();
+  if (!text || !demo.socket || demo.socket.readyState === 3) return;
+  try {
+    demo.socket.send({ type: "chat", text });
+    $("text").value = "";
+  } catch (error) {
+    log("not sent", error.message);
+  }
+});
+$("toggle").addEventListener("click", () => {
+  if (demo.socket && demo.socket.readyState !== 3) {
+    demo.socket.close();
+    $("toggle").textContent = "Connect";
+  } else {
+    connect();
+    $("toggle").textContent = "Disconnect";
+  }
+});
+showNet();
+if (window.Heartwire) connect();
+else setState("closed", "client bundle missing: run 'deno task bundle' and reload");
+</script>
+</html>
+`;
+}

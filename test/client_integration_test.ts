@@ -1,0 +1,211 @@
+/**
+ * The client against the real server on loopback: server restarts and a
+ * network that silently stops forwarding, with traffic flowing both ways the
+ * whole time. Every message must arrive exactly once, in order, both ways.
+ */
+import { assert, assertEquals } from "@std/assert";
+import { ReconnectingSocket } from "../client/mod.ts";
+import type { AppMessage } from "../protocol/messages.ts";
+import { retryAfterReason } from "../protocol/messages.ts";
+import { WsApp } from "../server/app.ts";
+import { serve, type Server } from "../server/server.ts";
+import { waitFor } from "./_wait.ts";
+
+const N = 120; // messages each way
+const HEARTBEAT = { interval: 200, timeout: 300 };
+
+function startServer(app: WsApp, port = 0): Server {
+  return serve({
+    port,
+    hostname: "127.0.0.1",
+    routes: { "/ws": app },
+    httpRoutes: {},
+    closeTimeout: 300,
+  });
+}
+
+/** A TCP relay that can be told to swallow everything on its current connections. */
+class BlackholeProxy {
+  readonly port: number;
+  #listener: Deno.Listener;
+  #pipes = new Set<{ conns: Deno.Conn[]; dead: boolean }>();
+  #tasks: Promise<unknown>[] = [];
+
+  constructor(target: number) {
+    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.port = (this.#listener.addr as Deno.NetAddr).port;
+    this.#tasks.push(this.#accept(target));
+  }
+
+  async #accept(target: number): Promise<void> {
+    for (;;) {
+      let client: Deno.Conn;
+      try {
+        client = await this.#listener.accept();
+      } catch {
+        return; // closed
+      }
+      const upstream = await Deno.connect({ hostname: "127.0.0.1", port: target });
+      const pipe = { conns: [client, upstream], dead: false };
+      this.#pipes.add(pipe);
+      this.#tasks.push(this.#pump(client, upstream, pipe), this.#pump(upstream, client, pipe));
+    }
+  }
+
+  async #pump(from: Deno.Conn, to: Deno.Conn, pipe: { dead: boolean }): Promise<void> {
+    const buffer = new Uint8Array(16 * 1024);
+    try {
+      for (;;) {
+        const n = await from.read(buffer);
+        if (n === null) break;
+        // A dead path reads and drops: no data, no FIN, no RST — a pulled cable.
+        if (!pipe.dead) await to.write(buffer.subarray(0, n));
+      }
+      if (!pipe.dead) to.closeWrite();
+    } catch {
+      // closed by close() or the other side
+    }
+  }
+
+  /** From now on the connections open so far forward nothing and never close. */
+  blackhole(): void {
+    for (const pipe of this.#pipes) pipe.dead = true;
+  }
+
+  async close(): Promise<void> {
+    this.#listener.close();
+    for (const pipe of this.#pipes) {
+      for (const conn of pipe.conns) {
+        try {
+          conn.close();
+        } catch {
+          // already closed
+        }
+      }
+    }
+    await Promise.allSettled(this.#tasks);
+  }
+}
+
+/** Records what a client saw. */
+function watch(socket: ReconnectingSocket) {
+  const seen = {
+    messages: [] as AppMessage[],
+    opens: [] as boolean[],
+    closes: [] as { at: number; code: number; reason: string }[],
+  };
+  socket.addEventListener("message", (event) => seen.messages.push(event.data));
+  socket.addEventListener("open", (event) => seen.opens.push(event.detail.resumed));
+  socket.addEventListener("close", (event) => {
+    seen.closes.push({ at: Date.now(), code: event.detail.code, reason: event.detail.reason });
+  });
+  return seen;
+}
+
+/** Sends `c0..c{N-1}` from the client and publishes `t0..t{N-1}` from the server, 1 of each per tick. */
+function traffic(socket: ReconnectingSocket, app: WsApp) {
+  let i = 0;
+  const timer = setInterval(() => {
+    if (i >= N) return clearInterval(timer);
+    socket.send({ type: "chat", text: `c${i}` });
+    app.publish("lobby", "tick", { n: i });
+    i++;
+  }, 8);
+  return { sent: () => i, stop: () => clearInterval(timer) };
+}
+
+/** Every message exactly once, in order, both ways, and every client message acknowledged. */
+async function assertExactlyOnce(socket: ReconnectingSocket, seen: ReturnType<typeof watch>) {
+  const ticks = () => seen.messages.filter((m) => m.type === "tick");
+  const chats = () => seen.messages.filter((m) => m.type === "chat");
+  await waitFor(
+    () => ticks().length >= N && chats().length >= N && socket.bufferedAmount === 0,
+    10_000,
+  );
+  // Server → client: the ticks, each once, in order; seq contiguous across reconnects.
+  assertEquals(ticks().map((m) => m.n), [...Array(N).keys()]);
+  assertEquals(seen.messages.map((m) => m.seq), seen.messages.map((_, i) => i + 1));
+  // Client → server: each chat processed once (one broadcast each, back to us), in order.
+  assertEquals(chats().map((m) => m.text), [...Array(N).keys()].map((i) => `c${i}`));
+}
+
+Deno.test("client: server killed and restarted on the same port mid-stream, nothing lost or doubled", async () => {
+  const app = new WsApp({ heartbeat: HEARTBEAT, grace: 30_000 });
+  let server = startServer(app);
+  const port = server.addr.port;
+  const socket = new ReconnectingSocket(`ws://127.0.0.1:${port}/ws`, {
+    id: "alice",
+    backoff: { minDelay: 50, initialDelay: 100, maxDelay: 400 },
+  });
+  const seen = watch(socket);
+  let flow: ReturnType<typeof traffic> | undefined;
+  try {
+    await waitFor(() => seen.opens.length === 1);
+    flow = traffic(socket, app);
+
+    // 1. Killed: TCP dropped without a close frame, the port closed for a while.
+    await waitFor(() => flow!.sent() >= N / 4);
+    for (const ws of server.connections) ws.terminate();
+    await server.shutdown({ timeout: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 300)); // refused attempts meanwhile
+    server = startServer(app, port);
+    await waitFor(() => seen.opens.length === 2, 5_000);
+
+    // 2. Restarted politely: close 1012 with a retry hint, honoured.
+    await waitFor(() => flow!.sent() >= N / 2);
+    const restartAt = Date.now();
+    await server.shutdown({ code: 1012, reason: retryAfterReason(300), timeout: 1_000 });
+    server = startServer(app, port);
+    await waitFor(() => seen.opens.length === 3, 5_000);
+    assert(Date.now() - restartAt >= 300, "the retry-after hint was not honoured");
+
+    await assertExactlyOnce(socket, seen);
+    assertEquals(seen.opens, [false, true, true]); // both reconnects resumed the session
+    assertEquals(seen.closes.map((c) => c.code), [1006, 1012]);
+  } finally {
+    flow?.stop();
+    socket.close();
+    await waitFor(() => server.connections.size === 0).catch(() => {});
+    await server.shutdown({ timeout: 500 });
+    app.dispose();
+  }
+});
+
+Deno.test("client: a blackholed path is found by the heartbeat and replaced, nothing lost or doubled", async () => {
+  const app = new WsApp({ heartbeat: HEARTBEAT, grace: 30_000 });
+  const server = startServer(app);
+  const proxy = new BlackholeProxy(server.addr.port);
+  const socket = new ReconnectingSocket(`ws://127.0.0.1:${proxy.port}/ws`, {
+    id: "bob",
+    backoff: { minDelay: 50, initialDelay: 100, maxDelay: 400 },
+  });
+  const seen = watch(socket);
+  let flow: ReturnType<typeof traffic> | undefined;
+  try {
+    await waitFor(() => seen.opens.length === 1);
+    flow = traffic(socket, app);
+    await waitFor(() => flow!.sent() >= N / 3);
+    const cut = Date.now();
+    proxy.blackhole(); // no FIN, no RST: only the heartbeat can tell
+    await waitFor(() => seen.closes.length === 1, 5_000);
+    const detected = seen.closes[0].at - cut;
+    assertEquals(seen.closes[0].reason, "heartbeat timeout");
+    // Bound: interval + timeout, plus scheduling slack on a busy machine.
+    assert(
+      detected <= HEARTBEAT.interval + HEARTBEAT.timeout + 400,
+      `detected after ${detected} ms`,
+    );
+    // New connections through the proxy forward again: the client comes back on its own.
+    await waitFor(() => seen.opens.length === 2, 5_000);
+    await assertExactlyOnce(socket, seen);
+    assertEquals(seen.opens, [false, true]);
+    // The server kept one live socket for the session: the stale one was replaced.
+    await waitFor(() => server.connections.size === 1, 2_000);
+  } finally {
+    flow?.stop();
+    socket.close();
+    await proxy.close();
+    await server.shutdown({ timeout: 500 });
+    app.dispose();
+  }
+});

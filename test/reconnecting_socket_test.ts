@@ -1,0 +1,479 @@
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { OutboxFullError } from "../client/outbox.ts";
+import {
+  ReconnectingSocket,
+  type ReconnectingSocketOptions,
+} from "../client/reconnecting_socket.ts";
+import { ManualClock } from "./_clock.ts";
+import { FakeDocument, FakeWebSocket, fakeWebSocketClass, FakeWindow } from "./_fake_websocket.ts";
+
+const EVENTS = [
+  "open",
+  "message",
+  "close",
+  "error",
+  "reconnecting",
+  "online",
+  "offline",
+  "heartbeat",
+  "resume_failed",
+];
+
+interface Seen {
+  type: string;
+  at: number;
+  // deno-lint-ignore no-explicit-any
+  detail: any;
+}
+
+function setup(options: ReconnectingSocketOptions = {}) {
+  const clock = new ManualClock(0);
+  const { WebSocket, sockets } = fakeWebSocketClass();
+  const window = new FakeWindow();
+  const document = new FakeDocument();
+  const events: Seen[] = [];
+  const socket = new ReconnectingSocket("ws://example.test/ws?token=t", {
+    WebSocket,
+    clock,
+    window,
+    document,
+    backoff: { random: () => 0.5 },
+    ...options,
+  });
+  for (const type of EVENTS) {
+    socket.addEventListener(type, (event) => {
+      const detail = event instanceof MessageEvent ? event.data : (event as CustomEvent).detail;
+      events.push({ type, at: clock.now(), detail });
+    });
+  }
+  const of = (type: string) => events.filter((event) => event.type === type);
+  const last = () => sockets.at(-1)!;
+  return { clock, sockets, window, document, events, socket, of, last };
+}
+
+/** Lets the microtask that carries the final close event run. */
+const microtasks = () => new Promise<void>((resolve) => queueMicrotask(resolve));
+
+/** Every socket but the newest was let go: never two live sockets. */
+function assertOneLive(sockets: FakeWebSocket[]): void {
+  for (const old of sockets.slice(0, -1)) {
+    assert(!old.attached, "an old socket still has handlers");
+    assert(old.closedWith !== undefined || old.readyState === 3, "an old socket was not closed");
+  }
+}
+
+/** Asserts that nothing is left after close(): no timers, listeners or handlers. */
+function assertNothingLeft(t: ReturnType<typeof setup>): void {
+  assertEquals(t.clock.pending, 0, "timers left");
+  assertEquals(t.window.listeners, 0, "window listeners left");
+  assertEquals(t.document.listeners, 0, "document listeners left");
+  for (const ws of t.sockets) assert(!ws.attached, "socket handlers left");
+}
+
+Deno.test("ReconnectingSocket: connects with ?id, opens on welcome, starts the heartbeat", () => {
+  const t = setup({ id: "alice" });
+  assertEquals(t.sockets.length, 1);
+  assertEquals(t.last().query.get("id"), "alice");
+  assertEquals(t.last().query.get("token"), "t"); // the caller's query is kept
+  assertEquals(t.last().query.get("session"), null);
+  assertEquals(t.socket.readyState, ReconnectingSocket.CONNECTING);
+  t.last().welcome({ id: "alice", session: "s9" });
+  assertEquals(t.socket.readyState, ReconnectingSocket.OPEN);
+  assertEquals([t.socket.session, t.socket.id], ["s9", "alice"]);
+  assertEquals(t.of("open")[0].detail, { session: "s9", id: "alice", resumed: false });
+  assertEquals(t.last().sentOfType("heartbeat").length, 1);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: send() numbers messages; queued before welcome, flushed in order", () => {
+  const t = setup();
+  assertEquals(t.socket.send({ type: "chat", text: "one" }), 1);
+  assertEquals(t.socket.send('{"type":"chat","text":"two"}'), 2);
+  assertEquals(t.last().sent.length, 0);
+  assert(t.socket.bufferedAmount > 0);
+  t.last().welcome();
+  assertEquals(t.last().sentOfType("chat"), [
+    { type: "chat", text: "one", cseq: 1 },
+    { type: "chat", text: "two", cseq: 2 },
+  ]);
+  assertEquals(t.socket.send({ type: "chat", text: "three" }), 3);
+  assertEquals(t.last().sent.at(-1), { type: "chat", text: "three", cseq: 3 });
+  t.last().receive({ type: "ack", cseq: 3 });
+  assertEquals(t.socket.bufferedAmount, 0);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: send() refuses what is not an app message, and a full outbox", () => {
+  const t = setup({ outboxBytes: 100 });
+  assertThrows(() => t.socket.send({ type: "heartbeat" }), TypeError);
+  assertThrows(() => t.socket.send({ type: "ack", seq: 1 }), TypeError);
+  assertThrows(() => t.socket.send("[1,2]"), TypeError);
+  t.socket.send({ type: "chat", text: "x".repeat(40) });
+  assertThrows(() => t.socket.send({ type: "chat", text: "y".repeat(40) }), OutboxFullError);
+  t.socket.close();
+  assertThrows(() => t.socket.send({ type: "chat", text: "z" }), Error, "closed");
+});
+
+Deno.test("ReconnectingSocket: reconnect sequence with full-jitter backoff, resume query", () => {
+  const draws = [0, 1, 0.5, 1];
+  const t = setup({ backoff: { random: () => draws.shift()! } });
+  t.last().welcome({ session: "s1" });
+  t.last().receive({ type: "chat", seq: 1, text: "a" });
+  t.last().receive({ type: "chat", seq: 2, text: "b" });
+  t.last().serverClose(1006);
+  assertEquals(t.of("close")[0].detail, {
+    code: 1006,
+    reason: "",
+    wasClean: false,
+    willReconnect: true,
+  });
+  // Each failure: a `reconnecting` event, no socket until its delay is over.
+  const expected = [500, 2_000, 2_250, 8_000]; // attempt k: 500 + r × (1000·2^k − 500)
+  for (const [i, delay] of expected.entries()) {
+    assertEquals(t.of("reconnecting")[i].detail, { attempt: i + 1, delay });
+    assertEquals(t.sockets.length, i + 1);
+    t.clock.advance(delay - 1);
+    assertEquals(t.sockets.length, i + 1);
+    t.clock.advance(1);
+    assertEquals(t.sockets.length, i + 2);
+    assertOneLive(t.sockets);
+    assertEquals(t.last().query.get("session"), "s1");
+    assertEquals(t.last().query.get("last_seq"), "2");
+    if (i < expected.length - 1) t.last().serverClose(1006);
+  }
+  t.last().welcome({ session: "s1", resumed: true });
+  assertEquals(t.of("open").at(-1)!.detail.resumed, true);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: default jitter stays within [500, 1000] then [500, 2000]", () => {
+  for (let run = 0; run < 50; run++) {
+    const t = setup({ backoff: {} }); // Math.random
+    t.last().serverClose(1006);
+    const first = t.of("reconnecting")[0].detail.delay;
+    assert(first >= 500 && first <= 1_000, `${first}`);
+    t.clock.advance(first);
+    t.last().serverClose(1006);
+    const second = t.of("reconnecting")[1].detail.delay;
+    assert(second >= 500 && second <= 2_000, `${second}`);
+    t.socket.close();
+  }
+});
+
+Deno.test("ReconnectingSocket: connect timeout gives up on a socket that never gets a welcome", () => {
+  const t = setup({ connectTimeout: 3_000 });
+  t.last().open(); // TCP and HTTP fine, but no welcome ever comes
+  t.clock.advance(2_999);
+  assertEquals(t.sockets.length, 1);
+  t.clock.advance(1);
+  assertEquals(t.sockets[0].closedWith?.reason, "connect timeout");
+  assert(!t.sockets[0].attached);
+  assertEquals(t.of("reconnecting").length, 1);
+  t.clock.advance(750);
+  assertEquals(t.sockets.length, 2);
+  assertOneLive(t.sockets);
+  t.last().welcome();
+  t.clock.advance(10_000); // the timeout is gone once welcomed (heartbeats answered below)
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: maxRetries gives up with a final close and nothing left", async () => {
+  const t = setup({ maxRetries: 2 });
+  for (let attempt = 0; attempt < 3; attempt++) {
+    t.last().serverClose(1006);
+    t.clock.advance(60_000);
+  }
+  await microtasks();
+  assertEquals(t.sockets.length, 3); // the first attempt and 2 retries
+  assertEquals(t.socket.readyState, ReconnectingSocket.CLOSED);
+  assertEquals(t.of("reconnecting").length, 2);
+  assertEquals(t.of("close").map((e) => e.detail.willReconnect), [false]);
+  assertNothingLeft(t);
+});
+
+Deno.test("ReconnectingSocket: minUptime — a flapping connection keeps backing off, a stable one resets", () => {
+  const t = setup({ minUptime: 5_000, backoff: { random: () => 1 } });
+  t.last().welcome();
+  t.clock.advance(1_000); // up only 1 s
+  t.last().serverClose(1006);
+  t.clock.advance(1_000);
+  t.last().welcome();
+  t.clock.advance(1_000);
+  t.last().serverClose(1006);
+  assertEquals(t.of("reconnecting").map((e) => e.detail.delay), [1_000, 2_000]);
+  t.clock.advance(2_000);
+  t.last().welcome();
+  for (let i = 0; i < 60; i++) { // up 6 s, alive
+    t.clock.advance(100);
+    t.last().receive({ type: "heartbeat_ack" });
+  }
+  assertEquals(t.sockets.length, 3);
+  t.last().serverClose(1006);
+  assertEquals(t.of("reconnecting").at(-1)!.detail, { attempt: 1, delay: 1_000 });
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: a 1012/1013 retry-after hint delays the next attempt", () => {
+  const t = setup();
+  t.last().welcome();
+  t.last().serverClose(1012, "retry-after=5000");
+  assertEquals(t.of("reconnecting")[0].detail.delay, 5_750); // hint + jittered backoff
+  t.clock.advance(5_749);
+  assertEquals(t.sockets.length, 1);
+  t.clock.advance(1);
+  assertEquals(t.sockets.length, 2);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: a reconnect message closes cleanly and waits at least its delay", () => {
+  const t = setup();
+  t.last().welcome();
+  t.last().receive({ type: "chat", seq: 1, text: "x" });
+  t.last().receive({ type: "reconnect", delay: 3_000 });
+  assertEquals(t.sockets[0].closedWith, { code: 1000, reason: "reconnect requested" });
+  // The pending ack went out before the close.
+  assertEquals(t.sockets[0].sentOfType("ack"), [{ type: "ack", seq: 1 }]);
+  assertEquals(t.of("close")[0].detail, {
+    code: 1000,
+    reason: "reconnect requested",
+    wasClean: true,
+    willReconnect: true,
+  });
+  t.clock.advance(3_749);
+  assertEquals(t.sockets.length, 1);
+  t.clock.advance(1);
+  assertEquals(t.sockets.length, 2);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: offline does not burn retries; online reconnects at once", () => {
+  const t = setup({ maxRetries: 1 });
+  t.last().welcome();
+  t.window.setOnline(false);
+  assertEquals(t.of("offline").length, 1);
+  t.last().serverClose(1006);
+  t.clock.advance(10 * 60_000); // ten minutes offline: no attempts, no giving up
+  assertEquals(t.sockets.length, 1);
+  assertEquals(t.of("reconnecting").length, 0);
+  assertEquals(t.socket.readyState, ReconnectingSocket.CONNECTING);
+  t.window.setOnline(true);
+  assertEquals(t.of("online").length, 1);
+  assertEquals(t.sockets.length, 2); // at once, no backoff wait
+  t.last().welcome({ resumed: true });
+  assertEquals(t.socket.readyState, ReconnectingSocket.OPEN);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: going offline cancels a scheduled retry; online cuts a long backoff short", () => {
+  const t = setup({ backoff: { random: () => 1, initialDelay: 20_000 } });
+  t.last().serverClose(1006);
+  assertEquals(t.of("reconnecting")[0].detail.delay, 20_000);
+  t.window.setOnline(false);
+  t.clock.advance(60_000);
+  assertEquals(t.sockets.length, 1);
+  t.window.setOnline(true);
+  assertEquals(t.sockets.length, 2);
+  assertEquals(t.clock.pending, 1); // only the new connect timeout
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: starts offline → no attempt until online", () => {
+  const window = new FakeWindow();
+  window.navigator.onLine = false;
+  const t = setup({ window });
+  assertEquals(t.sockets.length, 0);
+  window.setOnline(true);
+  assertEquals(t.sockets.length, 1);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: dead line found within interval + timeout, socket let go", () => {
+  const t = setup({ heartbeat: { interval: 1_000, timeout: 500 } });
+  t.last().welcome({ heartbeat: { interval: 25_000, timeout: 10_000 } }); // overridden
+  // Alive: the server answers every heartbeat.
+  for (let i = 0; i < 5; i++) {
+    t.clock.advance(1_000);
+    t.last().receive({ type: "heartbeat_ack" });
+  }
+  const died = t.clock.now() + 300;
+  t.clock.advance(300);
+  t.last().receive({ type: "chat", seq: 1, text: "last words" });
+  t.clock.advance(1_500); // interval + timeout
+  const close = t.of("close")[0];
+  assert(close !== undefined, "not detected");
+  assert(close.at - died <= 1_500, `${close.at - died} ms`);
+  assertEquals(close.detail, {
+    code: 1006,
+    reason: "heartbeat timeout",
+    wasClean: false,
+    willReconnect: true,
+  });
+  assertEquals(t.sockets[0].closedWith, { code: 1000, reason: "heartbeat timeout" });
+  assert(!t.sockets[0].attached);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: heartbeat event carries the RTT; visibilitychange checks at once", () => {
+  const t = setup();
+  t.last().welcome({ heartbeat: { interval: 25_000, timeout: 10_000 } });
+  const [beat] = t.last().sentOfType("heartbeat");
+  t.clock.advance(42);
+  t.last().receive({ type: "heartbeat_ack", id: beat.id, ts: beat.ts });
+  assertEquals(t.of("heartbeat")[0].detail, { rtt: 42 });
+  t.clock.advance(5_000);
+  t.document.setVisible(false);
+  assertEquals(t.last().sentOfType("heartbeat").length, 1);
+  t.document.setVisible(true);
+  assertEquals(t.last().sentOfType("heartbeat").length, 2); // at once, not in 20 s
+  t.clock.advance(10_000);
+  assertEquals(t.of("close")[0].detail.reason, "heartbeat timeout");
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: outbox re-sent in order after reconnect, minus what the server had", () => {
+  const t = setup();
+  t.last().welcome({ session: "s1" });
+  for (const text of ["a", "b", "c"]) t.socket.send({ type: "chat", text });
+  t.last().receive({ type: "ack", cseq: 1 });
+  t.last().serverClose(1006);
+  t.socket.send({ type: "chat", text: "d" }); // while disconnected
+  t.socket.send({ type: "chat", text: "e" });
+  t.clock.advance(750);
+  // The server processed "b" but its ack was lost with the connection.
+  t.last().welcome({ session: "s1", resumed: true, last_cseq: 2 });
+  assertEquals(t.last().sentOfType("chat").map((m) => [m.cseq, m.text]), [
+    [3, "c"],
+    [4, "d"],
+    [5, "e"],
+  ]);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: replayed seq delivered once, in order; acks batched", () => {
+  const t = setup({ ackDelay: 100 });
+  t.last().welcome({ session: "s1" });
+  for (const seq of [1, 2, 3]) t.last().receive({ type: "chat", seq, text: `m${seq}` });
+  assertEquals(t.last().sentOfType("ack"), []);
+  t.clock.advance(100);
+  assertEquals(t.last().sentOfType("ack"), [{ type: "ack", seq: 3 }]); // one ack for three
+  t.last().receive({ type: "chat", seq: 4, text: "m4" }); // delivered, not acked yet
+  t.last().serverClose(1006);
+  t.clock.advance(750);
+  assertEquals(t.last().query.get("last_seq"), "4");
+  t.last().welcome({ session: "s1", resumed: true });
+  // The server's replay overlaps (its buffer held 3 and 4, the client had them).
+  for (const seq of [3, 4, 5, 6]) t.last().receive({ type: "chat", seq, text: `m${seq}` });
+  t.last().receive({ type: "chat", seq: 5, text: "m5" }); // a duplicate, too
+  assertEquals(t.of("message").map((e) => e.detail.seq), [1, 2, 3, 4, 5, 6]);
+  assertEquals(t.socket.lastSeq, 6);
+  t.clock.advance(100);
+  assertEquals(t.last().sentOfType("ack"), [{ type: "ack", seq: 6 }]);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: resume_failed is reported; the new session numbers from 1", () => {
+  const t = setup();
+  t.last().welcome({ session: "s1" });
+  t.last().receive({ type: "chat", seq: 1, text: "old" });
+  t.last().serverClose(1006);
+  t.clock.advance(750);
+  t.last().open();
+  t.last().receive({ type: "resume_failed", session: "s1", reason: "expired" });
+  t.last().welcome({ session: "s2", resumed: false });
+  t.last().receive({ type: "chat", seq: 1, text: "new" });
+  assertEquals(t.of("resume_failed")[0].detail, {
+    type: "resume_failed",
+    session: "s1",
+    reason: "expired",
+  });
+  assertEquals(t.of("message").map((e) => e.detail.text), ["old", "new"]);
+  assertEquals(t.socket.session, "s2");
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: a session taken over (4000) is not resumed again", () => {
+  const t = setup();
+  t.last().welcome({ session: "s1" });
+  t.last().serverClose(4000, "session taken over");
+  t.clock.advance(750);
+  assertEquals(t.last().query.get("session"), null);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: errors and bad messages are reported; the connection stays", () => {
+  const t = setup();
+  t.last().welcome();
+  t.last().receive("not json");
+  t.last().receive({ type: "mystery" }); // unnumbered and unknown
+  t.last().receive({ type: "error", reason: "chat text too long", cseq: 2 });
+  assertEquals(t.of("error").map((e) => e.detail), [
+    { reason: "message is not valid JSON" },
+    { reason: 'mystery field "seq" must be a whole number >= 1' },
+    { reason: "chat text too long", cseq: 2 },
+  ]);
+  assertEquals(t.socket.readyState, ReconnectingSocket.OPEN);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: close() leaves nothing, whatever the state", async () => {
+  const states: [string, (t: ReturnType<typeof setup>) => void][] = [
+    ["connecting", () => {}],
+    ["open", (t) => {
+      t.last().welcome();
+      t.last().receive({ type: "chat", seq: 1, text: "x" }); // ack timer armed
+    }],
+    ["waiting to retry", (t) => {
+      t.last().serverClose(1006);
+    }],
+    ["offline", (t) => {
+      t.last().welcome();
+      t.window.setOnline(false);
+      t.last().serverClose(1006);
+    }],
+  ];
+  for (const [name, reach] of states) {
+    const t = setup();
+    reach(t);
+    assert(t.clock.pending > 0 || name === "offline", name);
+    t.socket.close(1000, "bye");
+    assertEquals(t.socket.readyState, ReconnectingSocket.CLOSED);
+    assertNothingLeft(t);
+    await microtasks();
+    const closes = t.of("close").filter((e) => !e.detail.willReconnect);
+    assertEquals(closes.map((e) => [e.detail.code, e.detail.reason]), [[1000, "bye"]], name);
+    if (name === "open") {
+      assertEquals(t.sockets[0].closedWith, { code: 1000, reason: "bye" });
+      assertEquals(t.sockets[0].sentOfType("ack"), [{ type: "ack", seq: 1 }]); // flushed first
+    }
+    t.socket.close(); // idempotent
+    t.window.setOnline(true); // nothing listens any more
+    t.clock.advance(60_000);
+    assertEquals(t.sockets.length, 1);
+  }
+});
+
+Deno.test("ReconnectingSocket: close() from inside a close listener stops the reconnect", async () => {
+  const t = setup();
+  t.socket.addEventListener("close", () => t.socket.close());
+  t.last().welcome();
+  t.last().serverClose(1006);
+  assertNothingLeft(t);
+  await microtasks();
+  assertEquals(t.of("close").map((e) => e.detail.willReconnect), [true, false]);
+});
+
+Deno.test("ReconnectingSocket: close() rejects codes a client may not send", () => {
+  const t = setup();
+  assertThrows(() => t.socket.close(1006), RangeError);
+  assertEquals(t.socket.readyState, ReconnectingSocket.CONNECTING);
+  t.socket.close(4001, "done");
+  assertNothingLeft(t);
+});
+
+Deno.test("ReconnectingSocket: close() with an over-long reason still closes the socket", () => {
+  const t = setup();
+  t.last().welcome();
+  t.socket.close(1000, "x".repeat(200));
+  assertEquals(t.sockets[0].closedWith, { code: 1000, reason: undefined });
+  assertNothingLeft(t);
+});
