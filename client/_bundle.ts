@@ -58,10 +58,50 @@ export async function bundle(): Promise<{ file: string; min: number; gzip: numbe
   return sizes;
 }
 
+/** Newest modification time (ms) of the sources the bundle is built from. */
+async function newestSource(): Promise<number> {
+  let newest = 0;
+  for (const folder of ["./", "../protocol/"]) {
+    const dir = new URL(folder, import.meta.url);
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.isFile || !entry.name.endsWith(".ts")) continue;
+      const { mtime } = await Deno.stat(new URL(entry.name, dir));
+      newest = Math.max(newest, mtime?.getTime() ?? Infinity);
+    }
+  }
+  return newest;
+}
+
+/** True when both bundles exist and are newer than every source file. */
+async function upToDate(): Promise<boolean> {
+  const newest = await newestSource();
+  for (const file of ["heartwire-client.js", "heartwire-client.iife.js"]) {
+    try {
+      const { mtime } = await Deno.stat(new URL(file, DIST));
+      if ((mtime?.getTime() ?? 0) < newest) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
 if (import.meta.main) {
-  for (const { file, min, gzip } of await bundle()) {
-    console.log(
-      `dist/${file}: ${(min / 1024).toFixed(1)} KiB min, ${(gzip / 1024).toFixed(2)} KiB min+gzip`,
-    );
+  // `deno task start` runs this with --if-stale: build only when the sources
+  // changed, and never keep the server from starting (e.g. npm unreachable).
+  const ifStale = Deno.args.includes("--if-stale");
+  if (ifStale && await upToDate()) Deno.exit(0);
+  try {
+    for (const { file, min, gzip } of await bundle()) {
+      console.log(
+        `dist/${file}: ${(min / 1024).toFixed(1)} KiB min, ${
+          (gzip / 1024).toFixed(2)
+        } KiB min+gzip`,
+      );
+    }
+  } catch (error) {
+    console.error(`bundle failed: ${(error as Error).message}`);
+    if (!ifStale) Deno.exit(1);
+    console.error("starting without it: the demo page at / will say so");
   }
 }

@@ -31,7 +31,11 @@ async function main(): Promise<void> {
     maxPayload: cli.maxPayload,
     onListen(addr) {
       const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-      console.log(`heartwire listening on ${tls ? "wss" : "ws"}://${host}:${addr.port}/echo`);
+      const origin = `${host}:${addr.port}`;
+      console.log(
+        `heartwire listening on ${tls ? "wss" : "ws"}://${origin}/ws ` +
+          `(also /echo; demo page ${tls ? "https" : "http"}://${origin}/)`,
+      );
     },
     onError(error) {
       console.error("heartwire:", error);

@@ -24,7 +24,7 @@ async function start(args: string[]) {
   reader.releaseLock();
   child.stdout.cancel().catch(() => {});
   const line = text.split("\n")[0];
-  const port = Number(line.match(/:(\d+)\/echo/)?.[1]);
+  const port = Number(line.match(/:(\d+)\/ws /)?.[1]);
   return { child, line, port };
 }
 
@@ -43,7 +43,10 @@ function echoOnce(
 
 Deno.test("deno task start: logs its URL, echoes, and exits 0 on SIGTERM after sending 1001", async () => {
   const { child, line, port } = await start(["--hostname", "127.0.0.1"]);
-  assertMatch(line, /^heartwire listening on ws:\/\/127\.0\.0\.1:\d+\/echo$/);
+  assertMatch(
+    line,
+    /^heartwire listening on ws:\/\/127\.0\.0\.1:\d+\/ws \(also \/echo; demo page http:\/\/127\.0\.0\.1:\d+\/\)$/,
+  );
   const { echoed, closed } = await echoOnce(`ws://127.0.0.1:${port}/echo`, "ping me");
   assertEquals(echoed, "ping me");
   child.kill("SIGTERM");
