@@ -6,7 +6,9 @@
  * (or a welcome's `last_cseq`) says the server processed it. After a
  * reconnect everything still here is sent again, in order; the server drops
  * the re-sends it had already processed (`cseq` <= its last), so nothing is
- * lost and nothing is done twice. The queue is bounded in bytes: a client cut
+ * lost and nothing is done twice. When the session could not be resumed,
+ * the new session knows nothing of them: the `last_cseq` of the server's
+ * `resume_failed` acknowledges them instead. The queue is bounded in bytes: a client cut
  * off for a long time fails loudly instead of growing without limit.
  *
  * @module

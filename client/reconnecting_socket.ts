@@ -243,6 +243,43 @@ export interface ErrorDetail {
 }
 
 /**
+ * `detail` of the `resume_failed` event: the session could not be resumed
+ * and a new one follows. Server messages sent to the old session meanwhile
+ * are lost; client messages are sorted out as below.
+ *
+ * @example
+ * ```ts
+ * import type { ResumeFailedDetail } from "@heartwire/heartwire/client";
+ * const detail: ResumeFailedDetail = {
+ *   session: "s1",
+ *   reason: "unknown or expired session",
+ *   lastCseq: 3,
+ *   dropped: 1, // cseq 3: processed, its ack lost with the connection
+ *   resent: 2, // cseq 4 and 5: sent before, never processed; they go to the new session
+ * };
+ * ```
+ */
+export interface ResumeFailedDetail {
+  /** The session that could not be resumed. */
+  session: string;
+  /** The server's reason, for people. */
+  reason: string;
+  /**
+   * The last `cseq` the old session processed, as the server said; absent if
+   * the server did not know (it restarted, or forgot the session).
+   */
+  lastCseq?: number;
+  /** Unacknowledged messages dropped from the outbox: the old session processed them. */
+  dropped: number;
+  /**
+   * Messages sent on an earlier connection that go to the new session again.
+   * With `lastCseq` known none of them was processed; without it each may be
+   * processed twice (at-least-once).
+   */
+  resent: number;
+}
+
+/**
  * The events of a {@linkcode ReconnectingSocket} and their types.
  *
  * @example
@@ -269,7 +306,7 @@ export interface ReconnectingSocketEventMap {
   /** A heartbeat was answered. */
   heartbeat: CustomEvent<HeartbeatDetail>;
   /** The session could not be resumed: server messages were lost; a new session follows. */
-  resume_failed: CustomEvent<ResumeFailed>;
+  resume_failed: CustomEvent<ResumeFailedDetail>;
 }
 
 const CONNECTING = 0;
@@ -291,9 +328,16 @@ const ABNORMAL = 1006;
  * - `close()` is final: every timer and listener is gone when it returns; the
  *   last `close` event follows in a microtask.
  *
- * If a session cannot be resumed (`resume_failed`), server messages sent
- * meanwhile are lost, and unacknowledged client messages are re-sent to the
- * new session (the old one may have processed some of them).
+ * If a session cannot be resumed (`resume_failed`), server messages sent to
+ * it meanwhile are lost and a new session starts. Client messages are still
+ * processed once: the server tells the last `cseq` the old session processed
+ * (`detail.lastCseq`, final), those leave the outbox, and only the rest go to
+ * the new session, keeping their numbers (a `cseq` only has to rise). If the
+ * server does not know it (it restarted, or its record of the session was
+ * overwritten), every unacknowledged message is re-sent: the one case where
+ * a message may be processed twice (`detail.resent` counts the ones at
+ * risk). Dropping them instead would lose messages silently, which no
+ * listener could repair; a possible duplicate is at least reported.
  *
  * @example
  * ```ts ignore
@@ -335,6 +379,8 @@ export class ReconnectingSocket extends EventTarget {
   #retries = 0;
   #openedAt = 0;
   #ackedSeq = 0;
+  /** Highest `cseq` ever written to a socket: the outbox entries up to it were sent. */
+  #sentCseq = 0;
   #hint: number | undefined;
 
   /**
@@ -412,7 +458,10 @@ export class ReconnectingSocket extends EventTarget {
       throw new TypeError('message must be an object with a string "type" (not heartbeat or ack)');
     }
     const entry = this.#outbox.push(value);
-    if (this.#state === OPEN) this.#sendText(entry.text);
+    if (this.#state === OPEN) {
+      this.#sendText(entry.text);
+      this.#sentCseq = entry.cseq;
+    }
     return entry.cseq;
   }
 
@@ -630,7 +679,7 @@ export class ReconnectingSocket extends EventTarget {
         this.#outbox.ack(message.cseq);
         return;
       case "resume_failed":
-        return this.#emit("resume_failed", message);
+        return this.#resumeFailed(message);
       case "error": {
         const { type: _, ...detail } = message; // { reason, cseq? }
         return this.#emit("error", detail);
@@ -653,6 +702,7 @@ export class ReconnectingSocket extends EventTarget {
     this.#openedAt = this.#clock.now();
     // Oldest first: the server processes client messages in cseq order.
     for (const entry of this.#outbox.entries) this.#sendText(entry.text);
+    this.#sentCseq = Math.max(this.#sentCseq, this.#outbox.entries.at(-1)?.cseq ?? 0);
     const timing = { ...welcome.heartbeat, ...this.#options.heartbeat };
     this.#monitor = new HeartbeatMonitor({
       interval: timing.interval,
@@ -663,6 +713,30 @@ export class ReconnectingSocket extends EventTarget {
     });
     this.#monitor.start();
     this.#emit("open", { session: welcome.session, id: welcome.id, resumed: welcome.resumed });
+  }
+
+  /**
+   * The old session is gone; the welcome of a new one follows. What it
+   * processed must not reach the new one: drop it from the outbox now, the
+   * welcome re-sends the rest.
+   */
+  #resumeFailed(message: ResumeFailed): void {
+    // Only our own session's count applies (the server echoes the id we asked for).
+    const lastCseq = message.session === this.#session ? message.last_cseq : undefined;
+    const dropped = lastCseq === undefined ? 0 : this.#outbox.ack(lastCseq);
+    let resent = 0;
+    for (const entry of this.#outbox.entries) {
+      if (entry.cseq > this.#sentCseq) break; // queued while away: never sent
+      resent++;
+    }
+    const detail: ResumeFailedDetail = {
+      session: message.session,
+      reason: message.reason,
+      dropped,
+      resent,
+    };
+    if (lastCseq !== undefined) detail.lastCseq = lastCseq;
+    this.#emit("resume_failed", detail);
   }
 
   #flushAck(): void {

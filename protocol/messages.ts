@@ -10,13 +10,26 @@
  *   │ ────▶ {"type":"chat","cseq":4,"text":"hi"}   (outbox re-sent)
  *   │ ◀──── {"type":"ack","cseq":4}
  *   │ ────▶ {"type":"ack","seq":8}
+ *
+ *   │ GET /ws?id=c1&session=s1&last_seq=9  (s1 expired) │
+ *   │ ◀──── {"type":"resume_failed","session":"s1",...,"last_cseq":5}
+ *   │ ◀──── {"type":"welcome","session":"s2","resumed":false,...,"last_cseq":0}
+ *   │ ────▶ {"type":"chat","cseq":6,...}   (only what s1 had not processed)
  * ```
  *
  * Server messages that carry a `seq` are application messages: numbered per
  * session, replayed after a resume, acknowledged by the client. The rest
  * (welcome, acks, errors, heartbeat answers) are protocol messages and are
  * never numbered. Client messages carry a `cseq` so the server can drop
- * re-sends it already processed.
+ * re-sends it already processed; `cseq` only has to rise, so a client keeps
+ * its numbering when it moves to a new session (whose `last_cseq` is 0).
+ *
+ * A `resume_failed` with `last_cseq` means the old session processed the
+ * client messages up to it and no others, ever: the client drops those from
+ * its outbox and re-sends only the rest, so none is done twice. Without it
+ * the server does not know (the session is long gone, or the server
+ * restarted), and re-sending is the client's choice between a duplicate and
+ * a loss.
  *
  * The parsers check field types and copy only the known fields of protocol
  * messages; they know nothing of sockets or timers.
@@ -83,7 +96,12 @@ export interface Welcome {
  * @example
  * ```ts
  * import type { ResumeFailed } from "@heartwire/heartwire/protocol";
- * const failed: ResumeFailed = { type: "resume_failed", session: "s1", reason: "expired" };
+ * const failed: ResumeFailed = {
+ *   type: "resume_failed",
+ *   session: "s1",
+ *   reason: "unknown or expired session",
+ *   last_cseq: 5,
+ * };
  * ```
  */
 export interface ResumeFailed {
@@ -93,6 +111,12 @@ export interface ResumeFailed {
   session: string;
   /** Why, for people: "unknown", "expired", "replay buffer overrun"... */
   reason: string;
+  /**
+   * Highest client `cseq` the failed session processed; it will process no
+   * more. Present only when the server still knows it (and the session
+   * belonged to the asking client id); absent means unknown.
+   */
+  last_cseq?: number;
 }
 
 /**
@@ -477,12 +501,15 @@ export function parseServerMessage(text: string): ServerMessage {
         last_cseq: whole(value, "last_cseq"),
       };
     }
-    case "resume_failed":
-      return {
+    case "resume_failed": {
+      const failed: ResumeFailed = {
         type: "resume_failed",
         session: string(value, "session"),
         reason: string(value, "reason"),
       };
+      if (value.last_cseq !== undefined) failed.last_cseq = whole(value, "last_cseq");
+      return failed;
+    }
     case "heartbeat_ack":
       return heartbeatField(parseHeartbeatAck, value);
     case "ack":

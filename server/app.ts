@@ -6,7 +6,9 @@
  * parameter optional) and is told, in this order:
  *
  * 1. `resume_failed` — only if `session` was asked for and cannot be resumed
- *    (unknown, expired, replay buffer overrun, bad `last_seq`);
+ *    (unknown, expired, replay buffer overrun, bad `last_seq`), with the
+ *    session's last processed `cseq` when the server still knows it (see
+ *    below);
  * 2. `welcome` — the session (resumed or new), the client id, the heartbeat
  *    timing to use and the last client `cseq` processed;
  * 3. on a resume, every application message after `last_seq`, in order, once.
@@ -28,6 +30,16 @@
  * Application messages are numbered per session (`seq` from 1) and buffered
  * while unacknowledged, also while the session is detached within its grace
  * period, so a client that comes back receives what it missed.
+ *
+ * A client that comes back too late still must not have a message processed
+ * twice: its outbox holds messages whose ack was lost with the connection.
+ * So a removed session leaves a tombstone (see {@linkcode SessionStore}), and
+ * `resume_failed` carries `last_cseq`, the last client message the old
+ * session processed; the client re-sends only the later ones. It is told
+ * only if the `?id` asking is the session's or absent (the rule a resume
+ * follows), never for a bad `last_seq`, and it is final: a session that
+ * fails to resume is removed, and a connection still attached to it is
+ * closed with 4000 (like a take-over) before anything more is processed.
  *
  * @module
  */
@@ -73,6 +85,11 @@ export interface WsAppOptions {
   replayBytes?: number;
   /** Sessions kept at once, live and in grace. Default 10 000. */
   maxSessions?: number;
+  /**
+   * Removed sessions whose last `cseq` is remembered for `resume_failed`
+   * (oldest forgotten first; about 200 bytes each). Default 4 × `maxSessions`.
+   */
+  maxTombstones?: number;
   /** The room every new session is in. Default "lobby". */
   defaultRoom?: string;
   /** Rooms one session may be in, the default room included. Default 16. */
@@ -172,8 +189,12 @@ export class WsApp implements WebSocketHandler {
       grace: options.grace,
       replayBytes: options.replayBytes,
       maxSessions: options.maxSessions,
+      maxTombstones: options.maxTombstones,
       onRemove: (session) => {
         for (const room of session.rooms) this.#leave(session, room);
+        // Still attached (a failed resume, or remove()): nothing more may be processed for it.
+        const ws = session.connection;
+        if (ws && this.#live.has(ws)) this.#retire(ws);
       },
     });
   }
@@ -208,6 +229,7 @@ export class WsApp implements WebSocketHandler {
           session: query.session,
           reason: result.reason,
         };
+        if (result.lastCseq !== undefined) failed.last_cseq = result.lastCseq;
         ws.send(JSON.stringify(failed));
       }
     }
@@ -221,12 +243,8 @@ export class WsApp implements WebSocketHandler {
       this.#join(session, this.#defaultRoom);
     }
     const previous = session.connection;
-    if (previous) {
-      // One live socket per session: the newer connection wins.
-      (previous.data as Attachment).replaced = true;
-      this.#live.delete(previous);
-      previous.close(SESSION_TAKEN_OVER, "session taken over");
-    }
+    // One live socket per session: the newer connection wins.
+    if (previous) this.#retire(previous);
     this.sessions.attach(session, ws);
     ws.data = { session, replaced: false } satisfies Attachment;
     this.#live.add(ws);
@@ -332,6 +350,13 @@ export class WsApp implements WebSocketHandler {
     }
     this.sessions.dispose();
     this.#rooms.clear();
+  }
+
+  /** Detaches a live connection from its session for good and closes it with 4000. */
+  #retire(ws: WebSocketConnection): void {
+    (ws.data as Attachment).replaced = true; // from now on its messages are ignored
+    this.#live.delete(ws);
+    ws.close(SESSION_TAKEN_OVER, "session taken over");
   }
 
   /** Carries out a chat, subscribe or unsubscribe; returns why it was refused, if it was. */

@@ -311,6 +311,7 @@ Deno.test("resume_failed comes first when the grace period is over, then a fresh
       type: "resume_failed",
       session: welcome.session,
       reason: "unknown or expired session",
+      last_cseq: 0, // b sent nothing numbered
     });
     const fresh = await b2.next();
     assertEquals(fresh.type, "welcome");
@@ -336,11 +337,76 @@ Deno.test("resume_failed on replay buffer overrun and on a bad last_seq", async 
     }
     const [c, failed] = await join(port, `?session=${welcome.session}&last_seq=0`);
     assertEquals(failed.reason, "replay buffer overrun");
+    assertEquals(failed.last_cseq, 0);
     assertEquals((await c.next()).resumed, false);
     const [d, bad] = await join(port, `?session=${welcome.session}&last_seq=-1`);
     assertEquals(bad.reason, "invalid last_seq");
+    assertEquals("last_cseq" in bad, false, "no resume was tried: nothing to tell");
     assertEquals((await d.next()).type, "welcome");
     for (const client of [a, c, d]) await client.close();
+  });
+});
+
+Deno.test("an expired session's last cseq comes in resume_failed; the new session takes cseq 4 on", async () => {
+  const clock = new ManualClock();
+  await withApp({ clock, grace: 1_000, serve: { clock } }, async (port, app) => {
+    const [a] = await join(port, "?id=a");
+    const [b, welcome] = await join(port, "?id=b");
+    for (const cseq of [1, 2, 3]) b.send({ type: "chat", text: `m${cseq}`, cseq });
+    for (const cseq of [1, 2, 3]) assertEquals((await a.next()).text, `m${cseq}`);
+    await b.close(); // b's chats were processed, but b never read the acks: lost
+    await waitFor(() => app.sessions.detached === 1);
+    clock.advance(1_000);
+    await waitFor(() => app.sessions.size === 1, 1_000);
+    assertEquals(app.sessions.tombstones, 1);
+
+    const [other, hidden] = await join(port, `?id=mallory&session=${welcome.session}&last_seq=3`);
+    assertEquals(hidden, {
+      type: "resume_failed",
+      session: welcome.session,
+      reason: "unknown or expired session",
+    }, "another client id is told nothing");
+    await other.close();
+
+    const [b2, failed] = await join(port, `?id=b&session=${welcome.session}&last_seq=3`);
+    assertEquals(failed, {
+      type: "resume_failed",
+      session: welcome.session,
+      reason: "unknown or expired session",
+      last_cseq: 3,
+    });
+    const fresh = await b2.next();
+    assertEquals([fresh.type, fresh.resumed, fresh.last_cseq], ["welcome", false, 0]);
+    // The client drops 1..3 and goes on numbering: a new session takes any rising cseq.
+    b2.send({ type: "chat", text: "m4", cseq: 4 });
+    assertEquals((await b2.next()).seq, 1);
+    assertEquals(await b2.next(), { type: "ack", cseq: 4 });
+    assertEquals((await a.next()).text, "m4");
+    await a.expectQuiet(); // each chat reached a once
+    await a.close();
+    await b2.close();
+  });
+});
+
+Deno.test("a resume that overruns a session still attached closes the old connection (4000) first", async () => {
+  await withApp({ replayBytes: 300 }, async (port, app) => {
+    const [a] = await join(port, "?id=a");
+    const [old, welcome] = await join(port, "?id=b");
+    old.send({ type: "chat", text: "one", cseq: 1 });
+    assertEquals((await a.next()).text, "one");
+    for (let i = 0; i < 10; i++) app.publish("lobby", "note", { text: "filling the buffer " + i });
+    // The server still thinks `old` is live (half-open), but its client came back.
+    const [b2, failed] = await join(port, `?id=b&session=${welcome.session}&last_seq=0`);
+    assertEquals([failed.reason, failed.last_cseq], ["replay buffer overrun", 1]);
+    assertEquals((await b2.next()).resumed, false);
+    await waitFor(() => old.ws.readyState === WebSocket.CLOSED, 2_000);
+    const event = await old.closed;
+    assertEquals(event.code, 4000, "the old connection can process nothing after last_cseq");
+    assertEquals([app.sessions.size, app.sessions.live], [2, 2]);
+    for (let i = 0; i < 10; i++) assertEquals((await a.next()).type, "note");
+    await a.expectQuiet();
+    await a.close();
+    await b2.close();
   });
 });
 

@@ -1,7 +1,8 @@
 /**
  * The client against the real server on loopback: server restarts and a
  * network that silently stops forwarding, with traffic flowing both ways the
- * whole time. Every message must arrive exactly once, in order, both ways.
+ * whole time. Every message must arrive exactly once, in order, both ways —
+ * and client messages exactly once even when the session expires meanwhile.
  */
 import { assert, assertEquals } from "@std/assert";
 import { ReconnectingSocket } from "../client/mod.ts";
@@ -24,11 +25,17 @@ function startServer(app: WsApp, port = 0): Server {
   });
 }
 
+/** Which way a pipe of the proxy has stopped forwarding. */
+interface Dead {
+  toServer: boolean;
+  toClient: boolean;
+}
+
 /** A TCP relay that can be told to swallow everything on its current connections. */
 class BlackholeProxy {
   readonly port: number;
   #listener: Deno.Listener;
-  #pipes = new Set<{ conns: Deno.Conn[]; dead: boolean }>();
+  #pipes = new Set<{ conns: Deno.Conn[]; dead: Dead }>();
   #tasks: Promise<unknown>[] = [];
 
   constructor(target: number) {
@@ -46,30 +53,37 @@ class BlackholeProxy {
         return; // closed
       }
       const upstream = await Deno.connect({ hostname: "127.0.0.1", port: target });
-      const pipe = { conns: [client, upstream], dead: false };
-      this.#pipes.add(pipe);
-      this.#tasks.push(this.#pump(client, upstream, pipe), this.#pump(upstream, client, pipe));
+      const dead = { toServer: false, toClient: false };
+      this.#pipes.add({ conns: [client, upstream], dead });
+      this.#tasks.push(
+        this.#pump(client, upstream, dead, "toServer"),
+        this.#pump(upstream, client, dead, "toClient"),
+      );
     }
   }
 
-  async #pump(from: Deno.Conn, to: Deno.Conn, pipe: { dead: boolean }): Promise<void> {
+  async #pump(from: Deno.Conn, to: Deno.Conn, dead: Dead, way: keyof Dead): Promise<void> {
     const buffer = new Uint8Array(16 * 1024);
     try {
       for (;;) {
         const n = await from.read(buffer);
         if (n === null) break;
         // A dead path reads and drops: no data, no FIN, no RST — a pulled cable.
-        if (!pipe.dead) await to.write(buffer.subarray(0, n));
+        if (!dead[way]) await to.write(buffer.subarray(0, n));
       }
-      if (!pipe.dead) to.closeWrite();
+      if (!dead[way]) to.closeWrite();
     } catch {
       // closed by close() or the other side
     }
   }
 
-  /** From now on the connections open so far forward nothing and never close. */
-  blackhole(): void {
-    for (const pipe of this.#pipes) pipe.dead = true;
+  /**
+   * From now on the connections open so far forward nothing and never close
+   * (or only in one direction: `toClient` loses the server's acks while the
+   * client's messages still get through).
+   */
+  blackhole(ways: (keyof Dead)[] = ["toServer", "toClient"]): void {
+    for (const pipe of this.#pipes) for (const way of ways) pipe.dead[way] = true;
   }
 
   async close(): Promise<void> {
@@ -204,6 +218,61 @@ Deno.test("client: a blackholed path is found by the heartbeat and replaced, not
   } finally {
     flow?.stop();
     socket.close();
+    await proxy.close();
+    await server.shutdown({ timeout: 500 });
+    app.dispose();
+  }
+});
+
+Deno.test("client: session expired while its acks were lost: no client message processed twice", async () => {
+  // Grace far shorter than the client's backoff: the session is gone when it comes back.
+  const app = new WsApp({ heartbeat: HEARTBEAT, grace: 50 });
+  const server = startServer(app);
+  const proxy = new BlackholeProxy(server.addr.port);
+  const socket = new ReconnectingSocket(`ws://127.0.0.1:${proxy.port}/ws`, {
+    id: "carol",
+    backoff: { minDelay: 600, initialDelay: 600, maxDelay: 600 },
+  });
+  const seen = watch(socket);
+  const failures: { lastCseq?: number; dropped: number; resent: number }[] = [];
+  socket.addEventListener("resume_failed", (event) => failures.push(event.detail));
+  // A second member of the lobby, straight to the server, sees every chat processed.
+  const observer = new WebSocket(`ws://127.0.0.1:${server.addr.port}/ws?id=observer`);
+  const processed: string[] = [];
+  observer.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "chat" && message.from === "carol") processed.push(message.text);
+    if (message.type === "heartbeat_ack" && message.id === "last") quiet = true;
+  };
+  let quiet = false;
+  const observerClosed = new Promise((resolve) => observer.onclose = resolve);
+  let flow: ReturnType<typeof traffic> | undefined;
+  try {
+    await waitFor(() => seen.opens.length === 1 && observer.readyState === WebSocket.OPEN);
+    flow = traffic(socket, app);
+    await waitFor(() => flow!.sent() >= N / 4);
+    // Server → client goes dark: chats still arrive and are processed, their acks never return.
+    proxy.blackhole(["toClient"]);
+    await waitFor(() => seen.closes.length === 1, 5_000);
+    assertEquals(seen.closes[0].reason, "heartbeat timeout");
+    await waitFor(() => seen.opens.length === 2, 5_000);
+    assertEquals(seen.opens, [false, false], "the session had expired: a new one");
+    assertEquals(failures.length, 1);
+    const [failure] = failures;
+    assert(failure.lastCseq !== undefined && failure.lastCseq >= N / 4, `${failure.lastCseq}`);
+    assert(failure.dropped > 0, "some chats were processed whose acks were lost");
+    await waitFor(() => flow!.sent() >= N && socket.bufferedAmount === 0, 10_000);
+    // Every chat is acked, and the server broadcasts a chat before acking it, so a
+    // duplicate would reach the observer before this heartbeat's answer.
+    observer.send('{"type":"heartbeat","id":"last"}');
+    await waitFor(() => quiet, 2_000);
+    // Each chat processed exactly once, in order, across the two sessions.
+    assertEquals(processed, [...Array(N).keys()].map((i) => `c${i}`));
+  } finally {
+    flow?.stop();
+    socket.close();
+    observer.close();
+    await observerClosed;
     await proxy.close();
     await server.shutdown({ timeout: 500 });
     app.dispose();

@@ -90,6 +90,15 @@ Deno.test("parseServerMessage reads protocol messages field by field", () => {
     { type: "resume_failed", session: "s", reason: "expired" },
   );
   assertEquals(
+    parseServerMessage('{"type":"resume_failed","session":"s","reason":"expired","last_cseq":3}'),
+    { type: "resume_failed", session: "s", reason: "expired", last_cseq: 3 },
+  );
+  assertEquals(
+    parseServerMessage('{"type":"resume_failed","session":"s","reason":"x","last_cseq":0}'),
+    { type: "resume_failed", session: "s", reason: "x", last_cseq: 0 },
+    "0: the old session processed nothing, so everything may be re-sent",
+  );
+  assertEquals(
     parseServerMessage('{"type":"heartbeat_ack","id":7,"ts":1,"server_ts":2}'),
     { type: "heartbeat_ack", id: 7, ts: 1, server_ts: 2 },
   );
@@ -142,6 +151,10 @@ Deno.test("parseServerMessage refuses malformed protocol messages", () => {
       'welcome field "session"',
     ],
     ['{"type":"resume_failed","session":"s"}', 'resume_failed field "reason"'],
+    ...["-1", "1.5", '"3"', "null", "1e300"].map((bad): [string, string] => [
+      `{"type":"resume_failed","session":"s","reason":"x","last_cseq":${bad}}`,
+      'resume_failed field "last_cseq" must be a whole number >= 0',
+    ]),
     ['{"type":"ack","seq":3}', 'ack field "cseq"'],
     ['{"type":"error"}', 'error field "reason"'],
     ['{"type":"error","reason":"x","cseq":0}', 'error field "cseq"'],

@@ -382,12 +382,94 @@ Deno.test("ReconnectingSocket: resume_failed is reported; the new session number
   t.last().welcome({ session: "s2", resumed: false });
   t.last().receive({ type: "chat", seq: 1, text: "new" });
   assertEquals(t.of("resume_failed")[0].detail, {
-    type: "resume_failed",
     session: "s1",
     reason: "expired",
+    dropped: 0,
+    resent: 0,
   });
   assertEquals(t.of("message").map((e) => e.detail.text), ["old", "new"]);
   assertEquals(t.socket.session, "s2");
+  t.socket.close();
+});
+
+/** Welcomed on s1, sent chats 1..4 (1 acked), lost the connection, queued 5: reconnecting. */
+function sentFourThenLost() {
+  const t = setup();
+  t.last().welcome({ session: "s1" });
+  for (const text of ["a", "b", "c", "d"]) t.socket.send({ type: "chat", text });
+  t.last().receive({ type: "ack", cseq: 1 });
+  t.last().serverClose(1006); // the acks of 2 and 3 were on their way
+  t.socket.send({ type: "chat", text: "e" }); // cseq 5, never sent
+  t.clock.advance(750);
+  t.last().open();
+  return t;
+}
+
+const chats = (ws: FakeWebSocket) => ws.sentOfType("chat").map((m) => [m.cseq, m.text]);
+
+Deno.test("ReconnectingSocket: resume_failed with last_cseq drops what the old session processed", () => {
+  const t = sentFourThenLost();
+  // The old session expired after processing 2 and 3 (their acks were lost).
+  t.last().receive({ type: "resume_failed", session: "s1", reason: "expired", last_cseq: 3 });
+  assertEquals(t.of("resume_failed")[0].detail, {
+    session: "s1",
+    reason: "expired",
+    lastCseq: 3,
+    dropped: 2,
+    resent: 1, // d: sent before, never processed
+  });
+  assertEquals(t.last().sent, [], "nothing goes out before the welcome");
+  t.last().welcome({ session: "s2", resumed: false, last_cseq: 0 });
+  // Each once, numbering carried on: the new session accepts any rising cseq.
+  assertEquals(chats(t.last()), [[4, "d"], [5, "e"]]);
+  assertEquals(t.socket.send({ type: "chat", text: "f" }), 6);
+  t.last().receive({ type: "ack", cseq: 6 });
+  assertEquals(t.socket.bufferedAmount, 0);
+  assertEquals(chats(t.last()), [[4, "d"], [5, "e"], [6, "f"]]);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: a connection lost between resume_failed and welcome drops nothing twice", () => {
+  const t = sentFourThenLost();
+  t.last().receive({ type: "resume_failed", session: "s1", reason: "expired", last_cseq: 3 });
+  t.last().serverClose(1006); // before the welcome: still on s1
+  t.clock.advance(2_000);
+  assertEquals(t.last().query.get("session"), "s1");
+  t.last().open();
+  t.last().receive({ type: "resume_failed", session: "s1", reason: "expired", last_cseq: 3 });
+  assertEquals(t.of("resume_failed")[1].detail.dropped, 0);
+  t.last().welcome({ session: "s2" });
+  assertEquals(chats(t.last()), [[4, "d"], [5, "e"]]);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: resume_failed without last_cseq re-sends every unacked message (at-least-once)", () => {
+  const t = sentFourThenLost();
+  t.last().receive({ type: "resume_failed", session: "s1", reason: "unknown or expired session" });
+  const detail = t.of("resume_failed")[0].detail;
+  assertEquals(detail, {
+    session: "s1",
+    reason: "unknown or expired session",
+    dropped: 0,
+    resent: 3, // b, c, d may have been processed: reported, since they may be doubled
+  });
+  assertEquals("lastCseq" in detail, false);
+  t.last().welcome({ session: "s2" });
+  assertEquals(chats(t.last()), [[2, "b"], [3, "c"], [4, "d"], [5, "e"]]);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: a last_cseq for a session it did not ask for is not applied", () => {
+  const t = sentFourThenLost();
+  t.last().receive({ type: "resume_failed", session: "other", reason: "x", last_cseq: 4 });
+  assertEquals(t.of("resume_failed")[0].detail, {
+    session: "other",
+    reason: "x",
+    dropped: 0,
+    resent: 3,
+  });
+  t.last().welcome({ session: "s2" });
+  assertEquals(chats(t.last()).map(([cseq]) => cseq), [2, 3, 4, 5]);
   t.socket.close();
 });
 

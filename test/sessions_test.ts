@@ -124,7 +124,12 @@ Deno.test("store: unknown, overrun, ahead and foreign resumes fail with a reason
   store.attach(a, "a");
   store.detach(a);
   a.push(note(1));
-  assertEquals(store.resume(a.id, 5), { ok: false, reason: "last_seq is ahead of the session" });
+  a.lastCseq = 2;
+  assertEquals(store.resume(a.id, 5), {
+    ok: false,
+    reason: "last_seq is ahead of the session",
+    lastCseq: 2,
+  });
   assertEquals(removed, [a.id], "a session that cannot resume is dropped");
   assertEquals(store.size, 0);
 
@@ -137,7 +142,7 @@ Deno.test("store: unknown, overrun, ahead and foreign resumes fail with a reason
   });
   assertEquals(store.size, 1, "a wrong id does not destroy the session");
   for (let n = 1; n <= 20; n++) b.push(note(n, "padding padding"));
-  assertEquals(store.resume(b.id, 2), { ok: false, reason: "replay buffer overrun" });
+  assertEquals(store.resume(b.id, 2), { ok: false, reason: "replay buffer overrun", lastCseq: 0 });
   assertEquals(removed, [a.id, b.id]);
   store.dispose();
 });
@@ -232,9 +237,125 @@ Deno.test("store: the session cap evicts the oldest detached session, never a li
 });
 
 Deno.test("store: session ids are unique even when the generator repeats", () => {
-  const ids = ["x", "x", "y"];
+  const ids = ["x", "x", "y", "x", "z"];
   const store = new SessionStore<string>({ createId: () => ids.shift()! });
-  assertEquals(store.create("1")!.id, "x");
+  const x = store.create("1")!;
+  assertEquals(x.id, "x");
   assertEquals(store.create("2")!.id, "y");
+  store.remove(x);
+  assertEquals(store.create("3")!.id, "z", "a tombstone's id is not given out again");
   store.dispose();
+});
+
+Deno.test("store: an expired session leaves its last cseq, told only to its own client id", () => {
+  const clock = new ManualClock();
+  const store = new SessionStore<string>({ clock, grace: 1_000 });
+  const session = store.create("alice")!;
+  store.attach(session, "ws");
+  session.lastCseq = 3;
+  store.detach(session);
+  clock.jump(1_000);
+  assertEquals(store.get(session.id), undefined, "expired");
+  assertEquals(store.size, 0);
+  assertEquals(store.tombstones, 1);
+  const expired = { ok: false, reason: "unknown or expired session" };
+  assertEquals(store.resume(session.id, 0, "alice"), { ...expired, lastCseq: 3 });
+  assertEquals(store.resume(session.id, 7), { ...expired, lastCseq: 3 }, "no id: no check");
+  assertEquals(store.resume(session.id, 0, "mallory"), expired, "another id learns nothing");
+  assertEquals(store.resume("never-was", 0, "alice"), expired);
+  assertEquals(store.tombstones, 1, "asking again is fine: the answer is final");
+  store.dispose();
+  assertEquals(store.tombstones, 0);
+});
+
+Deno.test("store: evicted and failed-to-resume sessions leave tombstones too", () => {
+  const clock = new ManualClock();
+  const store = new SessionStore<string>({ clock, maxSessions: 2, replayBytes: 100 });
+  const a = store.create("a")!;
+  store.attach(a, "a");
+  a.lastCseq = 5;
+  store.detach(a);
+  const b = store.create("b")!;
+  store.attach(b, "b");
+  store.create("c"); // at the cap: a, the oldest detached, is evicted
+  assertEquals(store.get(a.id), undefined);
+  assertEquals(store.resume(a.id, 0, "a"), {
+    ok: false,
+    reason: "unknown or expired session",
+    lastCseq: 5,
+  });
+  b.lastCseq = 9;
+  for (let n = 1; n <= 5; n++) b.push(note(n, "padding padding padding"));
+  store.detach(b);
+  assertEquals(store.resume(b.id, 0, "b"), {
+    ok: false,
+    reason: "replay buffer overrun",
+    lastCseq: 9,
+  });
+  // The client may ask again (its welcome was lost): the tombstone answers the same.
+  assertEquals(store.resume(b.id, 0, "b"), {
+    ok: false,
+    reason: "unknown or expired session",
+    lastCseq: 9,
+  });
+  assertEquals(store.tombstones, 2);
+  store.dispose();
+});
+
+Deno.test("store: a live session that fails to resume is removed; onRemove still sees its connection", () => {
+  const clock = new ManualClock();
+  const seen: (string | undefined)[] = [];
+  const store = new SessionStore<string>({
+    clock,
+    replayBytes: 100,
+    onRemove: (s) => seen.push(s.connection),
+  });
+  const session = store.create("c")!;
+  store.attach(session, "old socket");
+  session.lastCseq = 4;
+  for (let n = 1; n <= 5; n++) session.push(note(n, "padding padding padding"));
+  // The old socket is live (half-open, say): it must not process anything more, so
+  // the session goes and the lastCseq told is final.
+  assertEquals(store.resume(session.id, 0, "c"), {
+    ok: false,
+    reason: "replay buffer overrun",
+    lastCseq: 4,
+  });
+  assertEquals(seen, ["old socket"]);
+  assertEquals(session.connection, undefined);
+  assertEquals([store.size, store.live], [0, 0]);
+  store.dispose();
+});
+
+Deno.test("store: tombstones are bounded, the oldest forgotten first", () => {
+  const store = new SessionStore<string>({ maxTombstones: 3 });
+  const ids: string[] = [];
+  for (let n = 1; n <= 10; n++) { // wraps around the ring three times
+    const session = store.create(`c${n}`)!;
+    session.lastCseq = n * 10;
+    ids.push(session.id);
+    store.remove(session);
+    assertEquals(store.tombstones, Math.min(n, 3));
+  }
+  const told = ids.map((id, i) => store.resume(id, 0, `c${i + 1}`));
+  assertEquals(
+    told.map((result) => result.ok ? "resumed" : result.lastCseq),
+    [undefined, undefined, undefined, undefined, undefined, undefined, undefined, 80, 90, 100],
+  );
+  store.dispose();
+
+  const none = new SessionStore<string>({ maxTombstones: 0 });
+  none.remove(none.create("c")!);
+  assertEquals(none.tombstones, 0);
+  none.dispose();
+
+  const odd = new SessionStore<string>({ maxTombstones: 2.5 });
+  for (let n = 0; n < 6; n++) odd.remove(odd.create("c")!);
+  assertEquals(odd.tombstones, 2, "a fractional bound is rounded down, still a bound");
+  odd.dispose();
+
+  const byDefault = new SessionStore<string>({ maxSessions: 2 });
+  for (let n = 0; n < 20; n++) byDefault.remove(byDefault.create("c")!);
+  assertEquals(byDefault.tombstones, 8, "default: 4 × maxSessions");
+  byDefault.dispose();
 });
