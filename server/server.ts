@@ -291,6 +291,10 @@ class HeartwireServer implements Server {
 
   async #accept(conn: Deno.Conn): Promise<void> {
     this.stats.accepted++;
+    // Replies are already batched into one write per turn; Nagle would only
+    // hold a lone small frame back until the peer's delayed ACK (~40 ms).
+    // TLS connections have no such switch.
+    (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
     if (this.#shuttingDown) return this.#refuse(conn, 503, "shutting down");
     if (this.#openSockets() >= (this.#options.maxConnections ?? 10_000)) {
       return this.#refuse(conn, 503, "too many connections");

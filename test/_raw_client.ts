@@ -114,7 +114,7 @@ export class RawClient {
   /** Reads until EOF, failing if TCP stays open past `timeout`. */
   async untilEof(timeout = 5_000): Promise<void> {
     for (;;) {
-      const event = await this.next(timeout).catch(() => ({ type: "eof" }) as RawEvent);
+      const event = await this.next(timeout); // rejects if TCP stays open past the timeout
       if (event.type === "eof") return;
     }
   }
