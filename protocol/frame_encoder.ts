@@ -25,7 +25,8 @@
  *   frames on purpose.
  * - {@linkcode FrameWriter} is what a connection uses: it enforces the rules
  *   for control frames, masks client frames, and packs a whole batch of
- *   frames into one buffer so the batch goes out in a single write.
+ *   frames into as few writes as it can — small frames share one buffer, a
+ *   large payload goes out as it is, without being copied.
  *
  * @module
  */
@@ -87,15 +88,21 @@ function writeRandomKey(target: Uint8Array, offset: number): void {
 }
 
 /**
- * XORs `bytes[start..end)` with the 4-byte key stored at `bytes[keyOffset]`
+ * XORs `bytes[start..end)` with the 4-byte key stored at `key[keyOffset]`
  * (§5.3: octet i is XORed with key octet i mod 4). Unrolled by four so the
  * key index never has to be computed inside the loop.
  */
-function maskInPlace(bytes: Uint8Array, start: number, end: number, keyOffset: number): void {
-  const k0 = bytes[keyOffset];
-  const k1 = bytes[keyOffset + 1];
-  const k2 = bytes[keyOffset + 2];
-  const k3 = bytes[keyOffset + 3];
+function maskInPlace(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  key: Uint8Array,
+  keyOffset: number,
+): void {
+  const k0 = key[keyOffset];
+  const k1 = key[keyOffset + 1];
+  const k2 = key[keyOffset + 2];
+  const k3 = key[keyOffset + 3];
   let i = start;
   const whole = start + ((end - start) & ~3);
   for (; i < whole; i += 4) {
@@ -239,7 +246,7 @@ export function encodeFrame(
   const firstByte = (options.fin === false ? 0 : 0x80) | opcode;
   const start = writeHeader(frame, 0, firstByte, length, mask);
   frame.set(payload, start);
-  if (masked) maskInPlace(frame, start, frame.length, start - 4);
+  if (masked) maskInPlace(frame, start, frame.length, frame, start - 4);
   return frame;
 }
 
@@ -301,23 +308,65 @@ export interface FrameWriterOptions {
    * (§5.4). Default: never split.
    */
   fragmentSize?: number;
+  /**
+   * A server's binary payload of at least this many bytes is not copied: it
+   * becomes a chunk of its own in {@linkcode FrameWriter.takeChunks}, referenced
+   * as it is. Payloads that must be copied anyway (text to encode, a client's
+   * payload to mask) of at least this size get an array of their own only when
+   * the batch buffer would otherwise outgrow the size it may keep (1 MiB).
+   * Default 16 KiB; `Infinity` copies everything into the batch buffer.
+   */
+  copyThreshold?: number;
 }
 
 const EMPTY = new Uint8Array(0);
 /** A buffer that grew past this is dropped after its batch, not kept forever. */
 const MAX_RETAINED_CAPACITY = 1024 * 1024;
+/**
+ * Measured over loopback TCP, one message per batch: from 16 to 128 KiB,
+ * referencing a payload (one extra `write`) and copying it cost within about
+ * 10% of each other; from 256 KiB referencing wins. Copying also makes both
+ * batch buffers grow (and stay grown, up to 1 MiB each, per connection), and a
+ * batch that passes 1 MiB is 4–10× slower copied, as the buffer is dropped and
+ * grown again every time. So payloads from 16 KiB on are referenced.
+ */
+const DEFAULT_COPY_THRESHOLD = 16 * 1024;
+/** The largest header: 64-bit length plus masking key (§5.2). */
+const MAX_HEADER_SIZE = 14;
 const textEncoder = new TextEncoder();
 /** Up to this many UTF-16 units, text() first tries a plain ASCII copy loop. */
 const SHORT_TEXT = 32;
 
 /**
- * Packs outgoing frames into one growable buffer so a connection can send a
- * whole batch of frames with one write.
+ * Turns messages into the bytes of their frames, batched so that a
+ * connection sends everything queued in one turn of the event loop with as
+ * few writes as possible.
  *
- * Two buffers alternate (double buffering): {@linkcode FrameWriter.take}
- * hands out a view of the current one and switches to the other, so while one
- * batch is being written the next is being filled, and no memory is allocated
- * per batch. Buffers are allocated on first use.
+ * A batch is an ordered list of chunks. Small frames are copied back to back
+ * into a batch buffer, so a run of them is one chunk and goes out in one
+ * write. A server's binary payload of at least `copyThreshold` bytes is not
+ * copied: its header ends the current run, and the payload itself is the next
+ * chunk (what ws's `Sender.frame()` does for a vectored write). Small frames
+ * around a large binary message therefore make three chunks:
+ *
+ * ```text
+ *  batch buffer                          caller's array
+ * [ frame | frame | frame | big header ] [ big payload ] [ frame | ... ]
+ *  \______________ chunk 1 ____________/  \__ chunk 2 __/  \_ chunk 3 ..
+ * ```
+ *
+ * Text must be encoded and a client's payload masked, so those are copied
+ * whatever their size: into the batch buffer, which is fastest while it
+ * fits, or, when a large one would make the buffer outgrow the 1 MiB it may
+ * keep, into an array of its own that becomes a chunk like a server's
+ * binary payload.
+ *
+ * Two batch buffers alternate (double buffering): taking a batch hands out
+ * views of the current buffer and switches to the other, so while one batch
+ * is being written the next is being filled, and no memory is allocated per
+ * batch. Buffers are allocated on first use, and one that grew past 1 MiB
+ * (a burst of small frames) is dropped after its batch rather than kept for
+ * the life of the connection.
  *
  * @example
  * ```ts
@@ -325,18 +374,29 @@ const SHORT_TEXT = 32;
  * const writer = new FrameWriter({ role: "server" });
  * writer.text("hello");
  * writer.ping();
- * const batch = writer.take(); // both frames, ready for one write
- * // ... write `batch` before the next take() ...
+ * writer.binary(new Uint8Array(64 * 1024)); // referenced, not copied
+ * const chunks = writer.takeChunks(); // [text + ping + binary header, binary payload]
+ * // ... write each chunk, in order, before the next take ...
  * ```
  */
 export class FrameWriter {
   readonly #masked: boolean;
   readonly #initialCapacity: number;
   readonly #fragmentSize: number;
+  readonly #copyThreshold: number;
   /** The buffer being filled, and how much of it is. */
   #buffer: Uint8Array = EMPTY;
   #length = 0;
-  /** The other buffer: the one the last take() returned a view of. */
+  /**
+   * Where the run of frames not yet cut into a chunk starts in the buffer.
+   * Everything before it belongs to chunks already in the list.
+   */
+  #runStart = 0;
+  /** The batch so far, in order; the run `#buffer[#runStart..#length)` follows. */
+  #chunks: Uint8Array[] = [];
+  /** Total bytes in `#chunks`. */
+  #chunkBytes = 0;
+  /** The other buffer: the one the last take handed out views of. */
   #spare: Uint8Array = EMPTY;
 
   /** Creates a writer for one end of one connection. */
@@ -352,22 +412,33 @@ export class FrameWriter {
       throw new RangeError(`fragmentSize must be a positive integer, got ${fragmentSize}`);
     }
     this.#fragmentSize = fragmentSize;
+    const threshold = options.copyThreshold ?? DEFAULT_COPY_THRESHOLD;
+    if (threshold !== Infinity && (!Number.isSafeInteger(threshold) || threshold < 1)) {
+      throw new RangeError(`copyThreshold must be a positive integer, got ${threshold}`);
+    }
+    this.#copyThreshold = threshold;
   }
 
-  /** Bytes queued and not yet taken. */
+  /** Bytes queued and not yet taken, in all chunks. */
   get length(): number {
-    return this.#length;
+    return this.#chunkBytes + this.#length - this.#runStart;
   }
 
   /**
-   * Queues a text message. The string is UTF-8 encoded straight into the
-   * batch buffer (lone surrogates become U+FFFD, as TextEncoder does).
+   * Queues a text message, UTF-8 encoded straight into the batch buffer
+   * (lone surrogates become U+FFFD, as TextEncoder does). Text that would make
+   * the buffer outgrow what it may keep is encoded into an array of its own
+   * instead, which goes out as a chunk of its own.
    */
   text(data: string): void {
     const maxBytes = data.length * 3; // UTF-16 unit → at most 3 UTF-8 bytes
-    if (maxBytes > this.#fragmentSize) {
-      // Fragmenting needs the encoded length first; rare enough to afford a copy.
-      this.#message(Opcode.Text, textEncoder.encode(data));
+    if (maxBytes > this.#fragmentSize || this.#wouldOutgrow(maxBytes)) {
+      // Fragmenting needs the encoded length first, and a buffer that grew
+      // past 1 MiB would be thrown away after this batch anyway: a
+      // right-sized array of its own is cheaper. It is ours, so a client may
+      // mask it in place. (Measured: encode() beats encodeInto() into a
+      // fresh array, for ASCII and for multibyte text.)
+      this.#message(Opcode.Text, textEncoder.encode(data), true);
       return;
     }
     const keySize = this.#masked ? 4 : 0;
@@ -388,7 +459,9 @@ export class FrameWriter {
       }
       if (i === data.length) {
         writeHeader(buffer, start, 0x80 | Opcode.Text, i, this.#masked);
-        if (this.#masked) maskInPlace(buffer, payloadStart, payloadStart + i, payloadStart - 4);
+        if (this.#masked) {
+          maskInPlace(buffer, payloadStart, payloadStart + i, buffer, payloadStart - 4);
+        }
         this.#length = payloadStart + i;
         return;
       }
@@ -406,13 +479,31 @@ export class FrameWriter {
     }
     const payloadStart = writeHeader(buffer, start, 0x80 | Opcode.Text, written, this.#masked);
     const end = payloadStart + written;
-    if (this.#masked) maskInPlace(buffer, payloadStart, end, payloadStart - 4);
+    if (this.#masked) maskInPlace(buffer, payloadStart, end, buffer, payloadStart - 4);
     this.#length = end;
   }
 
-  /** Queues a binary message; the payload is copied once, into the batch buffer. */
+  /**
+   * Queues a binary message.
+   *
+   * A payload shorter than `copyThreshold` is copied into the batch buffer at
+   * once. A larger one is, for a server writer, **referenced, not copied**: it
+   * goes out as it is when the batch is written, so the caller must not
+   * modify `data` until then (the contract of Node's `socket.write` and of
+   * ws's `readOnly` option). A client writer always masks a copy, never `data`.
+   *
+   * @example
+   * ```ts
+   * import { FrameWriter } from "@heartwire/heartwire/protocol";
+   * const writer = new FrameWriter({ role: "server" });
+   * const image = new Uint8Array(100_000);
+   * writer.binary(image); // queued by reference
+   * const chunks = writer.takeChunks(); // [header, image]
+   * // ... write the chunks; only then may `image` be reused ...
+   * ```
+   */
   binary(data: Uint8Array): void {
-    this.#message(Opcode.Binary, data);
+    this.#message(Opcode.Binary, data, false);
   }
 
   /**
@@ -443,61 +534,171 @@ export class FrameWriter {
   }
 
   /**
-   * Returns the queued bytes and starts an empty batch. The returned view
-   * stays valid until the next call to take(): the writer fills the other
-   * buffer meanwhile.
+   * Returns the queued bytes as an ordered list of chunks and starts an empty
+   * batch. Write every chunk, in order; the frames are their concatenation.
+   * Runs of small frames are one chunk each, a large payload is a chunk of
+   * its own (see the class notes), and no chunk is empty. The views stay
+   * valid until the next take: the writer fills the other buffer meanwhile.
+   *
+   * @example
+   * ```ts
+   * import { FrameWriter } from "@heartwire/heartwire/protocol";
+   * const writer = new FrameWriter({ role: "server", copyThreshold: 1024 });
+   * const big = new Uint8Array(2048);
+   * writer.text("a");
+   * writer.binary(big);
+   * const [frames, payload] = writer.takeChunks();
+   * // frames: the text frame and big's 4-byte header; payload === big
+   * ```
+   */
+  takeChunks(): Uint8Array[] {
+    const chunks = this.#chunks;
+    if (this.#length > this.#runStart) {
+      chunks.push(this.#buffer.subarray(this.#runStart, this.#length));
+    }
+    this.#chunks = [];
+    this.#chunkBytes = 0;
+    this.#switchBuffers();
+    return chunks;
+  }
+
+  /**
+   * Returns the queued bytes as one array and starts an empty batch, valid
+   * until the next take. When the batch is a single run of small frames this
+   * is a view of the batch buffer, with no copy; when it holds a large
+   * payload, everything is copied into a new array of the batch's size,
+   * giving up what {@linkcode FrameWriter.takeChunks} saves. Meant for tests
+   * and for writers that only ever send small frames.
+   *
+   * @example
+   * ```ts
+   * import { FrameWriter } from "@heartwire/heartwire/protocol";
+   * const writer = new FrameWriter({ role: "client" });
+   * writer.text("hello");
+   * writer.close(1000);
+   * const bytes = writer.take(); // both frames, masked, in one array
+   * ```
    */
   take(): Uint8Array {
-    const batch = this.#buffer.subarray(0, this.#length);
-    // The spare buffer's view was handed out one take() ago and is now
+    const chunks = this.takeChunks();
+    if (chunks.length === 0) return EMPTY;
+    if (chunks.length === 1) return chunks[0];
+    let total = 0;
+    for (const chunk of chunks) total += chunk.length;
+    const bytes = new Uint8Array(total);
+    let offset = 0;
+    for (const chunk of chunks) {
+      bytes.set(chunk, offset);
+      offset += chunk.length;
+    }
+    return bytes;
+  }
+
+  /** Ends a batch: the buffer just handed out becomes the spare, and vice versa. */
+  #switchBuffers(): void {
+    // The spare buffer's views were handed out one take ago and are now
     // released by contract, so it can be filled again.
     let next = this.#spare;
-    // A one-off huge message should not pin a huge buffer for the life of the
+    // A one-off burst should not pin a huge buffer for the life of the
     // connection: let it go and start small again when next needed.
     if (next.length > MAX_RETAINED_CAPACITY) next = EMPTY;
     this.#spare = this.#buffer;
     this.#buffer = next;
     this.#length = 0;
-    return batch;
+    this.#runStart = 0;
   }
 
-  /** Makes room for `extra` more bytes, growing the buffer geometrically. */
+  /**
+   * Makes room for `extra` more bytes after the current run. A full buffer is
+   * replaced, never reused: chunks already cut from it must stay intact. Only
+   * the current run moves to the new buffer, which grows geometrically.
+   */
   #reserve(extra: number): void {
-    const needed = this.#length + extra;
-    if (needed <= this.#buffer.length) return;
-    let capacity = Math.max(this.#initialCapacity, this.#buffer.length * 2);
-    while (capacity < needed) capacity *= 2;
+    if (this.#length + extra <= this.#buffer.length) return;
+    const run = this.#length - this.#runStart;
+    let capacity = Math.max(this.#initialCapacity, this.#buffer.length);
+    while (capacity < run + extra) capacity *= 2;
     const grown = new Uint8Array(capacity);
-    grown.set(this.#buffer.subarray(0, this.#length));
+    grown.set(this.#buffer.subarray(this.#runStart, this.#length));
     this.#buffer = grown;
+    this.#length = run;
+    this.#runStart = 0;
   }
 
   /** Appends one frame with `payload` copied in (and masked for a client). */
   #frame(firstByte: number, payload: Uint8Array): void {
     const length = payload.length;
-    this.#reserve(14 + length);
+    this.#reserve(MAX_HEADER_SIZE + length);
     const buffer = this.#buffer;
     const payloadStart = writeHeader(buffer, this.#length, firstByte, length, this.#masked);
     buffer.set(payload, payloadStart);
     const end = payloadStart + length;
-    if (this.#masked) maskInPlace(buffer, payloadStart, end, payloadStart - 4);
+    if (this.#masked) maskInPlace(buffer, payloadStart, end, buffer, payloadStart - 4);
     this.#length = end;
   }
 
-  /** A data message, split into fragments if it is larger than fragmentSize (§5.4). */
-  #message(opcode: number, data: Uint8Array): void {
+  /**
+   * Appends one frame whose payload becomes a chunk of its own: the header
+   * ends the current run, the payload follows it as the next chunk. A client
+   * masks the payload in place (§5.3), so it must be the writer's own array.
+   */
+  #chunkFrame(firstByte: number, payload: Uint8Array): void {
+    this.#reserve(MAX_HEADER_SIZE);
+    const buffer = this.#buffer;
+    const payloadStart = writeHeader(buffer, this.#length, firstByte, payload.length, this.#masked);
+    if (this.#masked) maskInPlace(payload, 0, payload.length, buffer, payloadStart - 4);
+    this.#chunks.push(buffer.subarray(this.#runStart, payloadStart), payload);
+    this.#chunkBytes += payloadStart - this.#runStart + payload.length;
+    this.#length = this.#runStart = payloadStart;
+  }
+
+  /**
+   * Whether copying a payload of up to `size` bytes into the batch buffer
+   * would take it past the size it may keep; only payloads of at least
+   * `copyThreshold` bytes are worth an array of their own.
+   */
+  #wouldOutgrow(size: number): boolean {
+    return size >= this.#copyThreshold &&
+      this.#length + MAX_HEADER_SIZE + size > MAX_RETAINED_CAPACITY;
+  }
+
+  /**
+   * One data frame. `owned` says `payload` is the writer's own array (encoded
+   * text), which may be masked in place; the caller's arrays never are.
+   */
+  #dataFrame(firstByte: number, payload: Uint8Array, owned: boolean): void {
+    if (payload.length < this.#copyThreshold) {
+      this.#frame(firstByte, payload); // small: one copy, no write of its own
+    } else if (!this.#masked || owned) {
+      this.#chunkFrame(firstByte, payload); // sent as it is (masked first, if ours)
+    } else if (this.#wouldOutgrow(payload.length)) {
+      this.#chunkFrame(firstByte, payload.slice()); // a client's private copy to mask
+    } else {
+      this.#frame(firstByte, payload); // a client's copy, while the buffer has room
+    }
+  }
+
+  /**
+   * A data message, split into fragments if it is larger than fragmentSize
+   * (§5.4). `owned` says `data` is the writer's own array (encoded text).
+   */
+  #message(opcode: number, data: Uint8Array, owned: boolean): void {
     const size = this.#fragmentSize;
     if (data.length <= size) {
-      this.#frame(0x80 | opcode, data);
+      this.#dataFrame(0x80 | opcode, data, owned);
       return;
+    }
+    // Fragments that will be copied: make room for all of them at once.
+    if (size < this.#copyThreshold) {
+      this.#reserve(data.length + Math.ceil(data.length / size) * MAX_HEADER_SIZE);
     }
     // First frame: the message's opcode, FIN clear. Then continuation frames;
     // the last one sets FIN (§5.4).
-    this.#reserve(data.length + Math.ceil(data.length / size) * 14);
     for (let offset = 0; offset < data.length; offset += size) {
       const end = Math.min(offset + size, data.length);
       const fin = end === data.length ? 0x80 : 0;
-      this.#frame(fin | (offset === 0 ? opcode : Opcode.Continuation), data.subarray(offset, end));
+      const first = offset === 0 ? opcode : Opcode.Continuation;
+      this.#dataFrame(fin | first, data.subarray(offset, end), owned);
     }
   }
 

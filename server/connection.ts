@@ -4,7 +4,9 @@
  *
  * Data flow: TCP bytes → {@linkcode FrameDecoder} → events (control frames are
  * answered here, messages go to the route's handler) → `send()` →
- * {@linkcode FrameWriter} → one coalesced `write` per turn of the event loop.
+ * {@linkcode FrameWriter} → per turn of the event loop, one batch: one
+ * coalesced `write` for the small frames, plus one for each large binary
+ * payload, which is written from the sender's array without a copy.
  *
  * @module
  */
@@ -183,6 +185,8 @@ export class WebSocketConnection {
   // Write queue state.
   #writing = false;
   #flushQueued = false;
+  /** Inside #receive: sends are flushed when it ends, not in a microtask. */
+  #receiving = false;
   #inFlight = 0;
   #writeStartedAt = 0;
   /** Close TCP once the queue is written (after our last close frame). */
@@ -229,6 +233,13 @@ export class WebSocketConnection {
   /**
    * Queues a text (string) or binary message. Returns false, sending nothing,
    * once the connection is closing or closed.
+   *
+   * A binary message of 16 KiB or more is not copied: the connection writes
+   * it straight from `data` when its turn comes, after the current task at
+   * the earliest and later if earlier writes are still going. So do not
+   * modify `data` until it has been written (once `bufferedAmount` is 0 it
+   * certainly has), as with Node's `socket.write`; send a copy if the array
+   * must be reused at once. Strings and smaller arrays are copied right away.
    */
   send(data: string | Uint8Array): boolean {
     if (!this.#close.canSend || this.#readyState !== OPEN) return false;
@@ -285,10 +296,16 @@ export class WebSocketConnection {
   #receive(bytes: Uint8Array): void {
     this.#lastSeen = this.#clock.now();
     const events = this.#decoder.push(bytes);
+    // Replies to this read are flushed right after it, in one write and before
+    // the next read is issued: at one message in flight the peer waits on
+    // exactly this latency.
+    this.#receiving = true;
     for (let i = 0; i < events.length; i++) {
       this.#handle(events[i]);
-      if (this.#readyState === CLOSED) return;
+      if (this.#readyState === CLOSED) break;
     }
+    this.#receiving = false;
+    if ((this.#writer.length > 0 || this.#endAfterFlush) && !this.#flushQueued) this.#flush();
   }
 
   #handle(event: DecoderEvent): void {
@@ -349,7 +366,7 @@ export class WebSocketConnection {
       this.#end("slow", CloseCode.PolicyViolation, "slow consumer");
       return;
     }
-    if (this.#writing || this.#flushQueued) return;
+    if (this.#writing || this.#flushQueued || this.#receiving) return;
     this.#flushQueued = true;
     // Everything sent during this turn of the event loop goes out in one write.
     queueMicrotask(() => {
@@ -358,19 +375,31 @@ export class WebSocketConnection {
     });
   }
 
+  /**
+   * Writes batches until the writer is empty. A batch is a list of chunks
+   * (runs of small frames, and large payloads on their own), written in
+   * order, one `write` per chunk — Deno has no vectored write. While a batch
+   * is being written the next one collects in the writer, which is why the
+   * chunks stay valid until the next take.
+   */
   async #flush(): Promise<void> {
     if (this.#writing || this.#readyState === CLOSED) return;
     this.#writing = true;
     try {
       while (this.#writer.length > 0) {
-        const bytes = this.#writer.take(); // valid until the next take(): one write at a time
-        this.#inFlight = bytes.length;
+        const length = this.#writer.length;
+        const chunks = this.#writer.takeChunks();
+        // bufferedAmount counts the batch until the kernel has taken each byte.
+        this.#inFlight = length;
         this.#writeStartedAt = this.#clock.now();
-        let written = 0;
-        while (written < bytes.length) {
-          written += await this.#conn.write(bytes.subarray(written));
+        for (const chunk of chunks) {
+          let written = 0;
+          while (written < chunk.length) {
+            const n = await this.#conn.write(chunk.subarray(written));
+            written += n;
+            this.#inFlight -= n;
+          }
         }
-        this.#inFlight = 0;
       }
     } catch {
       this.#writing = false;

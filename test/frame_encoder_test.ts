@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertGreater, assertLessOrEqual, assertThrows } from "@std/assert";
+import { FrameDecoder } from "../protocol/frame_decoder.ts";
 import { encodeFrame, encodeFrameHeader, FrameWriter } from "../protocol/frame_encoder.ts";
 import { Opcode } from "../protocol/opcodes.ts";
 
@@ -206,7 +207,12 @@ Deno.test("FrameWriter take() view stays intact until the next take()", () => {
 });
 
 Deno.test("FrameWriter grows for large payloads and lets a huge buffer go after take()", () => {
-  const writer = new FrameWriter({ role: "server", initialCapacity: 1024 });
+  // copyThreshold: Infinity copies even a 2 MiB payload into the batch buffer.
+  const writer = new FrameWriter({
+    role: "server",
+    initialCapacity: 1024,
+    copyThreshold: Infinity,
+  });
   const big = pattern(2 * 1024 * 1024);
   writer.text("before");
   writer.binary(big);
@@ -228,6 +234,10 @@ Deno.test("FrameWriter rejects bad options", () => {
   assertThrows(() => new FrameWriter({ role: "server", initialCapacity: 0 }), RangeError);
   assertThrows(() => new FrameWriter({ role: "server", fragmentSize: 0 }), RangeError);
   assertThrows(() => new FrameWriter({ role: "server", fragmentSize: 1.5 }), RangeError);
+  assertThrows(() => new FrameWriter({ role: "server", copyThreshold: 0 }), RangeError);
+  assertThrows(() => new FrameWriter({ role: "server", copyThreshold: -1 }), RangeError);
+  assertThrows(() => new FrameWriter({ role: "server", copyThreshold: 1.5 }), RangeError);
+  new FrameWriter({ role: "server", copyThreshold: Infinity });
 });
 
 Deno.test("FrameWriter text() encodes ASCII, multibyte text and lone surrogates", () => {
@@ -383,3 +393,299 @@ Deno.test("FrameWriter control frames: 125-byte limit and close payloads", () =>
   assertEquals(frames[2].payload, bytesOf(0x0f, 0xa1, 0x68, 0x69));
   assert(frames.every((f) => f.fin && f.rsv === 0));
 });
+
+// --- FrameWriter chunks: large payloads without a copy ----------------------------
+
+/** The chunks of a batch joined, as the peer receives them. */
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const bytes = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+Deno.test("FrameWriter takeChunks() keeps small frames together and large payloads apart", () => {
+  const writer = new FrameWriter({ role: "server", copyThreshold: 1000 });
+  const big1 = pattern(1000); // exactly the threshold: referenced
+  const big2 = pattern(70_000);
+  writer.text("a");
+  writer.binary(big1);
+  writer.ping(bytesOf(1));
+  writer.binary(pattern(999)); // just below: copied
+  writer.binary(big2);
+  writer.close(1000);
+  assertEquals(writer.length, 3 + (4 + 1000) + 3 + (4 + 999) + (10 + 70_000) + 4);
+  const chunks = writer.takeChunks();
+  assertEquals(writer.length, 0);
+  assertEquals(chunks.length, 5);
+  assertEquals(chunks.map((chunk) => chunk.length), [3 + 4, 1000, 3 + 4 + 999 + 10, 70_000, 4]);
+  // The payloads are the caller's arrays themselves.
+  assert(chunks[1] === big1, "big1 is referenced, not copied");
+  assert(chunks[3] === big2, "big2 is referenced, not copied");
+  const frames = parseFrames(concat(chunks));
+  assertEquals(frames.map((f) => [f.opcode, f.payload.length]), [
+    [Opcode.Text, 1],
+    [Opcode.Binary, 1000],
+    [Opcode.Ping, 1],
+    [Opcode.Binary, 999],
+    [Opcode.Binary, 70_000],
+    [Opcode.Close, 2],
+  ]);
+  assertEquals(frames[4].payload, big2);
+  assertEquals(writer.takeChunks(), []);
+});
+
+Deno.test("FrameWriter server: a large payload is referenced until written", () => {
+  const writer = new FrameWriter({ role: "server" }); // default threshold: 16 KiB
+  const backing = pattern(100_000);
+  const payload = backing.subarray(1000, 1000 + 32 * 1024);
+  writer.binary(payload);
+  const [header, body] = writer.takeChunks();
+  assertEquals(header.length, 4);
+  assertEquals(header, bytesOf(0x82, 126, 0x80, 0x00));
+  assert(body.buffer === backing.buffer, "same memory as the caller's array");
+  assertEquals([body.byteOffset, body.length], [1000, 32 * 1024]);
+  // Which is why the caller must not modify it before the write: it shows.
+  payload[0] ^= 0xff;
+  assertEquals(body[0], payload[0]);
+  // 16 KiB - 1 is still copied.
+  const small = pattern(16 * 1024 - 1);
+  writer.binary(small);
+  const chunks = writer.takeChunks();
+  assertEquals(chunks.length, 1);
+  assert(chunks[0].buffer !== small.buffer, "a small payload is copied");
+});
+
+Deno.test("FrameWriter fragments of a large message are referenced slices of it (§5.4)", () => {
+  const writer = new FrameWriter({ role: "server", fragmentSize: 40_000, copyThreshold: 20_000 });
+  const data = pattern(90_000); // 40 000 + 40 000 + 10 000 (copied: below the threshold)
+  writer.binary(data);
+  const chunks = writer.takeChunks();
+  // [header 1] [fragment 1] [header 2] [fragment 2] [header 3 + fragment 3]
+  assertEquals(chunks.map((chunk) => chunk.length), [4, 40_000, 4, 40_000, 4 + 10_000]);
+  for (const [i, chunk] of [chunks[1], chunks[3]].entries()) {
+    assert(chunk.buffer === data.buffer, `fragment ${i} is not copied`);
+    assertEquals([chunk.byteOffset, chunk.length], [i * 40_000, 40_000]);
+  }
+  const frames = parseFrames(concat(chunks));
+  assertEquals(frames.map((f) => [f.opcode, f.fin]), [
+    [Opcode.Binary, false],
+    [Opcode.Continuation, false],
+    [Opcode.Continuation, true],
+  ]);
+  assertEquals(new Uint8Array(frames.flatMap((f) => [...f.payload])), data);
+});
+
+Deno.test("FrameWriter take() joins the chunks; a batch of small frames needs no copy", () => {
+  const script = (writer: FrameWriter) => {
+    writer.text("before");
+    writer.binary(pattern(5000));
+    writer.pong(bytesOf(7));
+    writer.binary(pattern(300));
+    writer.text("after");
+  };
+  const chunked = new FrameWriter({ role: "server", copyThreshold: 256 });
+  script(chunked);
+  const chunks = chunked.takeChunks();
+  assertEquals(chunks.length, 5);
+  const joined = new FrameWriter({ role: "server", copyThreshold: 256 });
+  script(joined);
+  const length = joined.length;
+  const bytes = joined.take();
+  assertEquals(bytes.length, length);
+  assertEquals(bytes, concat(chunks));
+  // And the same bytes as a writer that copies everything.
+  const copying = new FrameWriter({ role: "server", copyThreshold: Infinity });
+  script(copying);
+  assertEquals(copying.take(), bytes);
+  // Small frames only: take() is the single chunk itself, a view of the batch buffer.
+  joined.text("small");
+  const view = joined.take();
+  assertLessOrEqual(view.length, view.buffer.byteLength);
+  assertEquals(view.byteLength, 7);
+  assertEquals(view.buffer.byteLength, 16 * 1024);
+});
+
+Deno.test("FrameWriter chunks stay intact when the buffer is replaced mid-batch and until the next take", () => {
+  const writer = new FrameWriter({ role: "server", initialCapacity: 64, copyThreshold: 100 });
+  const big = pattern(200);
+  writer.binary(pattern(40)); // 42 bytes of the 64
+  writer.binary(big); // its 4-byte header fills the buffer to 46: chunk cut here
+  writer.binary(pattern(60)); // does not fit: a new buffer, the old one left to its chunk
+  const first = writer.takeChunks();
+  assertEquals(first.length, 3);
+  assert(first[0].buffer !== first[2].buffer, "the run moved to a new buffer");
+  const firstBytes = concat(first);
+  // The next batch fills the other buffer, growing it, while the first is written.
+  writer.text("z".repeat(50));
+  writer.binary(pattern(150));
+  writer.text("w".repeat(90));
+  assertEquals(concat(first), firstBytes);
+  const second = writer.takeChunks();
+  const frames = parseFrames(concat([...first, ...second]));
+  assertEquals(frames.map((f) => f.payload.length), [40, 200, 60, 50, 150, 90]);
+  assertEquals(frames[0].payload, pattern(40));
+  assertEquals(frames[1].payload, big);
+  assertEquals(frames[2].payload, pattern(60));
+  assertEquals(decoder.decode(frames[5].payload), "w".repeat(90));
+});
+
+Deno.test("FrameWriter client: large payloads are still copied and masked (§5.3)", () => {
+  const writer = new FrameWriter({ role: "client", copyThreshold: 1024 });
+  const fits = pattern(4096);
+  writer.text("hi");
+  writer.binary(fits);
+  // Fits in the batch buffer: copied there, like any client payload.
+  let chunks = writer.takeChunks();
+  assertEquals(chunks.length, 1);
+  let frames = parseFrames(chunks[0]);
+  assert(frames[1].key, "masked");
+  assertEquals(frames[1].payload, fits);
+  assertEquals(fits, pattern(4096), "the caller's array is not masked in place");
+
+  // Past the 1 MiB the buffer may keep: a private masked copy, as a chunk of its own.
+  const huge = pattern(1536 * 1024);
+  writer.text("hi");
+  writer.binary(huge);
+  chunks = writer.takeChunks();
+  assertEquals(chunks.length, 2);
+  assert(chunks[1] !== huge && chunks[1].buffer !== huge.buffer, "copied");
+  assertEquals(chunks[1].length, huge.length);
+  assertEquals(huge, pattern(1536 * 1024), "the caller's array is not masked in place");
+  assertLessOrEqual(chunks[0].buffer.byteLength, 1024 * 1024);
+  frames = parseFrames(concat(chunks));
+  assert(frames[1].key, "masked");
+  assertEquals(frames[1].payload, huge);
+});
+
+Deno.test("FrameWriter text too large for the batch buffer is encoded into a chunk of its own", () => {
+  for (const role of ["server", "client"] as const) {
+    const writer = new FrameWriter({ role });
+    const huge = "é".repeat(400_000) + "😀".repeat(1000); // 3 × length > 1 MiB
+    writer.text("small");
+    writer.text(huge);
+    writer.text("small again");
+    const chunks = writer.takeChunks();
+    assertEquals(chunks.length, 3, role);
+    assertEquals(chunks[1].length, encoder.encode(huge).length, "right-sized");
+    for (const chunk of [chunks[0], chunks[2]]) {
+      assertLessOrEqual(chunk.buffer.byteLength, 16 * 1024, "the batch buffer did not grow");
+    }
+    const frames = parseFrames(concat(chunks));
+    assertEquals(frames.map((f) => decoder.decode(f.payload)), ["small", huge, "small again"]);
+    assert(frames.every((f) => (f.key !== undefined) === (role === "client")), role);
+  }
+});
+
+Deno.test("FrameWriter keeps batch buffers within 1 MiB for a batch of large messages", () => {
+  // Text: encoded into the batch buffer while it fits (faster), then into arrays of their own.
+  const writer = new FrameWriter({ role: "server" });
+  const text = "a".repeat(64 * 1024);
+  for (let i = 0; i < 32; i++) writer.text(text);
+  const chunks = writer.takeChunks();
+  assertGreater(chunks.length, 1);
+  for (const chunk of chunks) assertLessOrEqual(chunk.buffer.byteLength, 1024 * 1024);
+  const frames = parseFrames(concat(chunks));
+  assertEquals(frames.length, 32);
+  assert(frames.every((f) => f.payload.length === text.length));
+  // Binary: every payload referenced, only the headers copied.
+  const payload = pattern(64 * 1024);
+  for (let i = 0; i < 32; i++) writer.binary(payload);
+  const binary = writer.takeChunks();
+  assertEquals(binary.length, 64);
+  assert(binary.filter((_, i) => i % 2 === 1).every((chunk) => chunk === payload));
+});
+
+/** A deterministic PRNG (mulberry32), so a failure can be replayed. */
+function prng(seed: number): (below: number) => number {
+  return (below) => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * below);
+  };
+}
+
+Deno.test("FrameWriter mixed small and large batches decode to the same messages", () => {
+  type Sent = { type: "text"; data: string } | { type: "binary" | "ping"; data: Uint8Array };
+  for (let seed = 1; seed <= 40; seed++) {
+    const random = prng(seed);
+    const role = seed % 2 === 0 ? "server" : "client";
+    const writer = new FrameWriter({
+      role,
+      initialCapacity: 16 + random(512),
+      copyThreshold: 1 + random(3000),
+      fragmentSize: random(3) === 0 ? 1 + random(5000) : undefined,
+    });
+    const reader = new FrameDecoder({
+      role: role === "server" ? "client" : "server",
+      maxMessageSize: 1 << 24,
+    });
+    const sent: Sent[] = [];
+    const received: Sent[] = [];
+    const receive = (chunks: Uint8Array[]) => {
+      // The peer may get any chunk split anywhere; feed each in two pieces.
+      for (const chunk of chunks) {
+        const cut = random(chunk.length + 1);
+        for (const part of [chunk.subarray(0, cut), chunk.subarray(cut)]) {
+          for (const event of reader.push(part)) {
+            if (event.type === "text") received.push({ type: "text", data: event.data });
+            else if (event.type === "binary" || event.type === "ping") {
+              received.push({ type: event.type, data: event.data.slice() });
+            } else throw new Error(`unexpected ${event.type}`);
+          }
+        }
+      }
+    };
+    let pending: Uint8Array[] | undefined;
+    for (let i = 0; i < 60; i++) {
+      const size = random(4) === 0 ? random(20_000) : random(200);
+      const kind = random(5);
+      if (kind === 0) {
+        const data = pattern(random(126));
+        writer.ping(data);
+        sent.push({ type: "ping", data });
+      } else if (kind === 1) {
+        const data = "é€😀ab".repeat(size / 5 + 1).slice(0, size).replace(/[\uD800-\uDBFF]$/, "");
+        writer.text(data);
+        sent.push({ type: "text", data });
+      } else {
+        const data = pattern(size + 7).subarray(7); // a view with an offset
+        writer.binary(data);
+        sent.push({ type: "binary", data: data.slice() });
+      }
+      if (random(4) === 0) {
+        // Writes lag one batch behind, as in a connection: the previous
+        // batch is delivered only after the next one has been filled.
+        const length = writer.length;
+        const chunks = writer.takeChunks();
+        assertEquals(chunks.reduce((sum, chunk) => sum + chunk.length, 0), length);
+        assert(chunks.every((chunk) => chunk.length > 0), "no empty chunks");
+        if (pending) receive(pending);
+        pending = chunks;
+      }
+    }
+    if (pending) receive(pending);
+    receive(writer.takeChunks());
+    // Message by message, so that a failure names the message and does not
+    // print a diff of megabytes.
+    assertEquals(received.length, sent.length, `seed ${seed}`);
+    sent.forEach((message, i) => {
+      const got = received[i];
+      assertEquals(got.type, message.type, `seed ${seed}, message ${i}`);
+      const same = typeof message.data === "string"
+        ? got.data === message.data
+        : got.data instanceof Uint8Array && sameBytes(got.data, message.data);
+      assert(same, `seed ${seed}, message ${i}: ${message.type} payload differs`);
+    });
+  }
+});
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
