@@ -313,7 +313,12 @@ export class WebSocketConnection {
       case "text":
       case "binary":
         if (this.#close.state === "open" || this.#close.state === "closing") {
-          this.#callHandler(() => this.#handler.message?.(this, event.data));
+          // Inlined rather than through #callHandler: this runs once per message.
+          try {
+            this.#handler.message?.(this, event.data);
+          } catch {
+            this.#handlerThrew();
+          }
         }
         return;
       case "ping":
@@ -395,7 +400,7 @@ export class WebSocketConnection {
         for (const chunk of chunks) {
           let written = 0;
           while (written < chunk.length) {
-            const n = await this.#conn.write(chunk.subarray(written));
+            const n = await this.#conn.write(written === 0 ? chunk : chunk.subarray(written));
             written += n;
             this.#inFlight -= n;
           }
@@ -477,10 +482,15 @@ export class WebSocketConnection {
     try {
       call();
     } catch {
-      if (this.#readyState === OPEN) {
-        this.#cause = "error";
-        this.#sendClose(CloseCode.InternalError, "internal error", true);
-      }
+      this.#handlerThrew();
+    }
+  }
+
+  /** A handler bug fails only its own connection, with 1011 (RFC 6455 §7.4.1). */
+  #handlerThrew(): void {
+    if (this.#readyState === OPEN) {
+      this.#cause = "error";
+      this.#sendClose(CloseCode.InternalError, "internal error", true);
     }
   }
 

@@ -4,7 +4,9 @@
  * @module
  */
 import { CliError, parseCliArgs, USAGE } from "./cli.ts";
-import { serve } from "./server.ts";
+import { CloseCode } from "../protocol/close.ts";
+import { retryAfterReason } from "../protocol/messages.ts";
+import { serve, type ServeOptions, type Server, type ShutdownOptions } from "./server.ts";
 
 async function main(): Promise<void> {
   let cli;
@@ -19,33 +21,61 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const tls = cli.tlsCert && cli.tlsKey
-    ? { cert: await Deno.readTextFile(cli.tlsCert), key: await Deno.readTextFile(cli.tlsKey) }
-    : undefined;
-  const server = serve({
-    port: cli.port,
-    hostname: cli.hostname,
-    tls,
-    pingInterval: cli.pingInterval,
-    pingTimeout: cli.pingTimeout,
-    maxPayload: cli.maxPayload,
-    onListen(addr) {
-      const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-      const origin = `${host}:${addr.port}`;
-      console.log(
-        `heartwire listening on ${tls ? "wss" : "ws"}://${origin}/ws ` +
-          `(also /echo; demo page ${tls ? "https" : "http"}://${origin}/)`,
-      );
-    },
-    onError(error) {
-      console.error("heartwire:", error);
-    },
-  });
-  const stop = () => {
-    server.shutdown().then(() => Deno.exit(0));
+  let tls: ServeOptions["tls"];
+  if (cli.tlsCert && cli.tlsKey) {
+    try {
+      tls = {
+        cert: await Deno.readTextFile(cli.tlsCert),
+        key: await Deno.readTextFile(cli.tlsKey),
+      };
+    } catch (error) {
+      fail(2, `cannot read the TLS certificate or key: ${(error as Error).message}`);
+    }
+  }
+  let server: Server;
+  try {
+    server = serve({
+      port: cli.port,
+      hostname: cli.hostname,
+      tls,
+      pingInterval: cli.pingInterval,
+      pingTimeout: cli.pingTimeout,
+      maxPayload: cli.maxPayload,
+      onListen(addr) {
+        const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+        const origin = `${host}:${addr.port}`;
+        console.log(
+          `heartwire listening on ${tls ? "wss" : "ws"}://${origin}/ws ` +
+            `(also /echo; demo page ${tls ? "https" : "http"}://${origin}/)`,
+        );
+      },
+      onError(error) {
+        console.error("heartwire:", error);
+      },
+    });
+  } catch (error) {
+    // Port in use, no permission, bad certificate: say so, exit non-zero.
+    fail(1, `cannot listen on ${cli.hostname}:${cli.port}: ${(error as Error).message}`);
+  }
+  const stop = (options: ShutdownOptions) => () => {
+    server.shutdown(options).then(() => Deno.exit(0));
   };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  // SIGINT/SIGTERM: going away (1001). SIGHUP: a restart (1012), and clients
+  // are told to wait a moment so they do not all reconnect at once.
+  Deno.addSignalListener("SIGINT", stop({ code: CloseCode.GoingAway }));
+  Deno.addSignalListener("SIGTERM", stop({ code: CloseCode.GoingAway }));
+  Deno.addSignalListener(
+    "SIGHUP",
+    stop({ code: CloseCode.ServiceRestart, reason: retryAfterReason(RESTART_RETRY_AFTER) }),
+  );
+}
+
+/** How long (ms) clients are asked to wait after a SIGHUP restart. */
+const RESTART_RETRY_AFTER = 1_000;
+
+function fail(code: number, message: string): never {
+  console.error(`heartwire: ${message}`);
+  Deno.exit(code);
 }
 
 if (import.meta.main) await main();

@@ -54,6 +54,46 @@ Deno.test("deno task start: logs its URL, echoes, and exits 0 on SIGTERM after s
   assertEquals((await child.status).code, 0);
 });
 
+Deno.test("SIGHUP is a restart: clients get 1012 with a retry hint, and it exits 0", async () => {
+  const { child, port } = await start(["--hostname", "127.0.0.1"]);
+  const { closed } = await echoOnce(`ws://127.0.0.1:${port}/echo`, "hi");
+  child.kill("SIGHUP");
+  const event = await closed;
+  assertEquals(event.code, 1012);
+  assertEquals(event.reason, "retry-after=1000");
+  assertEquals((await child.status).code, 0);
+});
+
+/** Runs the program to its end and returns its exit code and stderr. */
+async function runToEnd(args: string[]) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-read", "--allow-env", main, ...args],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return { code: output.code, stderr: new TextDecoder().decode(output.stderr) };
+}
+
+Deno.test("a port in use or an unreadable certificate is a clear error, not a stack trace", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = String((taken.addr as Deno.NetAddr).port);
+    const inUse = await runToEnd(["--hostname", "127.0.0.1", "--port", port]);
+    assertEquals(inUse.code, 1);
+    assertMatch(inUse.stderr, new RegExp(`^heartwire: cannot listen on 127\\.0\\.0\\.1:${port}: `));
+  } finally {
+    taken.close();
+  }
+  const noCert = await runToEnd([
+    "--tls-cert",
+    "/nonexistent/c.pem",
+    "--tls-key",
+    "/nonexistent/k.pem",
+  ]);
+  assertEquals(noCert.code, 2);
+  assertMatch(noCert.stderr, /^heartwire: cannot read the TLS certificate or key: /);
+});
+
 Deno.test("wss:// with a self-signed certificate made by openssl", async () => {
   const dir = await Deno.makeTempDir();
   try {
