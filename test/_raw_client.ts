@@ -8,8 +8,8 @@
  */
 import { type DecoderEvent, FrameDecoder } from "../protocol/frame_decoder.ts";
 import { encodeFrame } from "../protocol/frame_encoder.ts";
+import { concat, toBytes, utf8 } from "./_bytes.ts";
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** An event read from the server, or the end of the TCP stream. */
@@ -48,12 +48,7 @@ export class RawClient {
     const head = `GET ${path} HTTP/1.1\r\nHost: localhost:${port}\r\nUpgrade: websocket\r\n` +
       `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
       `Sec-WebSocket-Version: 13\r\n${extra}\r\n`;
-    const request = encoder.encode(head);
-    const pipelined = options.pipelined ?? new Uint8Array(0);
-    const bytes = new Uint8Array(request.length + pipelined.length);
-    bytes.set(request);
-    bytes.set(pipelined, request.length);
-    await writeAll(conn, bytes);
+    await writeAll(conn, concat([head, options.pipelined ?? []]));
     const { head: response, rest } = await readHead(conn);
     if (!response.startsWith("HTTP/1.1 101")) {
       conn.close();
@@ -73,7 +68,7 @@ export class RawClient {
     payload: Uint8Array | string = new Uint8Array(0),
     options: { fin?: boolean; mask?: boolean } = {},
   ): Promise<void> {
-    const data = typeof payload === "string" ? encoder.encode(payload) : payload;
+    const data = toBytes(payload);
     return this.write(encodeFrame(opcode, data, { fin: options.fin, mask: options.mask ?? true }));
   }
 
@@ -136,21 +131,18 @@ export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void
 }
 
 async function readHead(conn: Deno.Conn): Promise<{ head: string; rest: Uint8Array }> {
-  let received = new Uint8Array(0);
+  let received: Uint8Array = new Uint8Array(0);
   const buffer = new Uint8Array(16 * 1024);
   for (;;) {
     const text = decoder.decode(received);
     const end = text.indexOf("\r\n\r\n");
     if (end >= 0) {
-      const headBytes = encoder.encode(text.slice(0, end + 4)).length;
+      const headBytes = utf8(text.slice(0, end + 4)).length;
       return { head: text.slice(0, end + 4), rest: received.slice(headBytes) };
     }
     const n = await conn.read(buffer);
     if (n === null) return { head: text, rest: new Uint8Array(0) };
-    const next = new Uint8Array(received.length + n);
-    next.set(received);
-    next.set(buffer.subarray(0, n), received.length);
-    received = next;
+    received = concat([received, buffer.subarray(0, n)]);
   }
 }
 
@@ -161,7 +153,7 @@ export async function rawHttp(
 ): Promise<{ status: number; head: string; body: string }> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
-    await writeAll(conn, typeof request === "string" ? encoder.encode(request) : request);
+    await writeAll(conn, toBytes(request));
     const chunks: Uint8Array[] = [];
     const buffer = new Uint8Array(16 * 1024);
     for (;;) {
@@ -184,14 +176,4 @@ export async function rawHttp(
       // closed by the server
     }
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }

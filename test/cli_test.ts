@@ -1,5 +1,6 @@
 import { assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import { CliError, parseCliArgs } from "../server/cli.ts";
+import { runMain } from "./_program.ts";
 
 Deno.test("defaults: port 8080 on 0.0.0.0, PORT from the environment", () => {
   assertEquals(parseCliArgs([]), { port: 8080, hostname: "0.0.0.0", help: false });
@@ -45,26 +46,15 @@ Deno.test("bad flags are CliErrors that say what is wrong", () => {
   assertThrows(() => parseCliArgs([], { PORT: "x" }), CliError, "PORT");
 });
 
-const main = new URL("../server/main.ts", import.meta.url).pathname;
-
 Deno.test("the program: a bad flag prints usage to stderr and exits 2", async () => {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-read", "--allow-env", main, "--bogus"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assertEquals(output.code, 2);
-  const stderr = new TextDecoder().decode(output.stderr);
+  const { code, stderr } = await runMain(["--bogus"]);
+  assertEquals(code, 2);
   assertStringIncludes(stderr, "unknown option --bogus");
   assertStringIncludes(stderr, "Usage: deno task start");
 });
 
 Deno.test("the program: --help prints usage and exits 0", async () => {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-read", "--allow-env", main, "--help"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assertEquals(output.code, 0);
-  assertStringIncludes(new TextDecoder().decode(output.stdout), "--ping-interval MS");
+  const { code, stdout } = await runMain(["--help"]);
+  assertEquals(code, 0);
+  assertStringIncludes(stdout, "--ping-interval MS");
 });

@@ -14,6 +14,7 @@ import { waitFor } from "./_wait.ts";
 
 const N = 120; // messages each way
 const HEARTBEAT = { interval: 200, timeout: 300 };
+const QUICK_BACKOFF = { minDelay: 50, initialDelay: 100, maxDelay: 400 };
 
 function startServer(app: WsApp, port = 0): Server {
   return serve({
@@ -143,64 +144,100 @@ async function assertExactlyOnce(socket: ReconnectingSocket, seen: ReturnType<ty
   assertEquals(chats().map((m) => m.text), [...Array(N).keys()].map((i) => `c${i}`));
 }
 
-Deno.test("client: server killed and restarted on the same port mid-stream, nothing lost or doubled", async () => {
-  const app = new WsApp({ heartbeat: HEARTBEAT, grace: 30_000 });
-  let server = startServer(app);
-  const port = server.addr.port;
+/** A client against the real server, maybe through a {@linkcode BlackholeProxy}. */
+interface Rig {
+  app: WsApp;
+  /** The running server; a test that restarts it puts the new one here. */
+  server: Server;
+  proxy?: BlackholeProxy;
+  socket: ReconnectingSocket;
+  seen: ReturnType<typeof watch>;
+  /** Starts the {@linkcode traffic}, stopped again at teardown. */
+  startTraffic(): ReturnType<typeof traffic>;
+}
+
+interface RigOptions {
+  /** The client's id. */
+  id: string;
+  /** How long the server keeps a detached session (ms). */
+  grace: number;
+  backoff: { minDelay: number; initialDelay: number; maxDelay: number };
+  /** Connect through a {@linkcode BlackholeProxy} rather than straight to the server. */
+  proxy?: boolean;
+}
+
+/** Runs `test` against a fresh rig and tears it all down afterwards, whatever happened. */
+async function withRig(options: RigOptions, test: (rig: Rig) => Promise<void>): Promise<void> {
+  const app = new WsApp({ heartbeat: HEARTBEAT, grace: options.grace });
+  const server = startServer(app);
+  const proxy = options.proxy ? new BlackholeProxy(server.addr.port) : undefined;
+  const port = proxy?.port ?? server.addr.port;
   const socket = new ReconnectingSocket(`ws://127.0.0.1:${port}/ws`, {
-    id: "alice",
-    backoff: { minDelay: 50, initialDelay: 100, maxDelay: 400 },
+    id: options.id,
+    backoff: options.backoff,
   });
-  const seen = watch(socket);
   let flow: ReturnType<typeof traffic> | undefined;
+  const rig: Rig = {
+    app,
+    server,
+    proxy,
+    socket,
+    seen: watch(socket),
+    startTraffic() {
+      flow = traffic(socket, app);
+      return flow;
+    },
+  };
   try {
+    await test(rig);
+  } finally {
+    flow?.stop();
+    socket.close();
+    if (proxy) await proxy.close();
+    // Straight to the server: let the client's closing handshake end its connection first.
+    else await waitFor(() => rig.server.connections.size === 0).catch(() => {});
+    await rig.server.shutdown({ timeout: 500 });
+    app.dispose();
+  }
+}
+
+Deno.test("client: server killed and restarted on the same port mid-stream, nothing lost or doubled", async () => {
+  await withRig({ id: "alice", grace: 30_000, backoff: QUICK_BACKOFF }, async (rig) => {
+    const { app, socket, seen } = rig;
+    const port = rig.server.addr.port;
     await waitFor(() => seen.opens.length === 1);
-    flow = traffic(socket, app);
+    const flow = rig.startTraffic();
 
     // 1. Killed: TCP dropped without a close frame, the port closed for a while.
-    await waitFor(() => flow!.sent() >= N / 4);
-    for (const ws of server.connections) ws.terminate();
-    await server.shutdown({ timeout: 0 });
+    await waitFor(() => flow.sent() >= N / 4);
+    for (const ws of rig.server.connections) ws.terminate();
+    await rig.server.shutdown({ timeout: 0 });
     await new Promise((resolve) => setTimeout(resolve, 300)); // refused attempts meanwhile
-    server = startServer(app, port);
+    rig.server = startServer(app, port);
     await waitFor(() => seen.opens.length === 2, 5_000);
 
     // 2. Restarted politely: close 1012 with a retry hint, honoured.
-    await waitFor(() => flow!.sent() >= N / 2);
+    await waitFor(() => flow.sent() >= N / 2);
     const restartAt = Date.now();
-    await server.shutdown({ code: 1012, reason: retryAfterReason(300), timeout: 1_000 });
-    server = startServer(app, port);
+    await rig.server.shutdown({ code: 1012, reason: retryAfterReason(300), timeout: 1_000 });
+    rig.server = startServer(app, port);
     await waitFor(() => seen.opens.length === 3, 5_000);
     assert(Date.now() - restartAt >= 300, "the retry-after hint was not honoured");
 
     await assertExactlyOnce(socket, seen);
     assertEquals(seen.opens, [false, true, true]); // both reconnects resumed the session
     assertEquals(seen.closes.map((c) => c.code), [1006, 1012]);
-  } finally {
-    flow?.stop();
-    socket.close();
-    await waitFor(() => server.connections.size === 0).catch(() => {});
-    await server.shutdown({ timeout: 500 });
-    app.dispose();
-  }
+  });
 });
 
 Deno.test("client: a blackholed path is found by the heartbeat and replaced, nothing lost or doubled", async () => {
-  const app = new WsApp({ heartbeat: HEARTBEAT, grace: 30_000 });
-  const server = startServer(app);
-  const proxy = new BlackholeProxy(server.addr.port);
-  const socket = new ReconnectingSocket(`ws://127.0.0.1:${proxy.port}/ws`, {
-    id: "bob",
-    backoff: { minDelay: 50, initialDelay: 100, maxDelay: 400 },
-  });
-  const seen = watch(socket);
-  let flow: ReturnType<typeof traffic> | undefined;
-  try {
+  const options = { id: "bob", grace: 30_000, backoff: QUICK_BACKOFF, proxy: true };
+  await withRig(options, async ({ server, proxy, socket, seen, startTraffic }) => {
     await waitFor(() => seen.opens.length === 1);
-    flow = traffic(socket, app);
-    await waitFor(() => flow!.sent() >= N / 3);
+    const flow = startTraffic();
+    await waitFor(() => flow.sent() >= N / 3);
     const cut = Date.now();
-    proxy.blackhole(); // no FIN, no RST: only the heartbeat can tell
+    proxy!.blackhole(); // no FIN, no RST: only the heartbeat can tell
     await waitFor(() => seen.closes.length === 1, 5_000);
     const detected = seen.closes[0].at - cut;
     assertEquals(seen.closes[0].reason, "heartbeat timeout");
@@ -215,66 +252,54 @@ Deno.test("client: a blackholed path is found by the heartbeat and replaced, not
     assertEquals(seen.opens, [false, true]);
     // The server kept one live socket for the session: the stale one was replaced.
     await waitFor(() => server.connections.size === 1, 2_000);
-  } finally {
-    flow?.stop();
-    socket.close();
-    await proxy.close();
-    await server.shutdown({ timeout: 500 });
-    app.dispose();
-  }
+  });
 });
 
 Deno.test("client: session expired while its acks were lost: no client message processed twice", async () => {
-  // Grace far shorter than the client's backoff: the session is gone when it comes back.
-  const app = new WsApp({ heartbeat: HEARTBEAT, grace: 50 });
-  const server = startServer(app);
-  const proxy = new BlackholeProxy(server.addr.port);
-  const socket = new ReconnectingSocket(`ws://127.0.0.1:${proxy.port}/ws`, {
+  const options = {
     id: "carol",
+    // Grace far shorter than the client's backoff: the session is gone when it comes back.
+    grace: 50,
     backoff: { minDelay: 600, initialDelay: 600, maxDelay: 600 },
-  });
-  const seen = watch(socket);
-  const failures: { lastCseq?: number; dropped: number; resent: number }[] = [];
-  socket.addEventListener("resume_failed", (event) => failures.push(event.detail));
-  // A second member of the lobby, straight to the server, sees every chat processed.
-  const observer = new WebSocket(`ws://127.0.0.1:${server.addr.port}/ws?id=observer`);
-  const processed: string[] = [];
-  observer.onmessage = (event) => {
-    const message = JSON.parse(event.data);
-    if (message.type === "chat" && message.from === "carol") processed.push(message.text);
-    if (message.type === "heartbeat_ack" && message.id === "last") quiet = true;
+    proxy: true,
   };
-  let quiet = false;
-  const observerClosed = new Promise((resolve) => observer.onclose = resolve);
-  let flow: ReturnType<typeof traffic> | undefined;
-  try {
-    await waitFor(() => seen.opens.length === 1 && observer.readyState === WebSocket.OPEN);
-    flow = traffic(socket, app);
-    await waitFor(() => flow!.sent() >= N / 4);
-    // Server → client goes dark: chats still arrive and are processed, their acks never return.
-    proxy.blackhole(["toClient"]);
-    await waitFor(() => seen.closes.length === 1, 5_000);
-    assertEquals(seen.closes[0].reason, "heartbeat timeout");
-    await waitFor(() => seen.opens.length === 2, 5_000);
-    assertEquals(seen.opens, [false, false], "the session had expired: a new one");
-    assertEquals(failures.length, 1);
-    const [failure] = failures;
-    assert(failure.lastCseq !== undefined && failure.lastCseq >= N / 4, `${failure.lastCseq}`);
-    assert(failure.dropped > 0, "some chats were processed whose acks were lost");
-    await waitFor(() => flow!.sent() >= N && socket.bufferedAmount === 0, 10_000);
-    // Every chat is acked, and the server broadcasts a chat before acking it, so a
-    // duplicate would reach the observer before this heartbeat's answer.
-    observer.send('{"type":"heartbeat","id":"last"}');
-    await waitFor(() => quiet, 2_000);
-    // Each chat processed exactly once, in order, across the two sessions.
-    assertEquals(processed, [...Array(N).keys()].map((i) => `c${i}`));
-  } finally {
-    flow?.stop();
-    socket.close();
-    observer.close();
-    await observerClosed;
-    await proxy.close();
-    await server.shutdown({ timeout: 500 });
-    app.dispose();
-  }
+  await withRig(options, async ({ server, proxy, socket, seen, startTraffic }) => {
+    const failures: { lastCseq?: number; dropped: number; resent: number }[] = [];
+    socket.addEventListener("resume_failed", (event) => failures.push(event.detail));
+    // A second member of the lobby, straight to the server, sees every chat processed.
+    const observer = new WebSocket(`ws://127.0.0.1:${server.addr.port}/ws?id=observer`);
+    const processed: string[] = [];
+    observer.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type === "chat" && message.from === "carol") processed.push(message.text);
+      if (message.type === "heartbeat_ack" && message.id === "last") quiet = true;
+    };
+    let quiet = false;
+    const observerClosed = new Promise((resolve) => observer.onclose = resolve);
+    try {
+      await waitFor(() => seen.opens.length === 1 && observer.readyState === WebSocket.OPEN);
+      const flow = startTraffic();
+      await waitFor(() => flow.sent() >= N / 4);
+      // Server → client goes dark: chats still arrive and are processed, their acks never return.
+      proxy!.blackhole(["toClient"]);
+      await waitFor(() => seen.closes.length === 1, 5_000);
+      assertEquals(seen.closes[0].reason, "heartbeat timeout");
+      await waitFor(() => seen.opens.length === 2, 5_000);
+      assertEquals(seen.opens, [false, false], "the session had expired: a new one");
+      assertEquals(failures.length, 1);
+      const [failure] = failures;
+      assert(failure.lastCseq !== undefined && failure.lastCseq >= N / 4, `${failure.lastCseq}`);
+      assert(failure.dropped > 0, "some chats were processed whose acks were lost");
+      await waitFor(() => flow.sent() >= N && socket.bufferedAmount === 0, 10_000);
+      // Every chat is acked, and the server broadcasts a chat before acking it, so a
+      // duplicate would reach the observer before this heartbeat's answer.
+      observer.send('{"type":"heartbeat","id":"last"}');
+      await waitFor(() => quiet, 2_000);
+      // Each chat processed exactly once, in order, across the two sessions.
+      assertEquals(processed, [...Array(N).keys()].map((i) => `c${i}`));
+    } finally {
+      observer.close();
+      await observerClosed;
+    }
+  });
 });

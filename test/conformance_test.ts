@@ -18,10 +18,11 @@ import { assertEquals } from "@std/assert";
 import { encodeFrame } from "../protocol/frame_encoder.ts";
 import { Opcode } from "../protocol/opcodes.ts";
 import { serve, type ServeOptions, type Server } from "../server/mod.ts";
+import { type ByteSource, concat, toBytes, utf8 } from "./_bytes.ts";
 import { RawClient, type RawEvent } from "./_raw_client.ts";
+import { UTF8_EDGE_CODE_POINTS } from "./_utf8_samples.ts";
 import { waitFor } from "./_wait.ts";
 
-const encoder = new TextEncoder();
 /** How long any single expected event may take. Generous for a loaded CI box, short enough to fail fast. */
 const EVENT_TIMEOUT = 2_000;
 
@@ -47,20 +48,13 @@ interface Case {
   chop?: number;
 }
 
-type Payload = string | Uint8Array | number[];
-
-function bytes(payload: Payload): Uint8Array {
-  if (typeof payload === "string") return encoder.encode(payload);
-  return payload instanceof Uint8Array ? payload : new Uint8Array(payload);
-}
-
 /** One masked client frame; `rsv` sets RSV1-3 (bits 6-4 of the first byte, §5.2). */
 function frame(
   opcode: number,
-  payload: Payload = "",
+  payload: ByteSource = "",
   options: { fin?: boolean; rsv?: number; mask?: boolean } = {},
 ): Uint8Array {
-  const out = encodeFrame(opcode, bytes(payload), {
+  const out = encodeFrame(opcode, toBytes(payload), {
     fin: options.fin ?? true,
     mask: options.mask ?? true,
   });
@@ -68,20 +62,20 @@ function frame(
   return out;
 }
 
-const text = (payload: Payload, fin = true) => frame(Opcode.Text, payload, { fin });
-const binary = (payload: Payload, fin = true) => frame(Opcode.Binary, payload, { fin });
-const cont = (payload: Payload, fin = true) => frame(Opcode.Continuation, payload, { fin });
-const ping = (payload: Payload = "") => frame(Opcode.Ping, payload);
-const pong = (payload: Payload = "") => frame(Opcode.Pong, payload);
+const text = (payload: ByteSource, fin = true) => frame(Opcode.Text, payload, { fin });
+const binary = (payload: ByteSource, fin = true) => frame(Opcode.Binary, payload, { fin });
+const cont = (payload: ByteSource, fin = true) => frame(Opcode.Continuation, payload, { fin });
+const ping = (payload: ByteSource = "") => frame(Opcode.Ping, payload);
+const pong = (payload: ByteSource = "") => frame(Opcode.Pong, payload);
 /** A close frame carrying `code` (2 bytes, big-endian) and `reason` (§5.5.1). */
-const close = (code?: number, reason: Payload = "") =>
-  frame(Opcode.Close, code === undefined ? [] : concat([[code >> 8, code & 0xff], bytes(reason)]));
+const close = (code?: number, reason: ByteSource = "") =>
+  frame(Opcode.Close, code === undefined ? [] : concat([[code >> 8, code & 0xff], reason]));
 
 /**
  * A message cut into one frame per piece (§5.4): the first frame carries the
  * opcode, the rest are continuations, the last has FIN unless `finish` is false.
  */
-function fragments(opcode: number, pieces: Payload[], finish = true): Uint8Array[] {
+function fragments(opcode: number, pieces: ByteSource[], finish = true): Uint8Array[] {
   return pieces.map((piece, i) =>
     frame(i === 0 ? opcode : Opcode.Continuation, piece, {
       fin: finish && i === pieces.length - 1,
@@ -90,27 +84,16 @@ function fragments(opcode: number, pieces: Payload[], finish = true): Uint8Array
 }
 
 /** One piece per byte. */
-const perByte = (payload: Payload): number[][] => Array.from(bytes(payload), (b) => [b]);
+const perByte = (payload: ByteSource): number[][] => Array.from(toBytes(payload), (b) => [b]);
 
 /** A frame header alone (masked, so 4 key bytes follow the length), for hand-made lengths. */
 function header(first: number, lengthCode: number, extended: number[]): Uint8Array {
   return new Uint8Array([first, 0x80 | lengthCode, ...extended, 0x11, 0x22, 0x33, 0x44]);
 }
 
-function concat(parts: Payload[]): Uint8Array {
-  const all = parts.map(bytes);
-  const out = new Uint8Array(all.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of all) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 const expectText = (data: string): Expect => ({ type: "text", data });
-const expectBinary = (data: Payload): Expect => ({ type: "binary", data: bytes(data) });
-const expectPong = (data: Payload = ""): Expect => ({ type: "pong", data: bytes(data) });
+const expectBinary = (data: ByteSource): Expect => ({ type: "binary", data: toBytes(data) });
+const expectPong = (data: ByteSource = ""): Expect => ({ type: "pong", data: toBytes(data) });
 const expectClose = (code: number, reason?: string): Expect => ({ type: "close", code, reason });
 
 /** A readable stand-in for an event: big payloads become a length and a checksum. */
@@ -119,7 +102,7 @@ function summary(event: RawEvent | Expect): unknown {
     case "text":
       return event.data.length <= 200
         ? { type: "text", data: event.data }
-        : { type: "text", length: event.data.length, fnv: fnv1a(encoder.encode(event.data)) };
+        : { type: "text", length: event.data.length, fnv: fnv1a(utf8(event.data)) };
     case "binary":
     case "ping":
     case "pong":
@@ -392,7 +375,7 @@ const reservedOpcodeCases: Case[] = [3, 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf].map
 
 /** 90 000 bytes of 2-, 3- and 4-byte characters, in 3 fragments cut inside characters. */
 const BIG_TEXT = "é€𝄞".repeat(10_000);
-const BIG_BYTES = encoder.encode(BIG_TEXT);
+const BIG_BYTES = utf8(BIG_TEXT);
 const BIG_PIECES = [
   BIG_BYTES.subarray(0, 29_999),
   BIG_BYTES.subarray(29_999, 60_001),
@@ -537,8 +520,8 @@ const fragmentationCases: Case[] = [
 // waiting for the rest of the message.
 
 const MIXED = "Hello-µ@ßöäüàá-UTF-8!! κόσμε €𝄞";
-const MIXED_BYTES = encoder.encode(MIXED);
-const KOSME = encoder.encode("κόσμε");
+const MIXED_BYTES = utf8(MIXED);
+const KOSME = utf8("κόσμε");
 
 /** Every way to cut `data` into two fragments: one message per cut point, sent in one go. */
 function everySplit(data: Uint8Array): Uint8Array {
@@ -548,22 +531,6 @@ function everySplit(data: Uint8Array): Uint8Array {
   }
   return concat(messages);
 }
-
-/** Valid scalar values at the edges of the UTF-8 encoding forms, incl. noncharacters. */
-const EDGE_CODE_POINTS = [
-  0x0000,
-  0x007f,
-  0x0080,
-  0x07ff,
-  0x0800,
-  0xd7ff,
-  0xe000,
-  0xfffd,
-  0xfffe,
-  0xffff,
-  0x10000,
-  0x10ffff,
-];
 
 /** Ill-formed sequences (Unicode Table 3-7), each embedded in otherwise valid text. */
 const INVALID_SEQUENCES: Array<[string, number[]]> = [
@@ -610,18 +577,18 @@ const utf8Cases: Case[] = [
       expectText(MIXED),
     ],
   },
-  ...EDGE_CODE_POINTS.map((cp, i): Case => {
+  ...UTF8_EDGE_CODE_POINTS.map((cp, i): Case => {
     const s = String.fromCodePoint(cp);
     const hex = cp.toString(16).toUpperCase().padStart(4, "0");
     return { id: `6.3.${i + 1}`, title: `U+${hex} is valid`, script: [text(s), expectText(s)] };
   }),
   {
-    id: "6.3.13",
+    id: "6.3.14",
     title: "a leading U+FEFF is part of the text, not a byte-order mark",
     script: [text("\uFEFFbom"), expectText("\uFEFFbom")],
   },
   {
-    id: "6.3.14",
+    id: "6.3.15",
     title: "a leading U+FEFF survives fragmentation",
     script: [concat(fragments(Opcode.Text, ["\uFEFF", "bom"])), expectText("\uFEFFbom")],
   },

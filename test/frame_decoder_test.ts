@@ -4,6 +4,7 @@ import {
   FrameDecoder,
   type FrameDecoderOptions,
 } from "../protocol/frame_decoder.ts";
+import { bytesOf, concat, pattern, toBytes, utf8 } from "./_bytes.ts";
 
 // ---------------------------------------------------------------------------
 // Building frames by hand (RFC 6455 §5.2), independent of the encoder.
@@ -23,9 +24,7 @@ interface FrameSpec {
 }
 
 function frame(spec: FrameSpec): Uint8Array {
-  const payload = typeof spec.payload === "string"
-    ? new TextEncoder().encode(spec.payload)
-    : spec.payload ?? new Uint8Array(0);
+  const payload = toBytes(spec.payload ?? []);
   const length = payload.length;
   const lengthBits = spec.lengthBits ?? (length < 126 ? 7 : length < 65536 ? 16 : 64);
   const mask = spec.mask === undefined ? RFC_KEY : spec.mask;
@@ -63,21 +62,8 @@ const serverFrame = (
   extra: Partial<FrameSpec> = {},
 ) => frame({ opcode, payload, mask: null, ...extra });
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
-const bytes = (...values: number[]) => new Uint8Array(values);
-const text = (value: string) => new TextEncoder().encode(value);
 /** The first `count` code points of `value` (never half of a surrogate pair). */
 const firstCodePoints = (value: string, count: number) => [...value].slice(0, count).join("");
-const pattern = (length: number) => Uint8Array.from({ length }, (_, i) => (i * 7 + 3) & 0xff);
 
 const TEXT = 0x1, BINARY = 0x2, CONT = 0x0, CLOSE = 0x8, PING = 0x9, PONG = 0xa;
 
@@ -132,32 +118,32 @@ const CLIENT: FrameDecoderOptions = { role: "client" };
 // RFC 6455 §5.7 examples
 
 Deno.test("§5.7 a single-frame unmasked text message (role client)", () => {
-  const input = bytes(0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f);
+  const input = bytesOf(0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f);
   assertDecodes(CLIENT, input, [{ type: "text", data: "Hello" }]);
 });
 
 Deno.test("§5.7 a single-frame masked text message (role server)", () => {
-  const input = bytes(0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58);
+  const input = bytesOf(0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58);
   assertEquals(clientFrame(TEXT, "Hello"), input); // the local helper matches the RFC bytes
   assertDecodes(SERVER, input, [{ type: "text", data: "Hello" }]);
 });
 
 Deno.test("§5.7 a fragmented unmasked text message", () => {
-  const input = bytes(0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f);
+  const input = bytesOf(0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f);
   assertDecodes(CLIENT, input, [{ type: "text", data: "Hello" }]);
 });
 
 Deno.test("§5.7 an unmasked ping, then a masked pong", () => {
-  const ping = bytes(0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f);
-  assertDecodes(CLIENT, ping, [{ type: "ping", data: text("Hello") }]);
-  const pong = bytes(0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58);
-  assertDecodes(SERVER, pong, [{ type: "pong", data: text("Hello") }]);
+  const ping = bytesOf(0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f);
+  assertDecodes(CLIENT, ping, [{ type: "ping", data: utf8("Hello") }]);
+  const pong = bytesOf(0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58);
+  assertDecodes(SERVER, pong, [{ type: "pong", data: utf8("Hello") }]);
 });
 
 Deno.test("§5.7 a 256-byte binary message with a 16-bit length", () => {
   const payload = pattern(256);
   const unmasked = serverFrame(BINARY, payload);
-  assertEquals(unmasked.subarray(0, 4), bytes(0x82, 0x7e, 0x01, 0x00));
+  assertEquals(unmasked.subarray(0, 4), bytesOf(0x82, 0x7e, 0x01, 0x00));
   assertDecodes(CLIENT, unmasked, [{ type: "binary", data: payload }]);
   assertDecodes(SERVER, clientFrame(BINARY, payload), [{ type: "binary", data: payload }]);
 });
@@ -165,7 +151,7 @@ Deno.test("§5.7 a 256-byte binary message with a 16-bit length", () => {
 Deno.test("§5.7 a 64 KiB binary message with a 64-bit length", () => {
   const payload = pattern(65536);
   const unmasked = serverFrame(BINARY, payload);
-  assertEquals(unmasked.subarray(0, 10), bytes(0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0));
+  assertEquals(unmasked.subarray(0, 10), bytesOf(0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0));
   assertDecodes(CLIENT, unmasked, [{ type: "binary", data: payload }]);
   assertDecodes(SERVER, clientFrame(BINARY, payload), [{ type: "binary", data: payload }]);
 });
@@ -174,12 +160,12 @@ Deno.test("§5.7 a 64 KiB binary message with a 64-bit length", () => {
 // More well-formed input
 
 Deno.test("empty text, binary, ping and pong frames", () => {
-  const input = concat(
+  const input = concat([
     clientFrame(TEXT),
     clientFrame(BINARY),
     clientFrame(PING),
     clientFrame(PONG),
-  );
+  ]);
   assertDecodes(SERVER, input, [
     { type: "text", data: "" },
     { type: "binary", data: new Uint8Array(0) },
@@ -189,17 +175,17 @@ Deno.test("empty text, binary, ping and pong frames", () => {
 });
 
 Deno.test("many frames in one chunk come out in order", () => {
-  const input = concat(
+  const input = concat([
     clientFrame(TEXT, "one"),
-    clientFrame(BINARY, bytes(1, 2, 3)),
+    clientFrame(BINARY, bytesOf(1, 2, 3)),
     clientFrame(PING, "p"),
     clientFrame(TEXT, "two"),
     clientFrame(TEXT, "x".repeat(300)),
-  );
+  ]);
   assertDecodes(SERVER, input, [
     { type: "text", data: "one" },
-    { type: "binary", data: bytes(1, 2, 3) },
-    { type: "ping", data: text("p") },
+    { type: "binary", data: bytesOf(1, 2, 3) },
+    { type: "ping", data: utf8("p") },
     { type: "text", data: "two" },
     { type: "text", data: "x".repeat(300) },
   ]);
@@ -207,46 +193,46 @@ Deno.test("many frames in one chunk come out in order", () => {
 
 Deno.test("multibyte text, in one frame and split mid-character across fragments", () => {
   const message = "héllo €uro 😀 日本";
-  const encoded = text(message);
+  const encoded = utf8(message);
   assertDecodes(SERVER, clientFrame(TEXT, encoded), [{ type: "text", data: message }]);
   // Cut every fragment boundary through the middle of a character.
-  const input = concat(
+  const input = concat([
     clientFrame(TEXT, encoded.subarray(0, 2), { fin: false }),
     clientFrame(CONT, encoded.subarray(2, 11), { fin: false }),
     clientFrame(CONT, encoded.subarray(11, 17), { fin: false }),
     clientFrame(CONT, encoded.subarray(17)),
-  );
+  ]);
   assertDecodes(SERVER, input, [{ type: "text", data: message }]);
 });
 
 Deno.test("a leading U+FEFF is part of the text, not stripped", () => {
   const message = "\uFEFFbom";
   assertDecodes(SERVER, clientFrame(TEXT, message), [{ type: "text", data: message }]);
-  const fragmented = concat(
+  const fragmented = concat([
     clientFrame(TEXT, "\uFEFF", { fin: false }),
     clientFrame(CONT, "bom"),
-  );
+  ]);
   assertDecodes(SERVER, fragmented, [{ type: "text", data: message }]);
 });
 
 Deno.test("a genuine U+FFFD is valid text, short or long, whole or fragmented", () => {
   for (const message of ["a\uFFFDb", "\uFFFD".repeat(40), "x".repeat(100) + "\uFFFD"]) {
     assertDecodes(SERVER, clientFrame(TEXT, message), [{ type: "text", data: message }]);
-    const encoded = text(message);
-    const fragmented = concat(
+    const encoded = utf8(message);
+    const fragmented = concat([
       clientFrame(TEXT, encoded.subarray(0, 2), { fin: false }),
       clientFrame(CONT, encoded.subarray(2)),
-    );
+    ]);
     assertEquals(decodeAll(SERVER, fragmented), [{ type: "text", data: message }]);
   }
 });
 
 Deno.test("invalid UTF-8 is 1007 in short and long text frames", () => {
   const invalid = [
-    bytes(0x80),
-    bytes(0xef, 0xbf, 0xbd, 0xff), // a genuine U+FFFD, then an invalid byte
-    concat(text("y".repeat(100)), bytes(0xc0, 0x80)),
-    concat(text("z".repeat(40)), bytes(0xef, 0xbf, 0xbd), bytes(0xed, 0xa0, 0x80)),
+    bytesOf(0x80),
+    bytesOf(0xef, 0xbf, 0xbd, 0xff), // a genuine U+FFFD, then an invalid byte
+    concat([utf8("y".repeat(100)), bytesOf(0xc0, 0x80)]),
+    concat([utf8("z".repeat(40)), bytesOf(0xef, 0xbf, 0xbd), bytesOf(0xed, 0xa0, 0x80)]),
   ];
   for (const payload of invalid) {
     for (
@@ -280,19 +266,19 @@ Deno.test("payloads kept across many pushes stay intact (pooled memory is never 
 });
 
 Deno.test("fragmented binary message with empty fragments", () => {
-  const input = concat(
-    clientFrame(BINARY, bytes(), { fin: false }),
-    clientFrame(CONT, bytes(1, 2), { fin: false }),
-    clientFrame(CONT, bytes(), { fin: false }),
-    clientFrame(CONT, bytes(3)),
-  );
-  assertDecodes(SERVER, input, [{ type: "binary", data: bytes(1, 2, 3) }]);
-  const allEmpty = concat(clientFrame(TEXT, "", { fin: false }), clientFrame(CONT, ""));
+  const input = concat([
+    clientFrame(BINARY, bytesOf(), { fin: false }),
+    clientFrame(CONT, bytesOf(1, 2), { fin: false }),
+    clientFrame(CONT, bytesOf(), { fin: false }),
+    clientFrame(CONT, bytesOf(3)),
+  ]);
+  assertDecodes(SERVER, input, [{ type: "binary", data: bytesOf(1, 2, 3) }]);
+  const allEmpty = concat([clientFrame(TEXT, "", { fin: false }), clientFrame(CONT, "")]);
   assertDecodes(SERVER, allEmpty, [{ type: "text", data: "" }]);
 });
 
 Deno.test("§5.4 control frames between fragments are delivered in place", () => {
-  const input = concat(
+  const input = concat([
     clientFrame(TEXT, "Hel", { fin: false }),
     clientFrame(PING, "a"),
     clientFrame(CONT, "l", { fin: false }),
@@ -300,19 +286,19 @@ Deno.test("§5.4 control frames between fragments are delivered in place", () =>
     clientFrame(PING, ""),
     clientFrame(CONT, "o"),
     clientFrame(TEXT, "next"),
-  );
+  ]);
   assertDecodes(SERVER, input, [
-    { type: "ping", data: text("a") },
-    { type: "pong", data: text("b") },
+    { type: "ping", data: utf8("a") },
+    { type: "pong", data: utf8("b") },
     { type: "ping", data: new Uint8Array(0) },
     { type: "text", data: "Hello" },
     { type: "text", data: "next" },
   ]);
-  const closing = concat(
-    clientFrame(BINARY, bytes(1), { fin: false }),
-    clientFrame(CLOSE, bytes(0x03, 0xe8)),
-    clientFrame(CONT, bytes(2)),
-  );
+  const closing = concat([
+    clientFrame(BINARY, bytesOf(1), { fin: false }),
+    clientFrame(CLOSE, bytesOf(0x03, 0xe8)),
+    clientFrame(CONT, bytesOf(2)),
+  ]);
   assertDecodes(SERVER, closing, [{ type: "close", code: 1000, reason: "" }]);
 });
 
@@ -338,20 +324,20 @@ Deno.test("large masked text (beyond the shared scratch buffer) and fragmented b
   const message = "abc😀".repeat(20_000); // 140 000 bytes
   assertDecodes(SERVER, clientFrame(TEXT, message), [{ type: "text", data: message }]);
   const payload = pattern(200_000);
-  const input = concat(
+  const input = concat([
     clientFrame(BINARY, payload.subarray(0, 70_000), { fin: false }),
     clientFrame(CONT, payload.subarray(70_000, 140_000), { fin: false }),
     clientFrame(CONT, payload.subarray(140_000)),
-  );
+  ]);
   assertDecodes(SERVER, input, [{ type: "binary", data: payload }]);
 });
 
 Deno.test("close frames: code and reason, empty payload is 1005", () => {
-  assertDecodes(SERVER, clientFrame(CLOSE, concat(bytes(0x03, 0xe8), text("bye ✓"))), [
+  assertDecodes(SERVER, clientFrame(CLOSE, concat([bytesOf(0x03, 0xe8), utf8("bye ✓")])), [
     { type: "close", code: 1000, reason: "bye ✓" },
   ]);
   assertDecodes(CLIENT, serverFrame(CLOSE), [{ type: "close", code: 1005, reason: "" }]);
-  assertDecodes(CLIENT, serverFrame(CLOSE, bytes(0x0f, 0xa1)), [
+  assertDecodes(CLIENT, serverFrame(CLOSE, bytesOf(0x0f, 0xa1)), [
     { type: "close", code: 4001, reason: "" },
   ]);
 });
@@ -380,28 +366,32 @@ const VIOLATIONS: [string, FrameDecoderOptions, Uint8Array, number][] = [
     1002,
   ],
   ["fragmented ping", SERVER, clientFrame(PING, "a", { fin: false }), 1002],
-  ["fragmented close", SERVER, clientFrame(CLOSE, bytes(3, 232), { fin: false }), 1002],
+  ["fragmented close", SERVER, clientFrame(CLOSE, bytesOf(3, 232), { fin: false }), 1002],
   ["continuation without a message", SERVER, clientFrame(CONT, "a"), 1002],
   [
     "text frame while a message is open",
     SERVER,
-    concat(clientFrame(TEXT, "a", { fin: false }), clientFrame(TEXT, "b")),
+    concat([clientFrame(TEXT, "a", { fin: false }), clientFrame(TEXT, "b")]),
     1002,
   ],
   [
     "binary frame while a message is open",
     SERVER,
-    concat(clientFrame(BINARY, "a", { fin: false }), clientFrame(BINARY, "b", { fin: false })),
+    concat([clientFrame(BINARY, "a", { fin: false }), clientFrame(BINARY, "b", { fin: false })]),
     1002,
   ],
   [
     "continuation after a finished message",
     SERVER,
-    concat(clientFrame(TEXT, "a", { fin: false }), clientFrame(CONT, "b"), clientFrame(CONT, "c")),
+    concat([
+      clientFrame(TEXT, "a", { fin: false }),
+      clientFrame(CONT, "b"),
+      clientFrame(CONT, "c"),
+    ]),
     1002,
   ],
   ["16-bit length below 126", SERVER, clientFrame(BINARY, pattern(125), { lengthBits: 16 }), 1002],
-  ["16-bit length of 0", SERVER, clientFrame(BINARY, bytes(), { lengthBits: 16 }), 1002],
+  ["16-bit length of 0", SERVER, clientFrame(BINARY, bytesOf(), { lengthBits: 16 }), 1002],
   [
     "64-bit length below 65536",
     SERVER,
@@ -411,28 +401,31 @@ const VIOLATIONS: [string, FrameDecoderOptions, Uint8Array, number][] = [
   [
     "64-bit length with the top bit set",
     SERVER,
-    bytes(0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0x10, ...RFC_KEY),
+    bytesOf(0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0x10, ...RFC_KEY),
     1002,
   ],
-  ["close payload of 1 byte", SERVER, clientFrame(CLOSE, bytes(0x03)), 1002],
-  ["close code 999", SERVER, clientFrame(CLOSE, bytes(0x03, 0xe7)), 1002],
-  ["close code 1005 on the wire", SERVER, clientFrame(CLOSE, bytes(0x03, 0xed)), 1002],
-  ["close code 1006 on the wire", SERVER, clientFrame(CLOSE, bytes(0x03, 0xee)), 1002],
-  ["close code 5000", SERVER, clientFrame(CLOSE, bytes(0x13, 0x88)), 1002],
-  ["close reason not UTF-8", SERVER, clientFrame(CLOSE, bytes(0x03, 0xe8, 0xc0, 0x80)), 1007],
-  ["invalid UTF-8 text", SERVER, clientFrame(TEXT, bytes(0x48, 0xed, 0xa0, 0x80)), 1007],
-  ["text ending mid-character", SERVER, clientFrame(TEXT, bytes(0x48, 0xe2, 0x82)), 1007],
-  ["text above U+10FFFF", CLIENT, serverFrame(TEXT, bytes(0xf4, 0x90, 0x80, 0x80)), 1007],
+  ["close payload of 1 byte", SERVER, clientFrame(CLOSE, bytesOf(0x03)), 1002],
+  ["close code 999", SERVER, clientFrame(CLOSE, bytesOf(0x03, 0xe7)), 1002],
+  ["close code 1005 on the wire", SERVER, clientFrame(CLOSE, bytesOf(0x03, 0xed)), 1002],
+  ["close code 1006 on the wire", SERVER, clientFrame(CLOSE, bytesOf(0x03, 0xee)), 1002],
+  ["close code 5000", SERVER, clientFrame(CLOSE, bytesOf(0x13, 0x88)), 1002],
+  ["close reason not UTF-8", SERVER, clientFrame(CLOSE, bytesOf(0x03, 0xe8, 0xc0, 0x80)), 1007],
+  ["invalid UTF-8 text", SERVER, clientFrame(TEXT, bytesOf(0x48, 0xed, 0xa0, 0x80)), 1007],
+  ["text ending mid-character", SERVER, clientFrame(TEXT, bytesOf(0x48, 0xe2, 0x82)), 1007],
+  ["text above U+10FFFF", CLIENT, serverFrame(TEXT, bytesOf(0xf4, 0x90, 0x80, 0x80)), 1007],
   [
     "fragmented text ending mid-character",
     SERVER,
-    concat(clientFrame(TEXT, bytes(0x41), { fin: false }), clientFrame(CONT, bytes(0xe2, 0x82))),
+    concat([
+      clientFrame(TEXT, bytesOf(0x41), { fin: false }),
+      clientFrame(CONT, bytesOf(0xe2, 0x82)),
+    ]),
     1007,
   ],
   [
     "fragmented text invalid in a continuation",
     SERVER,
-    concat(clientFrame(TEXT, "ok", { fin: false }), clientFrame(CONT, bytes(0xff))),
+    concat([clientFrame(TEXT, "ok", { fin: false }), clientFrame(CONT, bytesOf(0xff))]),
     1007,
   ],
   [
@@ -444,14 +437,14 @@ const VIOLATIONS: [string, FrameDecoderOptions, Uint8Array, number][] = [
   [
     "frame over the default limit (1 MiB)",
     CLIENT,
-    bytes(0x82, 0x7f, 0, 0, 0, 0, 0, 0x10, 0, 1),
+    bytesOf(0x82, 0x7f, 0, 0, 0, 0, 0, 0x10, 0, 1),
     1009,
   ],
-  ["64-bit length of 2^62", CLIENT, bytes(0x82, 0x7f, 0x40, 0, 0, 0, 0, 0, 0, 0), 1009],
+  ["64-bit length of 2^62", CLIENT, bytesOf(0x82, 0x7f, 0x40, 0, 0, 0, 0, 0, 0, 0), 1009],
   [
     "message over maxMessageSize",
     { role: "server", maxMessageSize: 10 },
-    concat(clientFrame(TEXT, "hello", { fin: false }), clientFrame(CONT, "world!")),
+    concat([clientFrame(TEXT, "hello", { fin: false }), clientFrame(CONT, "world!")]),
     1009,
   ],
 ];
@@ -488,17 +481,17 @@ Deno.test("every violation is reported at every split point", () => {
 
 Deno.test("header violations are reported before the payload arrives", () => {
   const cases: [string, FrameDecoderOptions, Uint8Array, number][] = [
-    ["RSV1", SERVER, bytes(0xc1), 1002],
-    ["reserved opcode", SERVER, bytes(0x83), 1002],
-    ["continuation without a message", SERVER, bytes(0x80), 1002],
-    ["fragmented control", SERVER, bytes(0x09), 1002],
-    ["unmasked to a server", SERVER, bytes(0x81, 0x05), 1002],
-    ["masked to a client", CLIENT, bytes(0x81, 0x85), 1002],
-    ["control length 126", SERVER, bytes(0x89, 0xfe), 1002],
-    ["non-minimal 16-bit length", CLIENT, bytes(0x82, 0x7e, 0x00, 0x05), 1002],
-    ["64-bit top bit", CLIENT, bytes(0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0), 1002],
-    ["maxFrameSize", { role: "client", maxFrameSize: 100 }, bytes(0x82, 0x7e, 0x00, 0xc8), 1009],
-    ["default 1 MiB", SERVER, bytes(0x82, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 1, 1, 2, 3, 4), 1009],
+    ["RSV1", SERVER, bytesOf(0xc1), 1002],
+    ["reserved opcode", SERVER, bytesOf(0x83), 1002],
+    ["continuation without a message", SERVER, bytesOf(0x80), 1002],
+    ["fragmented control", SERVER, bytesOf(0x09), 1002],
+    ["unmasked to a server", SERVER, bytesOf(0x81, 0x05), 1002],
+    ["masked to a client", CLIENT, bytesOf(0x81, 0x85), 1002],
+    ["control length 126", SERVER, bytesOf(0x89, 0xfe), 1002],
+    ["non-minimal 16-bit length", CLIENT, bytesOf(0x82, 0x7e, 0x00, 0x05), 1002],
+    ["64-bit top bit", CLIENT, bytesOf(0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0), 1002],
+    ["maxFrameSize", { role: "client", maxFrameSize: 100 }, bytesOf(0x82, 0x7e, 0x00, 0xc8), 1009],
+    ["default 1 MiB", SERVER, bytesOf(0x82, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 1, 1, 2, 3, 4), 1009],
   ];
   for (const [name, options, header, code] of cases) {
     const decoder = new FrameDecoder(options);
@@ -516,7 +509,7 @@ Deno.test("header violations are reported before the payload arrives", () => {
 Deno.test("maxMessageSize fails at the header of the fragment that crosses it", () => {
   const decoder = new FrameDecoder({ role: "server", maxMessageSize: 100, maxFrameSize: 80 });
   assertEquals(decoder.push(clientFrame(BINARY, pattern(60), { fin: false })), []);
-  assertEquals(decoder.push(clientFrame(PING, "x")), [{ type: "ping", data: text("x") }]);
+  assertEquals(decoder.push(clientFrame(PING, "x")), [{ type: "ping", data: utf8("x") }]);
   // The next header alone announces 41 more bytes: 60 + 41 > 100.
   const next = clientFrame(CONT, pattern(41));
   const events = decoder.push(next.subarray(0, 6));
@@ -527,14 +520,14 @@ Deno.test("maxMessageSize fails at the header of the fragment that crosses it", 
 
 Deno.test("limits are inclusive: exactly maxFrameSize and maxMessageSize pass", () => {
   const options: FrameDecoderOptions = { role: "server", maxFrameSize: 10, maxMessageSize: 15 };
-  const input = concat(
+  const input = concat([
     clientFrame(BINARY, pattern(10)),
     clientFrame(BINARY, pattern(10), { fin: false }),
     clientFrame(CONT, pattern(5)),
-  );
+  ]);
   assertDecodes(options, input, [
     { type: "binary", data: pattern(10) },
-    { type: "binary", data: concat(pattern(10), pattern(5)) },
+    { type: "binary", data: concat([pattern(10), pattern(5)]) },
   ]);
 });
 
@@ -545,7 +538,7 @@ Deno.test("maxFrameSize defaults to maxMessageSize", () => {
 
 Deno.test("fragmented text with invalid UTF-8 in the first fragment fails before the last arrives", () => {
   const decoder = new FrameDecoder(SERVER);
-  const first = clientFrame(TEXT, bytes(0x61, 0xc0, 0x80), { fin: false });
+  const first = clientFrame(TEXT, bytesOf(0x61, 0xc0, 0x80), { fin: false });
   const events = decoder.push(first);
   assertStrictEquals(events.length, 1);
   assertEquals(events[0].type === "error" && events[0].code, 1007);
@@ -555,23 +548,23 @@ Deno.test("fragmented text with invalid UTF-8 in the first fragment fails before
 
 Deno.test("a surrogate split across fragments fails at the fragment that completes the prefix", () => {
   const decoder = new FrameDecoder(SERVER);
-  assertEquals(decoder.push(clientFrame(TEXT, bytes(0x61, 0xed), { fin: false })), []);
-  const events = decoder.push(clientFrame(CONT, bytes(0xa0), { fin: false }));
+  assertEquals(decoder.push(clientFrame(TEXT, bytesOf(0x61, 0xed), { fin: false })), []);
+  const events = decoder.push(clientFrame(CONT, bytesOf(0xa0), { fin: false }));
   assertEquals(events.map((event) => event.type === "error" && event.code), [1007]);
 });
 
 Deno.test("after an error or a close, further input is ignored", () => {
   const afterError = new FrameDecoder(SERVER);
-  const events = afterError.push(concat(clientFrame(TEXT, "before"), serverFrame(TEXT, "x")));
+  const events = afterError.push(concat([clientFrame(TEXT, "before"), serverFrame(TEXT, "x")]));
   assertEquals(events.map((event) => event.type), ["text", "error"]);
   assertStrictEquals(afterError.done, true);
   assertEquals(afterError.push(clientFrame(TEXT, "after")), []);
-  assertEquals(afterError.push(bytes(0xff, 0xff)), []);
+  assertEquals(afterError.push(bytesOf(0xff, 0xff)), []);
 
   const afterClose = new FrameDecoder(SERVER);
   assertStrictEquals(afterClose.done, false);
   const closed = afterClose.push(
-    concat(clientFrame(CLOSE, bytes(0x03, 0xe9)), clientFrame(TEXT, "ignored"), bytes(0xff)),
+    concat([clientFrame(CLOSE, bytesOf(0x03, 0xe9)), clientFrame(TEXT, "ignored"), bytesOf(0xff)]),
   );
   assertEquals(closed, [{ type: "close", code: 1001, reason: "" }]);
   assertStrictEquals(afterClose.done, true);
@@ -579,14 +572,14 @@ Deno.test("after an error or a close, further input is ignored", () => {
 });
 
 Deno.test("push does not modify its input", () => {
-  const input = concat(
+  const input = concat([
     clientFrame(TEXT, "hello"),
     clientFrame(BINARY, pattern(300)),
     clientFrame(TEXT, "x".repeat(200), { fin: false }),
     clientFrame(PING, "p"),
     clientFrame(CONT, "y"),
-    clientFrame(CLOSE, bytes(0x03, 0xe8)),
-  );
+    clientFrame(CLOSE, bytesOf(0x03, 0xe8)),
+  ]);
   const copy = input.slice();
   new FrameDecoder(SERVER).push(input);
   assertEquals(input, copy);
@@ -598,15 +591,15 @@ Deno.test("push does not modify its input", () => {
 Deno.test("event payloads are fresh memory, not views into the input", () => {
   for (const options of [SERVER, CLIENT]) {
     const build = options.role === "server" ? clientFrame : serverFrame;
-    const input = concat(
+    const input = concat([
       build(BINARY, pattern(100)),
-      build(PING, bytes(1, 2, 3)),
-      build(PONG, bytes(4, 5)),
-      build(BINARY, bytes(6), { fin: false }),
-      build(CONT, bytes(7)),
-      build(BINARY, bytes(8, 9), { fin: false }),
-      build(CONT, bytes()),
-    );
+      build(PING, bytesOf(1, 2, 3)),
+      build(PONG, bytesOf(4, 5)),
+      build(BINARY, bytesOf(6), { fin: false }),
+      build(CONT, bytesOf(7)),
+      build(BINARY, bytesOf(8, 9), { fin: false }),
+      build(CONT, bytesOf()),
+    ]);
     const decoder = new FrameDecoder(options);
     // A reused read buffer: first half, then the buffer is overwritten with the second half.
     const buffer = new Uint8Array(input.length);
@@ -618,10 +611,10 @@ Deno.test("event payloads are fresh memory, not views into the input", () => {
     buffer.fill(0xee);
     assertEquals(events, [
       { type: "binary", data: pattern(100) },
-      { type: "ping", data: bytes(1, 2, 3) },
-      { type: "pong", data: bytes(4, 5) },
-      { type: "binary", data: bytes(6, 7) },
-      { type: "binary", data: bytes(8, 9) },
+      { type: "ping", data: bytesOf(1, 2, 3) },
+      { type: "pong", data: bytesOf(4, 5) },
+      { type: "binary", data: bytesOf(6, 7) },
+      { type: "binary", data: bytesOf(8, 9) },
     ], options.role);
     for (const event of events) {
       if ("data" in event && typeof event.data !== "string") {
@@ -634,7 +627,7 @@ Deno.test("event payloads are fresh memory, not views into the input", () => {
 Deno.test("events of one chunk are not changed by a later push", () => {
   const decoder = new FrameDecoder(SERVER);
   const [first] = decoder.push(clientFrame(BINARY, pattern(200)));
-  decoder.push(clientFrame(BINARY, bytes(0, 0, 0, 0)));
+  decoder.push(clientFrame(BINARY, bytesOf(0, 0, 0, 0)));
   decoder.push(clientFrame(TEXT, "z".repeat(500)));
   assertEquals(first, { type: "binary", data: pattern(200) });
 });
@@ -664,18 +657,18 @@ Deno.test("a random stream of frames decodes the same under random chunking", ()
       expected.push({ type: "ping", data });
     } else {
       const message = "abc€".repeat(size).slice(0, size);
-      const encoded = text(message);
+      const encoded = utf8(message);
       const cut = Math.floor(random() * (encoded.length + 1));
       frames.push(
         frame({ opcode: TEXT, payload: encoded.subarray(0, cut), fin: false, mask: key }),
       );
       frames.push(frame({ opcode: PONG, payload: "hb", mask: key }));
-      expected.push({ type: "pong", data: text("hb") });
+      expected.push({ type: "pong", data: utf8("hb") });
       frames.push(frame({ opcode: CONT, payload: encoded.subarray(cut), mask: key }));
       expected.push({ type: "text", data: message });
     }
   }
-  const input = concat(...frames);
+  const input = concat(frames);
   for (let round = 0; round < 5; round++) {
     const decoder = new FrameDecoder(SERVER);
     const events: DecoderEvent[] = [];

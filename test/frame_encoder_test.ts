@@ -2,6 +2,8 @@ import { assert, assertEquals, assertGreater, assertLessOrEqual, assertThrows } 
 import { FrameDecoder } from "../protocol/frame_decoder.ts";
 import { encodeFrame, encodeFrameHeader, FrameWriter } from "../protocol/frame_encoder.ts";
 import { Opcode } from "../protocol/opcodes.ts";
+import { bytesOf, concat, pattern } from "./_bytes.ts";
+import { Random } from "./_random.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -51,17 +53,6 @@ function parseFrames(bytes: Uint8Array): ParsedFrame[] {
     frames.push({ fin: (b0 & 0x80) !== 0, rsv: (b0 >> 4) & 7, opcode: b0 & 0xf, key, payload });
   }
   return frames;
-}
-
-function bytesOf(...values: number[]): Uint8Array {
-  return new Uint8Array(values);
-}
-
-/** `count` bytes of a recognisable pattern. */
-function pattern(count: number): Uint8Array {
-  const bytes = new Uint8Array(count);
-  for (let i = 0; i < count; i++) bytes[i] = (i * 31 + 7) & 0xff;
-  return bytes;
 }
 
 // --- encodeFrame / encodeFrameHeader ------------------------------------------
@@ -396,17 +387,6 @@ Deno.test("FrameWriter control frames: 125-byte limit and close payloads", () =>
 
 // --- FrameWriter chunks: large payloads without a copy ----------------------------
 
-/** The chunks of a batch joined, as the peer receives them. */
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const bytes = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
-}
-
 Deno.test("FrameWriter takeChunks() keeps small frames together and large payloads apart", () => {
   const writer = new FrameWriter({ role: "server", copyThreshold: 1000 });
   const big1 = pattern(1000); // exactly the threshold: referenced
@@ -599,26 +579,16 @@ Deno.test("FrameWriter keeps batch buffers within 1 MiB for a batch of large mes
   assert(binary.filter((_, i) => i % 2 === 1).every((chunk) => chunk === payload));
 });
 
-/** A deterministic PRNG (mulberry32), so a failure can be replayed. */
-function prng(seed: number): (below: number) => number {
-  return (below) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * below);
-  };
-}
-
 Deno.test("FrameWriter mixed small and large batches decode to the same messages", () => {
   type Sent = { type: "text"; data: string } | { type: "binary" | "ping"; data: Uint8Array };
   for (let seed = 1; seed <= 40; seed++) {
-    const random = prng(seed);
+    const random = new Random(seed);
     const role = seed % 2 === 0 ? "server" : "client";
     const writer = new FrameWriter({
       role,
-      initialCapacity: 16 + random(512),
-      copyThreshold: 1 + random(3000),
-      fragmentSize: random(3) === 0 ? 1 + random(5000) : undefined,
+      initialCapacity: 16 + random.below(512),
+      copyThreshold: 1 + random.below(3000),
+      fragmentSize: random.below(3) === 0 ? 1 + random.below(5000) : undefined,
     });
     const reader = new FrameDecoder({
       role: role === "server" ? "client" : "server",
@@ -629,7 +599,7 @@ Deno.test("FrameWriter mixed small and large batches decode to the same messages
     const receive = (chunks: Uint8Array[]) => {
       // The peer may get any chunk split anywhere; feed each in two pieces.
       for (const chunk of chunks) {
-        const cut = random(chunk.length + 1);
+        const cut = random.below(chunk.length + 1);
         for (const part of [chunk.subarray(0, cut), chunk.subarray(cut)]) {
           for (const event of reader.push(part)) {
             if (event.type === "text") received.push({ type: "text", data: event.data });
@@ -642,10 +612,10 @@ Deno.test("FrameWriter mixed small and large batches decode to the same messages
     };
     let pending: Uint8Array[] | undefined;
     for (let i = 0; i < 60; i++) {
-      const size = random(4) === 0 ? random(20_000) : random(200);
-      const kind = random(5);
+      const size = random.below(4) === 0 ? random.below(20_000) : random.below(200);
+      const kind = random.below(5);
       if (kind === 0) {
-        const data = pattern(random(126));
+        const data = pattern(random.below(126));
         writer.ping(data);
         sent.push({ type: "ping", data });
       } else if (kind === 1) {
@@ -657,7 +627,7 @@ Deno.test("FrameWriter mixed small and large batches decode to the same messages
         writer.binary(data);
         sent.push({ type: "binary", data: data.slice() });
       }
-      if (random(4) === 0) {
+      if (random.below(4) === 0) {
         // Writes lag one batch behind, as in a connection: the previous
         // batch is delivered only after the next one has been filled.
         const length = writer.length;

@@ -36,6 +36,9 @@ import {
 } from "../protocol/frame_decoder.ts";
 import { encodeFrame, FrameWriter } from "../protocol/frame_encoder.ts";
 import { Opcode } from "../protocol/opcodes.ts";
+import { concat, utf8 } from "./_bytes.ts";
+import { Random } from "./_random.ts";
+import { UTF8_EDGE_CODE_POINTS } from "./_utf8_samples.ts";
 
 // ---------------------------------------------------------------------------
 // Seeds and iterations
@@ -57,48 +60,6 @@ function envNumber(name: string): number | undefined {
 
 const ITERATIONS = envNumber("HEARTWIRE_FUZZ_ITERATIONS") ?? 300;
 const BASE_SEED = (envNumber("HEARTWIRE_FUZZ_SEED") ?? 0x6eab_7a11) >>> 0;
-
-/** mulberry32: a tiny, fast PRNG with a 32-bit state; good enough to pick test cases. */
-class Random {
-  #state: number;
-
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  /** A uniform 32-bit unsigned integer. */
-  uint32(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  }
-
-  /** An integer in [0, n). */
-  below(n: number): number {
-    return Math.floor((this.uint32() / 0x1_0000_0000) * n);
-  }
-
-  /** An integer in [min, max]. */
-  between(min: number, max: number): number {
-    return min + this.below(max - min + 1);
-  }
-
-  chance(p: number): boolean {
-    return this.uint32() / 0x1_0000_0000 < p;
-  }
-
-  pick<T>(items: readonly T[]): T {
-    return items[this.below(items.length)];
-  }
-
-  bytes(length: number): Uint8Array {
-    const bytes = new Uint8Array(length);
-    for (let i = 0; i < length; i++) bytes[i] = this.uint32() & 0xff;
-    return bytes;
-  }
-}
 
 /**
  * Registers a test named "fuzz <label>: <description>" that runs `body` once
@@ -129,22 +90,6 @@ function fuzzTest(label: string, description: string, body: (random: Random) => 
 // ---------------------------------------------------------------------------
 // Random content
 
-/** Code points that tend to find bugs: BOM, U+FFFD, edges of each UTF-8 length. */
-const SPECIAL_CODE_POINTS = [
-  0x0000,
-  0x007f,
-  0x0080,
-  0x07ff,
-  0x0800,
-  0xd7ff,
-  0xe000,
-  0xfeff,
-  0xfffd,
-  0xffff,
-  0x10000,
-  0x10ffff,
-];
-
 function randomCodePoint(random: Random): number {
   const kind = random.below(20);
   if (kind < 9) return random.below(0x80); // 1 byte
@@ -155,7 +100,7 @@ function randomCodePoint(random: Random): number {
     return code < 0xd800 ? code : code + 0x800;
   }
   if (kind < 19) return random.between(0x10000, 0x10ffff); // 4 bytes
-  return random.pick(SPECIAL_CODE_POINTS);
+  return random.pick(UTF8_EDGE_CODE_POINTS);
 }
 
 /** Random text whose UTF-8 form is about `byteLength` bytes long. */
@@ -222,8 +167,6 @@ interface Conversation {
   expected: Observed[];
 }
 
-const encoder = new TextEncoder();
-
 /** Valid close codes (§7.4) to send. */
 const CLOSE_CODES = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1014, 3000, 4999];
 
@@ -259,7 +202,7 @@ function randomConversation(random: Random, options: { large: boolean }): Conver
     const isText = random.chance(0.5);
     const size = randomSize(random, options.large);
     const text = isText ? randomText(random, size) : undefined;
-    const bytes = text !== undefined ? encoder.encode(text) : random.bytes(size);
+    const bytes = text !== undefined ? utf8(text) : random.bytes(size);
     const opcode = isText ? Opcode.Text : Opcode.Binary;
 
     const cuts = random.chance(0.6) ? [] : Array.from(
@@ -293,7 +236,7 @@ function randomConversation(random: Random, options: { large: boolean }): Conver
     } else {
       const code = random.pick(CLOSE_CODES);
       let reason = randomText(random, random.between(0, 40));
-      while (encoder.encode(reason).length > 123) reason = reason.slice(0, -1);
+      while (utf8(reason).length > 123) reason = reason.slice(0, -1);
       frames.push({ opcode: Opcode.Close, fin: true, payload: encodeClosePayload(code, reason) });
       expected.push({ type: "close", code, reason });
     }
@@ -304,18 +247,6 @@ function randomConversation(random: Random, options: { large: boolean }): Conver
 /** A random 4-byte masking key from the seeded generator, so a seed replays exactly. */
 function randomKey(random: Random): Uint8Array {
   return random.bytes(4);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const bytes = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    bytes.set(part, offset);
-    offset += part.length;
-  }
-  return bytes;
 }
 
 /** The frames encoded one by one with `encodeFrame`, masked with seeded keys if `masked`. */
@@ -375,6 +306,23 @@ function writeWithFrameWriter(
   return { bytes: concat(parts), expected };
 }
 
+/**
+ * A random stream for a decoder in `role`, from the other side (a server reads
+ * masked client frames, a client unmasked server frames, §5.1): a conversation
+ * encoded frame by frame, or written by a `FrameWriter`. Returns the bytes and
+ * the events they must decode to.
+ */
+function randomStream(
+  random: Random,
+  role: "server" | "client",
+): { bytes: Uint8Array; expected: Observed[] } {
+  if (random.chance(0.5)) {
+    const { frames, expected } = randomConversation(random, { large: true });
+    return { bytes: encodeFrames(random, frames, role === "server"), expected };
+  }
+  return writeWithFrameWriter(random, role === "server" ? "client" : "server");
+}
+
 /** Cuts `bytes` into chunks: all at once, byte by byte, small pieces, or any sizes. */
 function randomChunks(random: Random, bytes: Uint8Array): Uint8Array[] {
   const strategy = random.below(4);
@@ -432,19 +380,8 @@ fuzzTest(
   "round trip",
   "encoded conversations decode to the same messages, however split",
   (random) => {
-    // The decoder's role decides who sent the frames: a server reads masked
-    // client frames, a client reads unmasked server frames (§5.1).
     const role = random.chance(0.75) ? "server" : "client";
-    const senderRole = role === "server" ? "client" : "server";
-    let bytes: Uint8Array;
-    let expected: Observed[];
-    if (random.chance(0.5)) {
-      const conversation = randomConversation(random, { large: true });
-      bytes = encodeFrames(random, conversation.frames, role === "server");
-      expected = conversation.expected;
-    } else {
-      ({ bytes, expected } = writeWithFrameWriter(random, senderRole));
-    }
+    const { bytes, expected } = randomStream(random, role);
     // Bytes after a close frame must be ignored (§5.5.1: nothing follows a close).
     const closed = expected.at(-1)?.type === "close";
     const trailer = closed && random.chance(0.5) ? random.bytes(random.between(1, 50)) : null;
@@ -466,7 +403,7 @@ Deno.test("fuzz regression: a leading U+FEFF stays in a text message and a close
   const key = new Uint8Array([1, 2, 3, 4]);
   const decoder = new FrameDecoder({ role: "server" });
   const events = decoder.push(concat([
-    encodeFrame(Opcode.Text, encoder.encode("\uFEFFhi"), { mask: key }),
+    encodeFrame(Opcode.Text, utf8("\uFEFFhi"), { mask: key }),
     encodeFrame(Opcode.Close, encodeClosePayload(1000, "\uFEFFbye"), { mask: key }),
   ]));
   assertEquals(events, [
@@ -640,15 +577,7 @@ function decodeWithWs(role: "server" | "client", chunks: Uint8Array[]): Observed
 
 fuzzTest("ws Receiver", "our frames decode identically in ws's Receiver", (random) => {
   const role = random.chance(0.75) ? "server" : "client";
-  let bytes: Uint8Array;
-  let expected: Observed[];
-  if (random.chance(0.5)) {
-    const conversation = randomConversation(random, { large: true });
-    bytes = encodeFrames(random, conversation.frames, role === "server");
-    expected = conversation.expected;
-  } else {
-    ({ bytes, expected } = writeWithFrameWriter(random, role === "server" ? "client" : "server"));
-  }
+  const { bytes, expected } = randomStream(random, role);
   const events = decodeWithWs(role, randomChunks(random, bytes));
   assertSameEvents(events, expected, `ws ${role} Receiver on our frames`);
 });

@@ -4,13 +4,12 @@
  * certificate made here by openssl.
  */
 import { assertEquals, assertMatch } from "@std/assert";
-
-const main = new URL("../server/main.ts", import.meta.url).pathname;
+import { mainArgs, runMain } from "./_program.ts";
 
 /** Starts the server program and resolves once it printed its URL. */
 async function start(args: string[]) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-read", "--allow-env", main, "--port", "0", ...args],
+    args: mainArgs(["--port", "0", ...args]),
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
@@ -64,27 +63,17 @@ Deno.test("SIGHUP is a restart: clients get 1012 with a retry hint, and it exits
   assertEquals((await child.status).code, 0);
 });
 
-/** Runs the program to its end and returns its exit code and stderr. */
-async function runToEnd(args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-read", "--allow-env", main, ...args],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  return { code: output.code, stderr: new TextDecoder().decode(output.stderr) };
-}
-
 Deno.test("a port in use or an unreadable certificate is a clear error, not a stack trace", async () => {
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   try {
     const port = String((taken.addr as Deno.NetAddr).port);
-    const inUse = await runToEnd(["--hostname", "127.0.0.1", "--port", port]);
+    const inUse = await runMain(["--hostname", "127.0.0.1", "--port", port]);
     assertEquals(inUse.code, 1);
     assertMatch(inUse.stderr, new RegExp(`^heartwire: cannot listen on 127\\.0\\.0\\.1:${port}: `));
   } finally {
     taken.close();
   }
-  const noCert = await runToEnd([
+  const noCert = await runMain([
     "--tls-cert",
     "/nonexistent/c.pem",
     "--tls-key",

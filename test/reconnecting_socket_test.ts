@@ -51,6 +51,9 @@ function setup(options: ReconnectingSocketOptions = {}) {
   return { clock, sockets, window, document, events, socket, of, last };
 }
 
+/** The chats a socket sent, as [cseq, text]. */
+const chats = (ws: FakeWebSocket) => ws.sentOfType("chat").map((m) => [m.cseq, m.text]);
+
 /** Lets the microtask that carries the final close event run. */
 const microtasks = () => new Promise<void>((resolve) => queueMicrotask(resolve));
 
@@ -341,11 +344,7 @@ Deno.test("ReconnectingSocket: outbox re-sent in order after reconnect, minus wh
   t.clock.advance(750);
   // The server processed "b" but its ack was lost with the connection.
   t.last().welcome({ session: "s1", resumed: true, last_cseq: 2 });
-  assertEquals(t.last().sentOfType("chat").map((m) => [m.cseq, m.text]), [
-    [3, "c"],
-    [4, "d"],
-    [5, "e"],
-  ]);
+  assertEquals(chats(t.last()), [[3, "c"], [4, "d"], [5, "e"]]);
   t.socket.close();
 });
 
@@ -404,8 +403,6 @@ function sentFourThenLost() {
   t.last().open();
   return t;
 }
-
-const chats = (ws: FakeWebSocket) => ws.sentOfType("chat").map((m) => [m.cseq, m.text]);
 
 Deno.test("ReconnectingSocket: resume_failed with last_cseq drops what the old session processed", () => {
   const t = sentFourThenLost();

@@ -1,11 +1,21 @@
 import { assert, assertEquals, assertFalse } from "@std/assert";
 import { PreparedMessage, Session, SessionStore } from "../server/sessions.ts";
+import { utf8 } from "./_bytes.ts";
 import { ManualClock } from "./_clock.ts";
-
-const utf8 = (text: string) => new TextEncoder().encode(text).length;
 
 function note(n: number, text = "x"): PreparedMessage {
   return new PreparedMessage("note", { n, text });
+}
+
+/** A new session for `clientId`, attached to `connection` (by default named like the client). */
+function attached(
+  store: SessionStore<string>,
+  clientId: string,
+  connection = clientId,
+): Session<string> {
+  const session = store.create(clientId)!;
+  store.attach(session, connection);
+  return session;
 }
 
 Deno.test("PreparedMessage puts type and seq first and counts UTF-8 bytes exactly", () => {
@@ -21,13 +31,13 @@ Deno.test("PreparedMessage puts type and seq first and counts UTF-8 bytes exactl
       ts: 5,
     });
     assert(text.startsWith(`{"type":"chat","seq":${seq},`));
-    assertEquals(chat.bytes(seq), utf8(text));
+    assertEquals(chat.bytes(seq), utf8(text).length);
   }
   const bare = new PreparedMessage("tick");
   assertEquals(bare.text(3), '{"type":"tick","seq":3}');
-  assertEquals(bare.bytes(3), utf8(bare.text(3)));
+  assertEquals(bare.bytes(3), utf8(bare.text(3)).length);
   const lone = new PreparedMessage("x", { s: "a\ud800b" }); // JSON.stringify escapes it
-  assertEquals(lone.bytes(1), utf8(lone.text(1)));
+  assertEquals(lone.bytes(1), utf8(lone.text(1)).length);
 });
 
 Deno.test("a session numbers from 1, replays after last_seq, and forgets what is acked", () => {
@@ -40,7 +50,7 @@ Deno.test("a session numbers from 1, replays after last_seq, and forgets what is
   assertEquals(session.replay(0), texts);
   assertEquals(session.replay(4), []);
   assertEquals(session.replay(5), undefined, "last_seq ahead of the session");
-  assertEquals(session.bufferedBytes, texts.reduce((sum, t) => sum + utf8(t), 0));
+  assertEquals(session.bufferedBytes, texts.reduce((sum, t) => sum + utf8(t).length, 0));
   session.ack(2);
   assertEquals(session.floor, 3);
   assertEquals(session.buffered, 2);
@@ -88,8 +98,7 @@ Deno.test("a long-lived buffer stays correct across compactions", () => {
 Deno.test("store: resume hands back exactly the missed messages and keeps last_cseq", () => {
   const clock = new ManualClock();
   const store = new SessionStore<string>({ clock, grace: 1_000 });
-  const session = store.create("c1")!;
-  store.attach(session, "socket 1");
+  const session = attached(store, "c1", "socket 1");
   assertEquals(store.live, 1);
   const sent = [1, 2, 3].map((n) => session.push(note(n)));
   session.lastCseq = 7;
@@ -120,8 +129,7 @@ Deno.test("store: unknown, overrun, ahead and foreign resumes fail with a reason
     onRemove: (s) => removed.push(s.id),
   });
   assertEquals(store.resume("nope", 0), { ok: false, reason: "unknown or expired session" });
-  const a = store.create("alice")!;
-  store.attach(a, "a");
+  const a = attached(store, "alice", "a");
   store.detach(a);
   a.push(note(1));
   a.lastCseq = 2;
@@ -133,8 +141,7 @@ Deno.test("store: unknown, overrun, ahead and foreign resumes fail with a reason
   assertEquals(removed, [a.id], "a session that cannot resume is dropped");
   assertEquals(store.size, 0);
 
-  const b = store.create("bob")!;
-  store.attach(b, "b");
+  const b = attached(store, "bob", "b");
   store.detach(b);
   assertEquals(store.resume(b.id, 0, "mallory"), {
     ok: false,
@@ -150,8 +157,7 @@ Deno.test("store: unknown, overrun, ahead and foreign resumes fail with a reason
 Deno.test("store: a detached session expires after the grace period, found lazily", () => {
   const clock = new ManualClock();
   const store = new SessionStore<string>({ clock, grace: 5_000 });
-  const session = store.create("c")!;
-  store.attach(session, "ws");
+  const session = attached(store, "c", "ws");
   store.detach(session);
   assertEquals(clock.pending, 0, "no timer while no connection is live");
   clock.jump(4_999);
@@ -170,13 +176,8 @@ Deno.test("store: one timer sweeps expired sessions while connections are live",
     grace: 1_000,
     onRemove: (s) => removed.push(s.clientId),
   });
-  const keeper = store.create("keeper")!;
-  store.attach(keeper, "live");
-  const sessions = ["a", "b", "c"].map((id) => {
-    const s = store.create(id)!;
-    store.attach(s, id);
-    return s;
-  });
+  const keeper = attached(store, "keeper", "live");
+  const sessions = ["a", "b", "c"].map((id) => attached(store, id));
   store.detach(sessions[0]);
   clock.advance(300);
   store.detach(sessions[1]);
@@ -197,10 +198,8 @@ Deno.test("store: one timer sweeps expired sessions while connections are live",
 Deno.test("store: re-attaching within grace cancels the expiry", () => {
   const clock = new ManualClock();
   const store = new SessionStore<string>({ clock, grace: 1_000 });
-  const other = store.create("other")!;
-  store.attach(other, "x");
-  const session = store.create("c")!;
-  store.attach(session, "1");
+  attached(store, "other", "x"); // a live connection, so expiry runs on a timer
+  const session = attached(store, "c", "1");
   store.detach(session);
   clock.advance(900);
   assert(store.resume(session.id, 0).ok);
@@ -219,11 +218,7 @@ Deno.test("store: re-attaching within grace cancels the expiry", () => {
 Deno.test("store: the session cap evicts the oldest detached session, never a live one", () => {
   const clock = new ManualClock();
   const store = new SessionStore<string>({ clock, maxSessions: 3 });
-  const [a, b, c] = ["a", "b", "c"].map((id) => {
-    const s = store.create(id)!;
-    store.attach(s, id);
-    return s;
-  });
+  const [a, b, c] = ["a", "b", "c"].map((id) => attached(store, id));
   assertEquals(store.create("d"), undefined, "all live: refused");
   store.detach(b);
   store.detach(a);
@@ -250,8 +245,7 @@ Deno.test("store: session ids are unique even when the generator repeats", () =>
 Deno.test("store: an expired session leaves its last cseq, told only to its own client id", () => {
   const clock = new ManualClock();
   const store = new SessionStore<string>({ clock, grace: 1_000 });
-  const session = store.create("alice")!;
-  store.attach(session, "ws");
+  const session = attached(store, "alice", "ws");
   session.lastCseq = 3;
   store.detach(session);
   clock.jump(1_000);
@@ -271,12 +265,10 @@ Deno.test("store: an expired session leaves its last cseq, told only to its own 
 Deno.test("store: evicted and failed-to-resume sessions leave tombstones too", () => {
   const clock = new ManualClock();
   const store = new SessionStore<string>({ clock, maxSessions: 2, replayBytes: 100 });
-  const a = store.create("a")!;
-  store.attach(a, "a");
+  const a = attached(store, "a");
   a.lastCseq = 5;
   store.detach(a);
-  const b = store.create("b")!;
-  store.attach(b, "b");
+  const b = attached(store, "b");
   store.create("c"); // at the cap: a, the oldest detached, is evicted
   assertEquals(store.get(a.id), undefined);
   assertEquals(store.resume(a.id, 0, "a"), {
@@ -310,8 +302,7 @@ Deno.test("store: a live session that fails to resume is removed; onRemove still
     replayBytes: 100,
     onRemove: (s) => seen.push(s.connection),
   });
-  const session = store.create("c")!;
-  store.attach(session, "old socket");
+  const session = attached(store, "c", "old socket");
   session.lastCseq = 4;
   for (let n = 1; n <= 5; n++) session.push(note(n, "padding padding padding"));
   // The old socket is live (half-open, say): it must not process anything more, so

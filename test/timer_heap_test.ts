@@ -8,19 +8,8 @@ import {
   assertThrows,
 } from "@std/assert";
 import { ManualClock } from "./_clock.ts";
+import { Random } from "./_random.ts";
 import { systemClock, type TimerEntry, TimerHeap } from "../server/timer_heap.ts";
-
-/** A small seeded PRNG (mulberry32) so that "random" tests repeat exactly. */
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 function setup(coalesceMs = 0) {
   const clock = new ManualClock(1_000);
@@ -52,10 +41,10 @@ Deno.test("systemClock reads performance.now and runs real timers", async () => 
 
 Deno.test("random deadlines fire in sorted order", () => {
   const { clock, heap, fired, entry } = setup();
-  const random = seeded(1);
+  const random = new Random(1);
   const deadlines: number[] = [];
   for (let id = 0; id < 500; id++) {
-    const at = clock.now() + Math.floor(random() * 10_000);
+    const at = clock.now() + random.below(10_000);
     deadlines.push(at);
     heap.schedule(entry(id), at);
     heap._check();
@@ -115,21 +104,21 @@ Deno.test("reschedule earlier and later moves the entry", () => {
 
 Deno.test("heap invariant holds through a seeded random sequence of operations", () => {
   const { clock, heap, fired, entry } = setup();
-  const random = seeded(42);
+  const random = new Random(42);
   const entries = Array.from({ length: 300 }, (_, id) => entry(id));
   const model = new Map<number, number>(); // id -> deadline, for the armed ones
   for (let step = 0; step < 5_000; step++) {
-    const id = Math.floor(random() * entries.length);
-    const op = random();
+    const id = random.below(entries.length);
+    const op = random.float();
     if (op < 0.6) {
-      const at = clock.now() + Math.floor(random() * 1_000);
+      const at = clock.now() + random.below(1_000);
       heap.schedule(entries[id], at);
       model.set(id, at);
     } else if (op < 0.9) {
       assertEquals(heap.cancel(entries[id]), model.delete(id));
     } else {
       fired.length = 0;
-      const now = clock.now() + Math.floor(random() * 200);
+      const now = clock.now() + random.below(200);
       const due = [...model].filter(([, at]) => at <= now).map(([id]) => id);
       assertEquals(heap.runDue(now), due.length);
       assertEquals(fired.sort((x, y) => x - y), due.sort((x, y) => x - y));
@@ -196,11 +185,11 @@ Deno.test("callbacks can cancel or move entries due later in the same run", () =
 
 Deno.test("one OS timer at most, none when empty", () => {
   const { clock, heap, entry } = setup();
-  const random = seeded(7);
+  const random = new Random(7);
   assertEquals(clock.pending, 0);
   const entries = Array.from({ length: 100 }, (_, id) => entry(id));
   for (const e of entries) {
-    heap.schedule(e, clock.now() + Math.floor(random() * 500));
+    heap.schedule(e, clock.now() + random.below(500));
     assertEquals(clock.pending, 1);
   }
   for (let i = 0; i < 5; i++) {

@@ -1,52 +1,51 @@
 import { assertEquals, assertStrictEquals } from "@std/assert";
 import { isValidUtf8, Utf8Validator } from "../protocol/utf8.ts";
-
-const bytes = (...values: number[]) => new Uint8Array(values);
-const encode = (text: string) => new TextEncoder().encode(text);
+import { bytesOf, utf8 } from "./_bytes.ts";
+import { Random } from "./_random.ts";
 
 const VALID: [string, Uint8Array][] = [
-  ["empty", bytes()],
-  ["ASCII", encode("Hello, WebSocket! 0123456789 ~")],
-  ["NUL and DEL", bytes(0x00, 0x7f)],
-  ["2-byte é", encode("é")],
-  ["2-byte lowest U+0080", bytes(0xc2, 0x80)],
-  ["2-byte highest U+07FF", bytes(0xdf, 0xbf)],
-  ["3-byte €", encode("€")],
-  ["3-byte lowest U+0800", bytes(0xe0, 0xa0, 0x80)],
-  ["3-byte U+D7FF below the surrogates", bytes(0xed, 0x9f, 0xbf)],
-  ["3-byte U+E000 above the surrogates", bytes(0xee, 0x80, 0x80)],
-  ["3-byte U+FEFF (BOM)", bytes(0xef, 0xbb, 0xbf)],
-  ["3-byte U+FFFF", bytes(0xef, 0xbf, 0xbf)],
-  ["4-byte lowest U+10000", bytes(0xf0, 0x90, 0x80, 0x80)],
-  ["4-byte emoji", encode("😀")],
-  ["4-byte U+40000", bytes(0xf1, 0x80, 0x80, 0x80)],
-  ["4-byte highest U+10FFFF", bytes(0xf4, 0x8f, 0xbf, 0xbf)],
-  ["mixed", encode("κόσμε — ascii — 日本語 — 🎉 — end")],
-  ["long ASCII run then multibyte", encode("a".repeat(101) + "ü" + "b".repeat(7) + "😀")],
+  ["empty", bytesOf()],
+  ["ASCII", utf8("Hello, WebSocket! 0123456789 ~")],
+  ["NUL and DEL", bytesOf(0x00, 0x7f)],
+  ["2-byte é", utf8("é")],
+  ["2-byte lowest U+0080", bytesOf(0xc2, 0x80)],
+  ["2-byte highest U+07FF", bytesOf(0xdf, 0xbf)],
+  ["3-byte €", utf8("€")],
+  ["3-byte lowest U+0800", bytesOf(0xe0, 0xa0, 0x80)],
+  ["3-byte U+D7FF below the surrogates", bytesOf(0xed, 0x9f, 0xbf)],
+  ["3-byte U+E000 above the surrogates", bytesOf(0xee, 0x80, 0x80)],
+  ["3-byte U+FEFF (BOM)", bytesOf(0xef, 0xbb, 0xbf)],
+  ["3-byte U+FFFF", bytesOf(0xef, 0xbf, 0xbf)],
+  ["4-byte lowest U+10000", bytesOf(0xf0, 0x90, 0x80, 0x80)],
+  ["4-byte emoji", utf8("😀")],
+  ["4-byte U+40000", bytesOf(0xf1, 0x80, 0x80, 0x80)],
+  ["4-byte highest U+10FFFF", bytesOf(0xf4, 0x8f, 0xbf, 0xbf)],
+  ["mixed", utf8("κόσμε — ascii — 日本語 — 🎉 — end")],
+  ["long ASCII run then multibyte", utf8("a".repeat(101) + "ü" + "b".repeat(7) + "😀")],
 ];
 
 /** Invalid inputs and the index of the first byte that must be rejected (-1: only at finish). */
 const INVALID: [string, Uint8Array, number][] = [
-  ["overlong NUL C0 80", bytes(0xc0, 0x80), 0],
-  ["overlong C1 BF", bytes(0xc1, 0xbf), 0],
-  ["overlong 3-byte E0 80 80", bytes(0xe0, 0x80, 0x80), 1],
-  ["overlong 3-byte E0 9F BF", bytes(0xe0, 0x9f, 0xbf), 1],
-  ["overlong 4-byte F0 80 80 80", bytes(0xf0, 0x80, 0x80, 0x80), 1],
-  ["overlong 4-byte F0 8F BF BF", bytes(0xf0, 0x8f, 0xbf, 0xbf), 1],
-  ["surrogate ED A0 80 (U+D800)", bytes(0xed, 0xa0, 0x80), 1],
-  ["surrogate ED BF BF (U+DFFF)", bytes(0xed, 0xbf, 0xbf), 1],
-  ["above U+10FFFF F4 90 80 80", bytes(0xf4, 0x90, 0x80, 0x80), 1],
-  ["F5 lead", bytes(0xf5, 0x80, 0x80, 0x80), 0],
-  ["FE", bytes(0xfe), 0],
-  ["FF", bytes(0xff), 0],
-  ["lone continuation 80", bytes(0x80), 0],
-  ["lone continuation BF after ASCII", bytes(0x41, 0x42, 0xbf), 2],
-  ["continuation after a complete character", bytes(0xc3, 0xa9, 0xa9), 2],
-  ["ASCII where a continuation belongs", bytes(0xc3, 0x41), 1],
-  ["lead where a continuation belongs", bytes(0xe2, 0x82, 0xe2), 2],
-  ["2-byte truncated", bytes(0xc3), -1],
-  ["3-byte truncated", bytes(0x41, 0xe2, 0x82), -1],
-  ["4-byte truncated", bytes(0xf0, 0x9f, 0x98), -1],
+  ["overlong NUL C0 80", bytesOf(0xc0, 0x80), 0],
+  ["overlong C1 BF", bytesOf(0xc1, 0xbf), 0],
+  ["overlong 3-byte E0 80 80", bytesOf(0xe0, 0x80, 0x80), 1],
+  ["overlong 3-byte E0 9F BF", bytesOf(0xe0, 0x9f, 0xbf), 1],
+  ["overlong 4-byte F0 80 80 80", bytesOf(0xf0, 0x80, 0x80, 0x80), 1],
+  ["overlong 4-byte F0 8F BF BF", bytesOf(0xf0, 0x8f, 0xbf, 0xbf), 1],
+  ["surrogate ED A0 80 (U+D800)", bytesOf(0xed, 0xa0, 0x80), 1],
+  ["surrogate ED BF BF (U+DFFF)", bytesOf(0xed, 0xbf, 0xbf), 1],
+  ["above U+10FFFF F4 90 80 80", bytesOf(0xf4, 0x90, 0x80, 0x80), 1],
+  ["F5 lead", bytesOf(0xf5, 0x80, 0x80, 0x80), 0],
+  ["FE", bytesOf(0xfe), 0],
+  ["FF", bytesOf(0xff), 0],
+  ["lone continuation 80", bytesOf(0x80), 0],
+  ["lone continuation BF after ASCII", bytesOf(0x41, 0x42, 0xbf), 2],
+  ["continuation after a complete character", bytesOf(0xc3, 0xa9, 0xa9), 2],
+  ["ASCII where a continuation belongs", bytesOf(0xc3, 0x41), 1],
+  ["lead where a continuation belongs", bytesOf(0xe2, 0x82, 0xe2), 2],
+  ["2-byte truncated", bytesOf(0xc3), -1],
+  ["3-byte truncated", bytesOf(0x41, 0xe2, 0x82), -1],
+  ["4-byte truncated", bytesOf(0xf0, 0x9f, 0x98), -1],
 ];
 
 Deno.test("Utf8Validator accepts every valid sample in one push", () => {
@@ -103,7 +102,7 @@ Deno.test("Utf8Validator fails fast at the first byte that breaks the grammar", 
 });
 
 Deno.test("Utf8Validator fails F4 90 and ED A0 at the second byte", () => {
-  for (const input of [bytes(0xf4, 0x90), bytes(0xed, 0xa0)]) {
+  for (const input of [bytesOf(0xf4, 0x90), bytesOf(0xed, 0xa0)]) {
     const validator = new Utf8Validator();
     assertStrictEquals(validator.push(input.subarray(0, 1)), true);
     assertStrictEquals(validator.push(input.subarray(1, 2)), false);
@@ -113,41 +112,29 @@ Deno.test("Utf8Validator fails F4 90 and ED A0 at the second byte", () => {
 
 Deno.test("Utf8Validator stays failed until reset", () => {
   const validator = new Utf8Validator();
-  assertStrictEquals(validator.push(bytes(0xff)), false);
-  assertStrictEquals(validator.push(encode("fine")), false);
+  assertStrictEquals(validator.push(bytesOf(0xff)), false);
+  assertStrictEquals(validator.push(utf8("fine")), false);
   assertStrictEquals(validator.finish(), false);
   validator.reset();
-  assertStrictEquals(validator.push(encode("fine")), true);
+  assertStrictEquals(validator.push(utf8("fine")), true);
   assertStrictEquals(validator.finish(), true);
 });
 
 Deno.test("Utf8Validator reset forgets a character in progress", () => {
   const validator = new Utf8Validator();
-  assertStrictEquals(validator.push(bytes(0xe2, 0x82)), true);
+  assertStrictEquals(validator.push(bytesOf(0xe2, 0x82)), true);
   assertStrictEquals(validator.finish(), false);
   validator.reset();
-  assertStrictEquals(validator.push(bytes(0x41)), true);
+  assertStrictEquals(validator.push(bytesOf(0x41)), true);
   assertStrictEquals(validator.finish(), true);
 });
 
 Deno.test("Utf8Validator does not modify its input", () => {
-  const input = encode("héllo 😀");
+  const input = utf8("héllo 😀");
   const copy = input.slice();
   new Utf8Validator().push(input);
   assertEquals(input, copy);
 });
-
-/** mulberry32: a tiny seeded PRNG so the random cases are the same on every run. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Bytes near every boundary of Table 3-7, so random strings hit the edge cases often.
 const INTERESTING = [
@@ -181,15 +168,13 @@ const INTERESTING = [
 ];
 
 Deno.test("Utf8Validator agrees with a fatal TextDecoder on seeded random input", () => {
-  const random = seededRandom(6455);
+  const random = new Random(6455);
   const decoder = new TextDecoder("utf-8", { fatal: true });
   let valid = 0;
   for (let n = 0; n < 20_000; n++) {
-    const input = new Uint8Array(Math.floor(random() * 10));
+    const input = new Uint8Array(random.below(10));
     for (let i = 0; i < input.length; i++) {
-      input[i] = random() < 0.7
-        ? INTERESTING[Math.floor(random() * INTERESTING.length)]
-        : Math.floor(random() * 256);
+      input[i] = random.chance(0.7) ? random.pick(INTERESTING) : random.below(256);
     }
     let expected = true;
     try {
@@ -202,7 +187,7 @@ Deno.test("Utf8Validator agrees with a fatal TextDecoder on seeded random input"
     assertStrictEquals(isValidUtf8(input), expected, label);
 
     // The same answer when the input arrives in two pieces.
-    const split = Math.floor(random() * (input.length + 1));
+    const split = random.below(input.length + 1);
     const validator = new Utf8Validator();
     const ok = validator.push(input.subarray(0, split)) && validator.push(input.subarray(split)) &&
       validator.finish();
@@ -213,15 +198,15 @@ Deno.test("Utf8Validator agrees with a fatal TextDecoder on seeded random input"
 });
 
 Deno.test("Utf8Validator agrees with TextDecoder on random valid text", () => {
-  const random = seededRandom(42);
+  const random = new Random(42);
   for (let n = 0; n < 500; n++) {
     let text = "";
-    const length = Math.floor(random() * 40);
+    const length = random.below(40);
     for (let i = 0; i < length; i++) {
-      let codePoint = Math.floor(random() * 0x110000);
+      let codePoint = random.below(0x110000);
       if (codePoint >= 0xd800 && codePoint <= 0xdfff) codePoint = 0x41;
       text += String.fromCodePoint(codePoint);
     }
-    assertStrictEquals(isValidUtf8(encode(text)), true, text);
+    assertStrictEquals(isValidUtf8(utf8(text)), true, text);
   }
 });
