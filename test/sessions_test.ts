@@ -2,6 +2,7 @@ import { assert, assertEquals, assertFalse } from "@std/assert";
 import { PreparedMessage, Session, SessionStore } from "../server/sessions.ts";
 import { utf8 } from "./_bytes.ts";
 import { ManualClock } from "./_clock.ts";
+import { Random } from "./_random.ts";
 
 function note(n: number, text = "x"): PreparedMessage {
   return new PreparedMessage("note", { n, text });
@@ -349,4 +350,39 @@ Deno.test("store: tombstones are bounded, the oldest forgotten first", () => {
   for (let n = 0; n < 20; n++) byDefault.remove(byDefault.create("c")!);
   assertEquals(byDefault.tombstones, 8, "default: 4 × maxSessions");
   byDefault.dispose();
+});
+
+Deno.test("store: seeded detach/attach churn expires exactly the sessions a simple model says", () => {
+  const clock = new ManualClock();
+  const grace = 1_000;
+  const store = new SessionStore<string>({ clock, grace, maxSessions: 1_000 });
+  const random = new Random(7);
+  const sessions = Array.from({ length: 50 }, (_, i) => attached(store, `c${i}`));
+  // The model: a session is gone once it has been detached for the grace period.
+  const detachedAt = new Map<Session<string>, number>();
+  const gone = new Set<Session<string>>();
+  for (let step = 0; step < 5_000; step++) {
+    clock.advance(random.between(0, 40));
+    for (const [session, at] of detachedAt) {
+      if (clock.now() - at >= grace) {
+        gone.add(session);
+        detachedAt.delete(session);
+      }
+    }
+    const session = sessions[random.below(sessions.length)];
+    if (gone.has(session)) {
+      assertEquals(store.get(session.id), undefined, `step ${step}: ${session.id} should be gone`);
+      continue;
+    }
+    assertEquals(store.get(session.id), session, `step ${step}: ${session.id} should be held`);
+    if (detachedAt.has(session)) {
+      store.attach(session, session.clientId);
+      detachedAt.delete(session);
+    } else {
+      store.detach(session);
+      detachedAt.set(session, clock.now());
+    }
+    assertEquals(store.detached, detachedAt.size, `step ${step}`);
+  }
+  store.dispose();
 });
