@@ -186,7 +186,7 @@ export interface OpenDetail {
  * ```
  */
 export interface CloseDetail {
-  /** The close code; 1006 when the client gave the connection up (heartbeat or connect timeout). */
+  /** The close code; 1006 when the client gave the connection up (heartbeat or connect timeout, seq gap). */
   code: number;
   /** The close reason. */
   reason: string;
@@ -236,7 +236,7 @@ export interface HeartbeatDetail {
  * ```
  */
 export interface ErrorDetail {
-  /** What went wrong: a server `error` message, an unreadable message, a socket error. */
+  /** What went wrong: a server `error` message, an unreadable message, a seq gap, a socket error. */
   reason: string;
   /** The `cseq` of the message the server refused (it is acked: not resent). */
   cseq?: number;
@@ -324,7 +324,9 @@ const ABNORMAL = 1006;
  *   it is re-sent after reconnects until the server acks it. Throws
  *   `OutboxFullError` when the outbox is full, an `Error` after close.
  * - `message` events carry the server's application messages (`event.data`,
- *   parsed, with `seq`), exactly once and in order across reconnects.
+ *   parsed, with `seq`), exactly once and in order across reconnects. A gap
+ *   in `seq` is never skipped: the client reconnects and resumes from the
+ *   last one it has.
  * - `close()` is final: every timer and listener is gone when it returns; the
  *   last `close` event follows in a microtask.
  *
@@ -467,7 +469,9 @@ export class ReconnectingSocket extends EventTarget {
 
   /**
    * Closes for good (acks what was received first). Every timer and listener
-   * is released before it returns; the final `close` event follows.
+   * is released before it returns; the final `close` event follows. What the
+   * outbox still holds (`bufferedAmount`) is not sent again: messages queued
+   * while disconnected are never sent.
    *
    * @throws {RangeError} for a code a client may not send (RFC 6455 §7.4: 1000 or 3000..4999).
    */
@@ -601,6 +605,8 @@ export class ReconnectingSocket extends EventTarget {
 
   /** The current connection is gone: tell, then retry, wait for online, or give up. */
   #lost(code: number, reason: string, wasClean: boolean): void {
+    // A listener of the event that led here (an `error`) may have closed us: stay closed.
+    if (this.#state === CLOSED) return;
     this.#stopConnectionTimers();
     const wasOpen = this.#state === OPEN;
     if (wasOpen && this.#clock.now() - this.#openedAt >= (this.#options.minUptime ?? 5_000)) {
@@ -659,6 +665,14 @@ export class ReconnectingSocket extends EventTarget {
     if (isAppMessage(message)) {
       // A replay can overlap what was already delivered: drop, never deliver twice.
       if (message.seq <= this.#lastSeq) return;
+      if (message.seq !== this.#lastSeq + 1) {
+        // Never skip: resuming from lastSeq makes the server replay the missing
+        // ones, or say it cannot (resume_failed) so the loss is reported.
+        this.#emit("error", {
+          reason: `seq gap: expected ${this.#lastSeq + 1}, got ${message.seq}`,
+        });
+        return this.#drop("seq gap");
+      }
       this.#lastSeq = message.seq;
       this.#ackTimer ??= this.#clock.setTimeout(
         () => this.#flushAck(),
@@ -703,10 +717,10 @@ export class ReconnectingSocket extends EventTarget {
     // Oldest first: the server processes client messages in cseq order.
     for (const entry of this.#outbox.entries) this.#sendText(entry.text);
     this.#sentCseq = Math.max(this.#sentCseq, this.#outbox.entries.at(-1)?.cseq ?? 0);
-    const timing = { ...welcome.heartbeat, ...this.#options.heartbeat };
+    const timing = this.#options.heartbeat;
     this.#monitor = new HeartbeatMonitor({
-      interval: timing.interval,
-      timeout: timing.timeout,
+      interval: timing?.interval ?? welcome.heartbeat.interval,
+      timeout: timing?.timeout ?? welcome.heartbeat.timeout,
       clock: this.#clock,
       send: (heartbeat) => this.#sendText(JSON.stringify(heartbeat)),
       onDead: () => this.#drop("heartbeat timeout"),

@@ -400,6 +400,13 @@ export type ClientMessage =
  * ```
  */
 export class MessageError extends Error {
+  /**
+   * Set by {@linkcode parseClientMessage}: the `cseq` of the invalid message,
+   * when it had a valid one. The server refuses the message by that number
+   * and acks it, so the client stops re-sending it.
+   */
+  cseq?: number;
+
   /** Creates the error. */
   constructor(message: string) {
     super(message);
@@ -534,7 +541,8 @@ export function parseServerMessage(text: string): ServerMessage {
  * where allowed, is optional and must be a whole number >= 1.
  *
  * @throws {MessageError} if the text is not JSON, not an object with a string
- * `type`, the type is unknown, or a field has the wrong type.
+ * `type`, the type is unknown, or a field has the wrong type. Its `cseq` is
+ * the message's, if that one is valid.
  *
  * @example
  * ```ts
@@ -545,6 +553,18 @@ export function parseServerMessage(text: string): ServerMessage {
  */
 export function parseClientMessage(text: string): ClientMessage {
   const value = envelope(text);
+  try {
+    return clientMessage(value);
+  } catch (error) {
+    const cseq = value.cseq;
+    if (error instanceof MessageError && Number.isSafeInteger(cseq) && (cseq as number) >= 1) {
+      error.cseq = cseq as number;
+    }
+    throw error;
+  }
+}
+
+function clientMessage(value: Fields): ClientMessage {
   let message: ChatMessage | SubscribeMessage | UnsubscribeMessage;
   switch (value.type) {
     case "heartbeat":

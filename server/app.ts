@@ -24,7 +24,7 @@
  * | `ack {seq}` | nothing: the replay buffer forgets messages up to `seq` |
  * | a `cseq` already processed | `ack {cseq}` only: a re-send is never processed twice |
  * | invalid JSON, unknown type, bad field | `error {reason}`; the connection stays usable |
- * | a refused message with a `cseq` (text too long, too many rooms) | `error {reason, cseq}`, then `ack {cseq}` |
+ * | a refused message with a `cseq` (invalid, text too long, too many rooms) | `error {reason, cseq}`, then `ack {cseq}` |
  * | a binary frame | close 1003 (RFC 6455 §7.4.1) |
  *
  * Application messages are numbered per session (`seq` from 1) and buffered
@@ -47,6 +47,7 @@ import { CloseCode } from "../protocol/close.ts";
 import type { Clock } from "../protocol/clock.ts";
 import { heartbeatAck } from "../protocol/heartbeat.ts";
 import {
+  type ChatMessage,
   type ClientMessage,
   type ErrorMessage,
   type HeartbeatTiming,
@@ -56,6 +57,8 @@ import {
   type ResumeFailed,
   retryAfterReason,
   SESSION_TAKEN_OVER,
+  type SubscribeMessage,
+  type UnsubscribeMessage,
   type Welcome,
 } from "../protocol/messages.ts";
 import type { WebSocketConnection, WebSocketHandler } from "./connection.ts";
@@ -94,7 +97,10 @@ export interface WsAppOptions {
   defaultRoom?: string;
   /** Rooms one session may be in, the default room included. Default 16. */
   maxRoomsPerConnection?: number;
-  /** Rooms that may exist at once (a room exists while it has members). Default 10 000. */
+  /**
+   * Rooms that may exist at once (a room exists while it has members); the
+   * default room can always be created. Default 10 000.
+   */
   maxRooms?: number;
   /** Longest room name, in UTF-16 code units. Default 64. */
   maxRoomNameLength?: number;
@@ -112,6 +118,9 @@ interface Attachment {
   /** A newer connection resumed the session: ignore this one from now on. */
   replaced: boolean;
 }
+
+/** The client messages that carry a `cseq` and are processed once each. */
+type NumberedMessage = ChatMessage | SubscribeMessage | UnsubscribeMessage;
 
 /** The parameters of the `/ws` request target. */
 interface WsQuery {
@@ -268,15 +277,17 @@ export class WsApp implements WebSocketHandler {
       ws.close(CloseCode.UnsupportedData, "binary messages are not supported on /ws");
       return;
     }
+    const session = attachment.session;
     let message: ClientMessage;
     try {
       message = parseClientMessage(data);
     } catch (error) {
       if (!(error instanceof MessageError)) throw error;
-      this.#sendError(ws, error.message);
+      // Refused by its cseq, if it has one, like any refused message: else
+      // the client's outbox would re-send it after every reconnect.
+      this.#process(ws, session, error);
       return;
     }
-    const session = attachment.session;
     switch (message.type) {
       case "heartbeat":
         // Answered before anything else, so the client's RTT measures the network only.
@@ -286,15 +297,7 @@ export class WsApp implements WebSocketHandler {
         session.ack(message.seq);
         return;
     }
-    const cseq = message.cseq;
-    if (cseq !== undefined && cseq <= session.lastCseq) {
-      this.#sendAck(ws, cseq); // a re-send after a reconnect: done already
-      return;
-    }
-    const refused = this.#apply(session, message);
-    if (cseq !== undefined) session.lastCseq = cseq;
-    if (refused !== undefined) this.#sendError(ws, refused, cseq);
-    if (cseq !== undefined) this.#sendAck(ws, cseq);
+    this.#process(ws, session, message);
   }
 
   /** Handler callback: the connection ended; its session's grace period starts. */
@@ -359,8 +362,30 @@ export class WsApp implements WebSocketHandler {
     ws.close(SESSION_TAKEN_OVER, "session taken over");
   }
 
+  /**
+   * Carries out a numbered message, or refuses an invalid one, once per
+   * `cseq`; then acks the `cseq`.
+   */
+  #process(
+    ws: WebSocketConnection,
+    session: Session<WebSocketConnection>,
+    message: NumberedMessage | MessageError,
+  ): void {
+    const cseq = message.cseq;
+    if (cseq !== undefined && cseq <= session.lastCseq) {
+      this.#sendAck(ws, cseq); // a re-send after a reconnect: done already
+      return;
+    }
+    const refused = message instanceof MessageError
+      ? message.message
+      : this.#apply(session, message);
+    if (cseq !== undefined) session.lastCseq = cseq;
+    if (refused !== undefined) this.#sendError(ws, refused, cseq);
+    if (cseq !== undefined) this.#sendAck(ws, cseq);
+  }
+
   /** Carries out a chat, subscribe or unsubscribe; returns why it was refused, if it was. */
-  #apply(session: Session<WebSocketConnection>, message: ClientMessage): string | undefined {
+  #apply(session: Session<WebSocketConnection>, message: NumberedMessage): string | undefined {
     switch (message.type) {
       case "chat": {
         if (message.text.length > this.#maxTextLength) {
@@ -392,7 +417,6 @@ export class WsApp implements WebSocketHandler {
         return undefined;
       }
     }
-    return undefined;
   }
 
   #checkRoomName(room: string): string | undefined {
@@ -410,7 +434,10 @@ export class WsApp implements WebSocketHandler {
     }
     let members = this.#rooms.get(room);
     if (!members) {
-      if (this.#rooms.size >= this.#maxRooms) return "too many rooms on this server";
+      // Exempt from the cap, or a full server would leave new sessions in no room.
+      if (room !== this.#defaultRoom && this.#rooms.size >= this.#maxRooms) {
+        return "too many rooms on this server";
+      }
       members = new Set();
       this.#rooms.set(room, members);
     }

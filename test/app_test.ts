@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertMatch, assertNotEquals } from "@std/assert";
+import type { WebSocketConnection } from "../server/connection.ts";
 import { serve, type ServeOptions, type Server, WsApp, type WsAppOptions } from "../server/mod.ts";
 import { ManualClock } from "./_clock.ts";
 import { waitFor } from "./_wait.ts";
@@ -463,4 +464,153 @@ Deno.test("when every session slot is live, a new connection is told to retry la
     assert(event.reason.startsWith("retry-after="));
     await a.close();
   });
+});
+
+/** A connection stand-in that drives WsApp's callbacks directly: no sockets, no timing. */
+class FakeConnection {
+  data: unknown = undefined;
+  readonly request: { target: string };
+  readonly sent: Json[] = [];
+  closedWith: [number, string] | undefined;
+
+  constructor(target: string) {
+    this.request = { target };
+  }
+
+  send(text: string | Uint8Array): boolean {
+    if (this.closedWith) return false; // as a closing connection does
+    this.sent.push(JSON.parse(text as string));
+    return true;
+  }
+
+  close(code: number, reason: string): void {
+    this.closedWith ??= [code, reason];
+  }
+
+  /** Every message sent since the last call. */
+  take(): Json[] {
+    return this.sent.splice(0);
+  }
+}
+
+/** Opens a fake connection on `app` and returns it with its first messages taken. */
+function connect(app: WsApp, query = ""): [FakeConnection, Json[]] {
+  const ws = new FakeConnection("/ws" + query);
+  app.open(ws as unknown as WebSocketConnection);
+  return [ws, ws.take()];
+}
+
+function say(app: WsApp, ws: FakeConnection, message: Json | string): Json[] {
+  app.message(
+    ws as unknown as WebSocketConnection,
+    typeof message === "string" ? message : JSON.stringify(message),
+  );
+  return ws.take();
+}
+
+Deno.test("an invalid message with a cseq is refused by number: error and ack, never re-sent forever", () => {
+  const app = new WsApp({ wallClock: () => 42 });
+  try {
+    const [ws, [welcome]] = connect(app, "?id=a");
+    // What ReconnectingSocket.send() lets through: a message the server cannot read.
+    assertEquals(say(app, ws, { type: "chat", text: 7, cseq: 1 }), [
+      { type: "error", reason: 'chat field "text" must be a string', cseq: 1 },
+      { type: "ack", cseq: 1 },
+    ]);
+    assertEquals(say(app, ws, { type: "dance", cseq: 2 }), [
+      { type: "error", reason: 'unknown message type "dance"', cseq: 2 },
+      { type: "ack", cseq: 2 },
+    ]);
+    // The acks were lost; the outbox re-sends after a resume: acked, not refused again.
+    app.close(ws as unknown as WebSocketConnection);
+    const [again, [resumed]] = connect(app, `?id=a&session=${welcome.session}&last_seq=0`);
+    assertEquals([resumed.type, resumed.last_cseq], ["welcome", 2]);
+    assertEquals(say(app, again, { type: "dance", cseq: 2 }), [{ type: "ack", cseq: 2 }]);
+    // Without a (valid) cseq there is nothing to ack.
+    assertEquals(say(app, again, '{"type":"dance","cseq":0}'), [
+      { type: "error", reason: 'unknown message type "dance"' },
+    ]);
+    assertEquals(say(app, again, "{oops"), [{
+      type: "error",
+      reason: "message is not valid JSON",
+    }]);
+    assertEquals(app.sessions.get(welcome.session as string)!.lastCseq, 2);
+  } finally {
+    app.dispose();
+  }
+});
+
+Deno.test("the default room can always be joined, even when maxRooms is reached", () => {
+  const app = new WsApp({ maxRooms: 2, wallClock: () => 42 });
+  try {
+    const [a] = connect(app, "?id=a");
+    say(app, a, { type: "subscribe", room: "x" });
+    say(app, a, { type: "unsubscribe", room: "lobby" }); // the lobby is empty: forgotten
+    say(app, a, { type: "subscribe", room: "y" }); // x and y: the cap
+    assertEquals([...app.rooms.keys()], ["x", "y"]);
+    const [b] = connect(app, "?id=b");
+    const [c] = connect(app, "?id=c");
+    assertEquals(app.rooms.get("lobby")?.size, 2, "new sessions are in the default room");
+    say(app, b, { type: "chat", text: "hi" });
+    assertEquals(c.take().map((m) => [m.from, m.text]), [["b", "hi"]]);
+    // Other rooms still obey the cap (lobby, x, y are three: the default room does not count).
+    assertEquals(say(app, b, { type: "subscribe", room: "z", cseq: 1 })[0], {
+      type: "error",
+      reason: "too many rooms on this server",
+      cseq: 1,
+    });
+  } finally {
+    app.dispose();
+  }
+});
+
+Deno.test("takeover: the replaced connection's late messages and close change nothing", () => {
+  const app = new WsApp({ wallClock: () => 42 });
+  try {
+    const [a, [welcome]] = connect(app, "?id=a");
+    const [watcher] = connect(app, "?id=w");
+    say(app, a, { type: "chat", text: "one", cseq: 1 });
+    const [b, [resumed]] = connect(app, `?id=a&session=${welcome.session}&last_seq=1`);
+    assertEquals([resumed.resumed, resumed.last_cseq], [true, 1]);
+    assertEquals(a.closedWith, [4000, "session taken over"]);
+    // Still in flight from the old connection: processed by nobody.
+    a.closedWith = undefined; // even if the old socket could still send
+    assertEquals(say(app, a, { type: "chat", text: "late", cseq: 2 }), []);
+    say(app, a, { type: "ack", seq: 99 });
+    app.close(a as unknown as WebSocketConnection);
+    const session = app.sessions.get(welcome.session as string)!;
+    assertEquals([session.lastCseq, session.connection], [1, b as unknown as WebSocketConnection]);
+    assertEquals([app.sessions.live, app.sessions.detached], [2, 0]);
+    assertEquals(watcher.take().map((m) => m.text), ["one"]);
+    // The client re-sends cseq 2 on the new connection: processed there, once.
+    assertEquals(say(app, b, { type: "chat", text: "late", cseq: 2 }).map((m) => m.type), [
+      "chat",
+      "ack",
+    ]);
+    assertEquals(watcher.take().map((m) => m.text), ["late"]);
+  } finally {
+    app.dispose();
+  }
+});
+
+Deno.test("a detached session keeps its rooms: their messages are buffered and replayed on resume", () => {
+  const app = new WsApp({ wallClock: () => 42 });
+  try {
+    const [a, [welcome]] = connect(app, "?id=a");
+    say(app, a, { type: "subscribe", room: "news" }); // seq 1
+    app.close(a as unknown as WebSocketConnection);
+    assertEquals(app.rooms.get("news")?.size, 1, "membership outlives the connection");
+    const [b] = connect(app, "?id=b");
+    say(app, b, { type: "chat", text: "extra", room: "news" });
+    assertEquals(app.publish("lobby", "note", { n: 1 }), 2);
+    const [a2, messages] = connect(app, `?id=a&session=${welcome.session}&last_seq=1`);
+    assertEquals(messages.map((m) => [m.type, m.seq]), [["welcome", undefined], ["chat", 2], [
+      "note",
+      3,
+    ]]);
+    say(app, b, { type: "chat", text: "live", room: "news" });
+    assertEquals(a2.take().map((m) => [m.seq, m.text]), [[4, "live"]]);
+  } finally {
+    app.dispose();
+  }
 });

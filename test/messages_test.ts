@@ -62,6 +62,21 @@ Deno.test("parseClientMessage refuses bad input with a MessageError naming the p
   }
 });
 
+Deno.test("parseClientMessage names a refused message by its cseq when that one is valid", () => {
+  const cases: [string, number | undefined][] = [
+    ['{"type":"chat","text":5,"cseq":4}', 4],
+    ['{"type":"shout","cseq":9}', 9],
+    ['{"type":"heartbeat","ts":"now","cseq":2}', 2],
+    ['{"type":"chat","text":5}', undefined],
+    ['{"type":"chat","text":"hi","cseq":0}', undefined],
+    ['{"type":"shout","cseq":"3"}', undefined],
+    ["not json", undefined],
+  ];
+  for (const [text, cseq] of cases) {
+    assertEquals(assertThrows(() => parseClientMessage(text), MessageError).cseq, cseq, text);
+  }
+});
+
 Deno.test("parseClientMessage never echoes a long unknown type in full", () => {
   const error = assertThrows(
     () => parseClientMessage(JSON.stringify({ type: "y".repeat(1000) })),

@@ -556,3 +556,155 @@ Deno.test("ReconnectingSocket: close() with an over-long reason still closes the
   assertEquals(t.sockets[0].closedWith, { code: 1000, reason: undefined });
   assertNothingLeft(t);
 });
+
+Deno.test("ReconnectingSocket: close() in the error listener of a WebSocket constructor that throws stays closed", async () => {
+  const clock = new ManualClock(0);
+  let attempts = 0;
+  class Refusing {
+    constructor() {
+      attempts++;
+      throw new DOMException("blocked by policy", "SecurityError");
+    }
+  }
+  const socket = new ReconnectingSocket("ws://example.test/ws", {
+    WebSocket: Refusing as unknown as ReconnectingSocketOptions["WebSocket"],
+    clock,
+    window: null,
+    document: null,
+    backoff: { random: () => 0.5 },
+  });
+  const closes: boolean[] = [];
+  socket.addEventListener("close", (event) => closes.push(event.detail.willReconnect));
+  socket.addEventListener("error", () => socket.close());
+  clock.advance(750); // the retry: fails the same way, and the listener closes
+  assertEquals(attempts, 2);
+  assertEquals(socket.readyState, ReconnectingSocket.CLOSED);
+  assertEquals(clock.pending, 0, "a retry was scheduled after close()");
+  clock.advance(60_000);
+  assertEquals(attempts, 2);
+  await microtasks();
+  assertEquals(closes, [false]);
+});
+
+Deno.test("ReconnectingSocket: close() from inside any listener stays closed and leaves nothing", async () => {
+  // Each case reaches the point where the named event fires.
+  const cases: [string, (t: ReturnType<typeof setup>) => void][] = [
+    ["open", (t) => t.last().welcome()],
+    ["message", (t) => {
+      t.last().welcome();
+      t.last().receive({ type: "chat", seq: 1, text: "x" });
+      t.last().receive({ type: "chat", seq: 2, text: "y" }); // after close(): ignored
+    }],
+    ["heartbeat", (t) => {
+      t.last().welcome();
+      t.last().receive({ type: "heartbeat_ack", ts: 0 });
+    }],
+    ["error", (t) => {
+      t.last().welcome();
+      t.last().receive({ type: "error", reason: "no" });
+    }],
+    ["resume_failed", (t) => {
+      t.last().welcome({ session: "s1" });
+      t.last().serverClose(1006);
+      t.clock.advance(750);
+      t.last().open();
+      t.last().receive({ type: "resume_failed", session: "s1", reason: "expired" });
+      t.last().welcome({ session: "s2" }); // after close(): ignored
+    }],
+    ["reconnecting", (t) => t.last().serverClose(1006)],
+    ["offline", (t) => {
+      t.last().welcome();
+      t.window.setOnline(false);
+      t.last().serverClose(1006);
+    }],
+    ["online", (t) => {
+      t.window.setOnline(false);
+      t.last().serverClose(1006);
+      t.window.setOnline(true);
+    }],
+  ];
+  for (const [type, reach] of cases) {
+    const t = setup();
+    t.socket.addEventListener(type, () => t.socket.close(1000, "from " + type));
+    reach(t);
+    assertEquals(t.socket.readyState, ReconnectingSocket.CLOSED, type);
+    assertNothingLeft(t);
+    t.clock.advance(60_000);
+    assertEquals(t.clock.pending, 0, type);
+    await microtasks();
+    const finals = t.of("close").filter((e) => !e.detail.willReconnect);
+    assertEquals(finals.map((e) => e.detail.reason), ["from " + type], type);
+    assertEquals(t.of("open").length <= 1 && t.of("message").length <= 1, true, type);
+  }
+});
+
+Deno.test("ReconnectingSocket: a seq gap is not skipped: the client resumes from the last seq it has", () => {
+  const t = setup();
+  t.last().welcome({ session: "s1" });
+  t.last().receive({ type: "chat", seq: 1, text: "m1" });
+  t.last().receive({ type: "chat", seq: 3, text: "m3" }); // 2 went missing on the way
+  assertEquals(t.of("message").map((e) => e.detail.seq), [1], "3 is not delivered before 2");
+  assertEquals(t.of("error").map((e) => e.detail.reason), ["seq gap: expected 2, got 3"]);
+  assertEquals(t.of("close")[0].detail, {
+    code: 1006,
+    reason: "seq gap",
+    wasClean: false,
+    willReconnect: true,
+  });
+  assert(!t.sockets[0].attached);
+  t.clock.advance(750);
+  assertOneLive(t.sockets);
+  assertEquals(t.last().query.get("last_seq"), "1"); // the server replays from 2
+  t.last().welcome({ session: "s1", resumed: true });
+  for (const seq of [2, 3]) t.last().receive({ type: "chat", seq, text: `m${seq}` });
+  assertEquals(t.of("message").map((e) => e.detail.seq), [1, 2, 3]);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: a heartbeat override left undefined keeps the server's timing", () => {
+  const t = setup({ heartbeat: { interval: undefined, timeout: 300 } });
+  t.last().welcome({ heartbeat: { interval: 1_000, timeout: 500 } });
+  t.clock.advance(10);
+  t.last().receive({ type: "heartbeat_ack" });
+  t.clock.advance(990);
+  assertEquals(t.last().sentOfType("heartbeat").length, 2, "no heartbeat at the server's interval");
+  t.clock.advance(300); // the overridden timeout applies
+  assertEquals(t.of("close")[0]?.detail.reason, "heartbeat timeout");
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: no heartbeat, ack or deadline of a lost connection carries over", () => {
+  const t = setup({ ackDelay: 100 });
+  t.last().welcome({ session: "s1" });
+  t.last().receive({ type: "chat", seq: 1, text: "x" }); // ack timer armed
+  t.last().serverClose(1006); // heartbeat pending, ack unsent
+  t.clock.advance(750);
+  t.last().open(); // the next connection, not welcomed yet
+  assertEquals(t.clock.pending, 1, "only the connect timeout");
+  t.clock.advance(5_000); // many intervals and timeouts of the old heartbeat
+  assertEquals(t.last().sent, [], "nothing goes out before the welcome");
+  assertEquals(t.of("close").length, 1);
+  t.last().welcome({ session: "s1", resumed: true });
+  assertEquals(t.last().sent.map((m) => m.type), ["heartbeat"]);
+  assertEquals(t.last().query.get("last_seq"), "1"); // the resume query acks seq 1
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: sends made in open and message listeners follow the outbox re-send", () => {
+  const t = setup();
+  t.last().welcome({ session: "s1" });
+  t.socket.send({ type: "chat", text: "a" }); // never acked
+  t.last().serverClose(1006);
+  t.socket.send({ type: "chat", text: "b" }); // queued while reconnecting
+  t.socket.addEventListener("open", () => t.socket.send({ type: "chat", text: "c" }), {
+    once: true,
+  });
+  t.socket.addEventListener("message", () => t.socket.send({ type: "chat", text: "d" }), {
+    once: true,
+  });
+  t.clock.advance(750);
+  t.last().welcome({ session: "s1", resumed: true });
+  t.last().receive({ type: "chat", seq: 1, text: "replayed" });
+  assertEquals(chats(t.last()), [[1, "a"], [2, "b"], [3, "c"], [4, "d"]]);
+  t.socket.close();
+});
