@@ -32,8 +32,10 @@
  * inside the chunk its payload is unmasked straight into fresh memory, with no
  * intermediate buffering. Only the bytes of a frame cut off at the end of a
  * chunk are copied aside: a partial header into a 14-byte buffer, a partial
- * payload into a buffer of exactly the declared size (already checked against
- * the size limits, so a peer cannot make it grow without bound).
+ * payload into a buffer that grows as its bytes arrive, up to the declared
+ * size (already checked against the size limits). Memory follows the bytes
+ * received, not the bytes announced: a 14-byte header cannot reserve a
+ * megabyte.
  *
  * @module
  */
@@ -121,6 +123,12 @@ const SMALL_COPY = 64;
 // slab. Each piece is written once, by us, and then belongs to the receiver:
 // nothing else ever writes to it. push() is synchronous, so every decoder can
 // share the slab (and the scratch buffer below).
+
+/**
+ * A payload split across chunks starts with at most this much memory (or what
+ * already arrived) and doubles as more arrives, up to its declared length.
+ */
+const PARTIAL_PAYLOAD_START = 16 * 1024;
 
 const SLAB_SIZE = 65_536;
 const MAX_SLAB_PIECE = 4_096;
@@ -503,7 +511,9 @@ export class FrameDecoder {
       this.#handleFrame(chunk, pos, false);
       return pos + length;
     }
-    const payload = allocate(length);
+    const payload = length <= PARTIAL_PAYLOAD_START
+      ? allocate(length)
+      : new Uint8Array(Math.max(available, PARTIAL_PAYLOAD_START));
     payload.set(chunk.subarray(pos));
     this.#payload = payload;
     this.#payloadFilled = available;
@@ -512,11 +522,20 @@ export class FrameDecoder {
 
   /** Adds bytes to a payload begun in an earlier chunk; handles the frame once complete. */
   #continuePayload(chunk: Uint8Array, pos: number): number {
-    const payload = this.#payload!;
-    const take = Math.min(payload.length - this.#payloadFilled, chunk.length - pos);
+    const length = this.#payloadLength;
+    const take = Math.min(length - this.#payloadFilled, chunk.length - pos);
+    const filled = this.#payloadFilled + take;
+    let payload = this.#payload!;
+    if (filled > payload.length) {
+      // Double (at least), never past the declared length: when the last byte
+      // arrives the buffer holds exactly the payload.
+      const grown = new Uint8Array(Math.min(length, Math.max(filled, payload.length * 2)));
+      grown.set(payload.subarray(0, this.#payloadFilled));
+      payload = this.#payload = grown;
+    }
     payload.set(chunk.subarray(pos, pos + take), this.#payloadFilled);
-    this.#payloadFilled += take;
-    if (this.#payloadFilled === payload.length) {
+    this.#payloadFilled = filled;
+    if (filled === length) {
       this.#payload = null;
       this.#payloadFilled = 0;
       this.#handleFrame(payload, 0, true);

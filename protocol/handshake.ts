@@ -32,6 +32,9 @@
  *   without waiting for a timeout.
  * - Whitespace between a field name and its colon (§5.1) and obsolete line
  *   folding (§5.2) are rejected with 400.
+ * - At most 100 header fields by default, else 431 (RFC 6585 §5): a browser's
+ *   upgrade request has about 15, and each field costs a search of the ones
+ *   before it in `Headers`, so 16 KiB of tiny fields would cost O(n²).
  *
  * @module
  */
@@ -41,6 +44,7 @@ import { sha1 } from "./_sha1.ts";
 /** RFC 6455 §1.3: the GUID appended to the client's key before hashing. */
 const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
+const DEFAULT_MAX_HEADER_FIELDS = 100;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -161,6 +165,8 @@ export type ParseHeadResult<Head = HttpRequestHead> =
 export interface ParseHeadOptions {
   /** The largest head accepted, in bytes, including its final empty line. Default 16384. */
   maxHeaderBytes?: number;
+  /** The most header fields accepted (repeated names count each time). Default 100. */
+  maxHeaderFields?: number;
 }
 
 const LF = 0x0a;
@@ -224,22 +230,29 @@ function scanHead(bytes: Uint8Array, maxHeaderBytes: number): Scan {
 
 /**
  * Parses header field lines (RFC 9112 §5) into a Headers object, or returns
- * the reason they are malformed. `lines[0]`, the start line, is skipped.
+ * the error to answer with. `lines[0]`, the start line, is skipped.
  */
-function parseFields(lines: string[]): Headers | string {
+function parseFields(
+  lines: string[],
+  maxFields = DEFAULT_MAX_HEADER_FIELDS,
+): Headers | { status: 400 | 431; reason: string } {
+  if (lines.length - 1 > maxFields) {
+    return { status: 431, reason: `more than ${maxFields} header fields` };
+  }
+  const malformed = (reason: string) => ({ status: 400 as const, reason });
   const headers = new Headers();
   for (let i = 1; i < lines.length; i++) {
     let line = lines[i];
     if (line.endsWith("\r")) line = line.slice(0, -1);
-    if (line[0] === " " || line[0] === "\t") return "obsolete line folding in header";
+    if (line[0] === " " || line[0] === "\t") return malformed("obsolete line folding in header");
     const colon = line.indexOf(":");
-    if (colon === -1) return `header line without a colon: ${JSON.stringify(line)}`;
+    if (colon === -1) return malformed(`header line without a colon: ${JSON.stringify(line)}`);
     const name = line.slice(0, colon);
     if (name.endsWith(" ") || name.endsWith("\t")) {
       // §5.1: MUST be rejected, it has been used to smuggle requests.
-      return `whitespace before the colon in header ${JSON.stringify(name.trimEnd())}`;
+      return malformed(`whitespace before the colon in header ${JSON.stringify(name.trimEnd())}`);
     }
-    if (!TOKEN.test(name)) return `invalid header name ${JSON.stringify(name)}`;
+    if (!TOKEN.test(name)) return malformed(`invalid header name ${JSON.stringify(name)}`);
     // §5.1: leading and trailing whitespace (OWS) is not part of the value.
     // The bytes were already checked, so the value only holds valid characters.
     headers.append(name, line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, ""));
@@ -279,8 +292,8 @@ export function parseRequestHead(
   if (!match) {
     return { kind: "error", status: 400, reason: "malformed request line" };
   }
-  const headers = parseFields(scan.lines);
-  if (typeof headers === "string") return { kind: "error", status: 400, reason: headers };
+  const headers = parseFields(scan.lines, options.maxHeaderFields);
+  if (!(headers instanceof Headers)) return { kind: "error", ...headers };
   return {
     kind: "complete",
     head: { method: match[1], target: match[2], version: match[3], headers },
@@ -312,8 +325,8 @@ export function parseResponseHead(
   }
   const match = STATUS_LINE.exec(scan.lines[0]);
   if (!match) return { kind: "error", status: 400, reason: "malformed status line" };
-  const headers = parseFields(scan.lines);
-  if (typeof headers === "string") return { kind: "error", status: 400, reason: headers };
+  const headers = parseFields(scan.lines, options.maxHeaderFields);
+  if (!(headers instanceof Headers)) return { kind: "error", ...headers };
   return {
     kind: "complete",
     head: {
@@ -392,6 +405,7 @@ export type UpgradeDecision =
  * | method is GET | 405, `Allow: GET` |
  * | HTTP/1.1 or a later 1.x | 400 |
  * | exactly one non-empty `Host` | 400 |
+ * | no content: no `Transfer-Encoding`, `Content-Length` absent or 0 | 400 |
  * | `Upgrade` lists `websocket` | 426, `Upgrade: websocket` |
  * | `Connection` lists `upgrade` | 400 |
  * | `Sec-WebSocket-Version` is `13` | 426, `Sec-WebSocket-Version: 13` (§4.4) |
@@ -444,6 +458,13 @@ export function validateUpgradeRequest(
   // Host lines reach us combined as "a, b"; a host never contains a comma.
   if (host === null || host === "" || host.includes(",")) {
     return { ok: false, status: 400, reason: "exactly one Host header is required" };
+  }
+  // RFC 9112 §6.3: these headers announce content, which would sit between the
+  // head and the first frame. Reading those bytes as frames would disagree with
+  // any proxy in between about where the frames start, so refuse (§4.2.1).
+  const contentLength = headers.get("content-length");
+  if (headers.has("transfer-encoding") || (contentLength !== null && contentLength !== "0")) {
+    return { ok: false, status: 400, reason: "an upgrade request must not have content" };
   }
   if (!hasToken(headers.get("upgrade"), "websocket")) {
     return {

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { CloseCode, CloseHandshake } from "../protocol/close.ts";
+import { CloseCode, CloseHandshake, encodeClosePayload } from "../protocol/close.ts";
 import type { Clock } from "../protocol/clock.ts";
 import { type DecoderEvent, FrameDecoder } from "../protocol/frame_decoder.ts";
 import { FrameWriter } from "../protocol/frame_encoder.ts";
@@ -19,8 +19,10 @@ import { type KeepaliveOptions, nextKeepaliveAction } from "./keepalive.ts";
 import type { TimerEntry, TimerHeap } from "./timer_heap.ts";
 
 /**
- * Callbacks a route supplies for its connections. Every callback is optional;
- * an exception thrown by one closes that connection with 1011.
+ * Callbacks a route supplies for its connections. Every callback is optional
+ * and may be async: an exception thrown by `open` or `message`, or a promise
+ * they return that rejects, closes that connection with 1011. A failing
+ * `close` is ignored, since its connection is already gone.
  *
  * @example
  * ```ts
@@ -249,7 +251,11 @@ export class WebSocketConnection {
     return true;
   }
 
-  /** Sends a ping; the pong (if any) updates {@linkcode WebSocketConnection.rtt}. */
+  /**
+   * Sends a ping (RFC 6455 §5.5.2); the peer must answer with a pong of the
+   * same payload. Only the keepalive's own pings (a timestamp payload) update
+   * {@linkcode WebSocketConnection.rtt}.
+   */
   ping(payload?: Uint8Array): boolean {
     if (!this.#close.canSend) return false;
     this.#writer.ping(payload);
@@ -261,8 +267,12 @@ export class WebSocketConnection {
    * Starts the closing handshake (RFC 6455 §7.1.2): sends a close frame, keeps
    * reading until the peer answers, then closes TCP. If no answer comes within
    * the close timeout, TCP is closed anyway.
+   *
+   * @throws {RangeError} before anything happens, like `WebSocket.close()`,
+   * if `code` may not be sent (§7.4) or `reason` is over 123 UTF-8 bytes.
    */
   close(code: number = CloseCode.Normal, reason = ""): void {
+    encodeClosePayload(code, reason);
     if (this.#readyState !== OPEN) return;
     this.#cause = "local";
     this.#sendClose(code, reason);
@@ -288,8 +298,9 @@ export class WebSocketConnection {
       }
       this.#end("peer");
     } catch {
-      // Reset by the peer, or closed under us by terminate(): either way, gone.
-      this.#end(this.#readyState === CLOSED ? this.#cause : "error");
+      // Reset by the peer (an error), or closed under us by #end() (then
+      // already ended, and this call does nothing).
+      this.#end("error");
     }
   }
 
@@ -312,10 +323,17 @@ export class WebSocketConnection {
     switch (event.type) {
       case "text":
       case "binary":
-        if (this.#close.state === "open" || this.#close.state === "closing") {
+        // Delivered while open, and after our close() while the peer may still
+        // send (§7.1.2); not once the connection is being failed (§7.1.7: no
+        // more data is processed), which also ends TCP after the flush.
+        if (
+          this.#close.state === "open" ||
+          (this.#close.state === "closing" && !this.#endAfterFlush)
+        ) {
           // Inlined rather than through #callHandler: this runs once per message.
           try {
-            this.#handler.message?.(this, event.data);
+            const result: unknown = this.#handler.message?.(this, event.data);
+            if (result instanceof Promise) this.#watch(result);
           } catch {
             this.#handlerThrew();
           }
@@ -346,7 +364,7 @@ export class WebSocketConnection {
     const reply = this.#close.receive(code, reason);
     if (reply) {
       // RFC 6455 §5.5.1: echo the peer's code; the server then closes TCP (§7.1.1).
-      this.#readyState = CLOSING;
+      this.#startClosing();
       this.#writer.close(reply.code, reply.reason);
       this.#close.answered();
     }
@@ -419,13 +437,22 @@ export class WebSocketConnection {
     if (this.#close.start(code, reason)) {
       this.#writer.close(code, reason);
     }
-    this.#readyState = CLOSING;
-    if (failing || this.#close.state === "closed") {
-      this.#endAfterFlush = true;
-    } else {
-      this.#heap.schedule(this.#timer, this.#clock.now() + this.#options.closeTimeout);
-    }
+    this.#startClosing();
+    // Failing the connection (§7.1.7) waits for nothing: TCP ends once our
+    // close frame is written. Otherwise we keep reading for the peer's answer.
+    if (failing || this.#close.state === "closed") this.#endAfterFlush = true;
     this.#queued();
+  }
+
+  /**
+   * Leaves OPEN. From here on the timer is the close timeout, however the
+   * close began: even a peer that stopped reading (so our close frame never
+   * gets written) loses its TCP connection by then.
+   */
+  #startClosing(): void {
+    if (this.#readyState !== OPEN) return;
+    this.#readyState = CLOSING;
+    this.#heap.schedule(this.#timer, this.#clock.now() + this.#options.closeTimeout);
   }
 
   // ---- timer: keepalive while open, the close timeout while closing -------
@@ -464,8 +491,10 @@ export class WebSocketConnection {
         this.#pingSentAt = now;
         const payload = new Uint8Array(8);
         new DataView(payload.buffer).setFloat64(0, now);
-        this.ping(payload);
+        // Re-arm first: the ping can end the connection (a full write queue),
+        // and #end() must then find the timer armed to cancel it.
         this.#heap.schedule(this.#timer, action.at);
+        this.ping(payload);
         return;
       }
       case "dead":
@@ -478,12 +507,21 @@ export class WebSocketConnection {
 
   // ---- the end -------------------------------------------------------------
 
-  #callHandler(call: () => void): void {
+  #callHandler(call: () => unknown): void {
     try {
-      call();
+      const result = call();
+      if (result instanceof Promise) this.#watch(result);
     } catch {
       this.#handlerThrew();
     }
+  }
+
+  /**
+   * An async handler's rejection fails its connection like a throw would;
+   * left alone it would be an unhandled rejection, which ends the process.
+   */
+  #watch(result: Promise<unknown>): void {
+    result.catch(() => this.#handlerThrew());
   }
 
   /** A handler bug fails only its own connection, with 1011 (RFC 6455 §7.4.1). */
@@ -518,10 +556,12 @@ export class WebSocketConnection {
   }
 
   #callHandlerClosed(info: CloseInfo): void {
+    // The connection is gone; a failing close callback has nothing left to fail.
     try {
-      this.#handler.close?.(this, info);
+      const result: unknown = this.#handler.close?.(this, info);
+      if (result instanceof Promise) result.catch(() => {});
     } catch {
-      // The connection is gone; nothing left to fail.
+      // (see above)
     }
   }
 }

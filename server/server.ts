@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { CloseCode } from "../protocol/close.ts";
+import { CloseCode, encodeClosePayload } from "../protocol/close.ts";
 import type { Clock } from "../protocol/clock.ts";
 import {
   buildUpgradeResponse,
@@ -100,7 +100,7 @@ export interface ServeOptions {
   writeTimeout?: number;
   /** Source of time and the one OS timer. Default: the system clock. */
   clock?: Clock;
-  /** Called once listening. Default: silent. */
+  /** Called once listening. Default: silent. If it throws, serve() closes the listener and rethrows. */
   onListen?: (addr: Deno.NetAddr) => void;
   /** Called for errors that do not belong to one connection (accept failures). */
   onError?: (error: unknown) => void;
@@ -153,6 +153,8 @@ export interface Server {
   /**
    * Stops accepting, closes every connection with `code` (1001 going away, or
    * 1012 for a restart) and waits up to `timeout` ms before dropping the rest.
+   * Rejects with a RangeError, having changed nothing, if `code` may not be
+   * sent (RFC 6455 §7.4) or `reason` is over 123 UTF-8 bytes.
    */
   shutdown(options?: ShutdownOptions): Promise<void>;
 }
@@ -194,6 +196,9 @@ export const echoHandler: WebSocketHandler = {
 /**
  * Starts a WebSocket server on raw TCP (or TLS).
  *
+ * @throws {RangeError} if a timing option is not a finite number of ms (the
+ * ping interval and timeout must be at least 1) or `pingJitter` is not in [0, 1).
+ *
  * @example
  * ```ts
  * import { serve } from "@heartwire/heartwire/server";
@@ -232,6 +237,7 @@ class HeartwireServer implements Server {
   #drained: (() => void) | undefined;
 
   constructor(options: ServeOptions) {
+    checkTimings(options);
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
     this.#heap = new TimerHeap({ clock: this.#clock });
@@ -265,7 +271,13 @@ class HeartwireServer implements Server {
       : Deno.listen({ hostname, port });
     this.addr = this.#listener.addr as Deno.NetAddr;
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
-    options.onListen?.(this.addr);
+    try {
+      options.onListen?.(this.addr);
+    } catch (error) {
+      // serve() fails as a whole: no listener is left holding the port.
+      this.#listener.close();
+      throw error;
+    }
     this.#acceptLoop();
   }
 
@@ -294,7 +306,13 @@ class HeartwireServer implements Server {
     // Replies are already batched into one write per turn; Nagle would only
     // hold a lone small frame back until the peer's delayed ACK (~40 ms).
     // TLS connections have no such switch.
-    (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
+    try {
+      (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
+    } catch {
+      // The peer already reset (setsockopt then fails on some systems, e.g.
+      // EINVAL on macOS): its first read will fail and end it. Throwing here
+      // would be an unhandled rejection, since nobody awaits #accept().
+    }
     if (this.#shuttingDown) return this.#refuse(conn, 503, "shutting down");
     if (this.#openSockets() >= (this.#options.maxConnections ?? 10_000)) {
       return this.#refuse(conn, 503, "too many connections");
@@ -424,12 +442,17 @@ class HeartwireServer implements Server {
     if (this.#drained && this.#openSockets() === 0) this.#drained();
   }
 
-  shutdown(options: ShutdownOptions = {}): Promise<void> {
-    this.#shuttingDown ??= this.#shutdown(options);
-    return this.#shuttingDown;
+  async shutdown(options: ShutdownOptions = {}): Promise<void> {
+    const code = options.code ?? CloseCode.GoingAway;
+    const reason = options.reason ?? "server shutting down";
+    // A close frame that may not be sent (§7.4, §5.5) fails here, before
+    // anything is closed, not half-way through the connections.
+    encodeClosePayload(code, reason);
+    this.#shuttingDown ??= this.#shutdown(code, reason, options.timeout ?? 5_000);
+    return await this.#shuttingDown;
   }
 
-  async #shutdown(options: ShutdownOptions): Promise<void> {
+  async #shutdown(code: number, reason: string, timeout: number): Promise<void> {
     try {
       this.#listener.close();
     } catch {
@@ -437,19 +460,41 @@ class HeartwireServer implements Server {
     }
     for (const conn of this.#handshaking) closeQuietly(conn);
     this.#handshaking.clear();
-    const code = options.code ?? CloseCode.GoingAway;
-    const reason = options.reason ?? "server shutting down";
     for (const ws of this.connections) ws.close(code, reason);
     if (this.#openSockets() > 0) {
       const drained = new Promise<void>((resolve) => this.#drained = resolve);
       const timer = this.#heap.create(() => this.#drained?.());
-      this.#heap.schedule(timer, this.#clock.now() + (options.timeout ?? 5_000));
+      this.#heap.schedule(timer, this.#clock.now() + timeout);
       await drained;
       this.#heap.cancel(timer);
     }
     for (const ws of this.connections) ws.terminate();
     this.#heap.clear();
     this.#resolveFinished();
+  }
+}
+
+/**
+ * Refuses timings that cannot work, before anything listens: an infinite or
+ * NaN deadline cannot be armed (every connection would fail right after its
+ * 101), and a jitter of 1 or more would ping as soon as anything was heard.
+ */
+function checkTimings(options: ServeOptions): void {
+  const timings: [name: string, value: number | undefined, min: number][] = [
+    ["pingInterval", options.pingInterval, 1],
+    ["pingTimeout", options.pingTimeout, 1],
+    ["closeTimeout", options.closeTimeout, 0],
+    ["handshakeTimeout", options.handshakeTimeout, 0],
+    ["writeTimeout", options.writeTimeout, 0],
+  ];
+  for (const [name, value, min] of timings) {
+    if (value !== undefined && !(Number.isFinite(value) && value >= min)) {
+      throw new RangeError(`${name} must be a finite number of ms, at least ${min}; got ${value}`);
+    }
+  }
+  const jitter = options.pingJitter;
+  if (jitter !== undefined && !(jitter >= 0 && jitter < 1)) {
+    throw new RangeError(`pingJitter must be at least 0 and below 1; got ${jitter}`);
   }
 }
 

@@ -1,4 +1,4 @@
-import { assertEquals, assertStrictEquals } from "@std/assert";
+import { assertEquals, assertLess, assertStrictEquals } from "@std/assert";
 import {
   type DecoderEvent,
   FrameDecoder,
@@ -529,6 +529,33 @@ Deno.test("limits are inclusive: exactly maxFrameSize and maxMessageSize pass", 
     { type: "binary", data: pattern(10) },
     { type: "binary", data: concat([pattern(10), pattern(5)]) },
   ]);
+});
+
+Deno.test("a payload declared but not sent does not reserve its whole size", () => {
+  // 14 bytes of header announce 1 MiB; one payload byte follows. Memory must
+  // follow the bytes that arrived, or a peer opening many connections could
+  // make the server reserve maxMessageSize for each one almost for free.
+  const declared = 1024 * 1024;
+  const options: FrameDecoderOptions = { role: "server", maxMessageSize: declared };
+  const header = [0x82, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 0, ...RFC_KEY];
+  const decoders: FrameDecoder[] = [];
+  const before = Deno.memoryUsage().external;
+  for (let i = 0; i < 64; i++) {
+    const decoder = new FrameDecoder(options);
+    assertEquals(decoder.push(new Uint8Array([...header, 0x42])), []);
+    decoders.push(decoder);
+  }
+  const reserved = Deno.memoryUsage().external - before;
+  assertLess(reserved, 64 * declared / 8, `${reserved} bytes for 64 one-byte payloads`);
+  // The payload still comes out whole and intact when its bytes trickle in.
+  const payload = pattern(declared);
+  const input = clientFrame(BINARY, payload);
+  const decoder = new FrameDecoder(options);
+  const events: DecoderEvent[] = [];
+  for (let at = 0; at < input.length; at += 50_000) {
+    events.push(...decoder.push(input.subarray(at, at + 50_000)));
+  }
+  assertEquals(events, [{ type: "binary", data: payload }]);
 });
 
 Deno.test("maxFrameSize defaults to maxMessageSize", () => {

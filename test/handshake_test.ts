@@ -150,6 +150,25 @@ Deno.test("parseRequestHead answers 431 when the head outgrows the limit", () =>
   assert(huge.kind === "error" && huge.status === 431);
 });
 
+Deno.test("parseRequestHead answers 431 for more header fields than the limit (default 100)", () => {
+  // Distinct names are the costly case: Headers.append() looks for an earlier
+  // field of the same name, so n fields would cost O(n²) (2 400 fit in 16 KiB).
+  const fields = (n: number) => Array.from({ length: n }, (_, i) => `X-${i}: v\r\n`).join("");
+  const head = (n: number) => `GET / HTTP/1.1\r\n${fields(n)}\r\n`;
+  assertEquals(parseText(head(100)).kind, "complete");
+  assertEquals(parseText(head(101)), {
+    kind: "error",
+    status: 431,
+    reason: "more than 100 header fields",
+  });
+  assertEquals(parseText(head(2_400), 32 * 1024).kind, "error");
+  const custom = parseRequestHead(encoder.encode(head(3)), { maxHeaderFields: 2 });
+  assert(custom.kind === "error" && custom.status === 431);
+  assertEquals(parseRequestHead(encoder.encode(head(3)), { maxHeaderFields: 3 }).kind, "complete");
+  const response = parseResponseHead(encoder.encode(`HTTP/1.1 101 x\r\n${fields(101)}\r\n`));
+  assert(response.kind === "error" && response.status === 431);
+});
+
 Deno.test("parseRequestHead answers 400 for malformed heads", () => {
   const cases: [string, string, RegExp][] = [
     ["empty request line", "\r\nHost: a\r\n\r\n", /request line/],
@@ -339,6 +358,23 @@ Deno.test("validateUpgradeRequest: the key must be base64 of 16 bytes (400)", ()
   const generated = generateKey();
   const decision = validateUpgradeRequest(upgradeHead({ "Sec-WebSocket-Key": generated }));
   assertEquals(decision, { ok: true, key: generated });
+});
+
+Deno.test("validateUpgradeRequest: a request with content is refused (400)", () => {
+  // The bytes after the head are frames; a body in front of them would be read
+  // as frames here while a proxy in between counts them as the body.
+  const withContent: Record<string, string>[] = [
+    { "Content-Length": "5" },
+    { "Transfer-Encoding": "chunked" },
+    { "Content-Length": "0", "Transfer-Encoding": "chunked" },
+  ];
+  for (const changes of withContent) {
+    const decision = validateUpgradeRequest(upgradeHead(changes));
+    assert(!decision.ok, JSON.stringify(changes));
+    assertEquals(decision.status, 400);
+    assertMatch(decision.reason, /content/);
+  }
+  assert(validateUpgradeRequest(upgradeHead({ "Content-Length": "0" })).ok);
 });
 
 Deno.test("validateUpgradeRequest picks the server's first supported subprotocol", () => {

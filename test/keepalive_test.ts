@@ -4,7 +4,9 @@ import {
   assertGreaterOrEqual,
   assertLessOrEqual,
   assertRejects,
+  assertThrows,
 } from "@std/assert";
+import { encodeFrame } from "../protocol/frame_encoder.ts";
 import { Opcode } from "../protocol/opcodes.ts";
 import {
   DEFAULT_COALESCE_MS,
@@ -49,6 +51,23 @@ Deno.test("policy: earlyBy moves the ping earlier (jitter)", () => {
     nextKeepaliveAction({ lastSeen: 0, pingSentAt: -1, earlyBy: 2_000 }, 10_000, options),
     { kind: "wait", at: 23_000 },
   );
+});
+
+Deno.test("serve() refuses timings the keepalive cannot work with", () => {
+  const bad: ServeOptions[] = [
+    { pingInterval: 0 },
+    { pingInterval: Infinity }, // would fail every connection right after its 101
+    { pingTimeout: -1 },
+    { pingTimeout: NaN },
+    { pingJitter: 1 }, // would ping as soon as anything was heard: a ping storm
+    { pingJitter: -0.1 },
+    { closeTimeout: Infinity },
+    { handshakeTimeout: -5 },
+    { writeTimeout: NaN },
+  ];
+  for (const options of bad) {
+    assertThrows(() => serve({ port: 0, ...options }), RangeError, Object.keys(options)[0]);
+  }
 });
 
 async function withClockServer(
@@ -162,6 +181,67 @@ Deno.test("keepalive: pings of connections opened together are spread by jitter"
     assertEquals(pingedBy.reduce((a, b) => a + b, 0), 8);
     assertGreater(pingedBy.length, 1, "all 8 pinged in the same 250 ms step");
     clients.forEach((c) => c.close());
+  });
+});
+
+Deno.test("keepalive: a connection that ends while being pinged leaves no timer armed", async () => {
+  // With a 1-byte queue the ping itself overflows it: the connection is
+  // dropped as a slow consumer from inside the keepalive callback.
+  await withClockServer({ maxBufferedBytes: 1 }, async (server, clock, port) => {
+    const client = await RawClient.connect(port);
+    await waitFor(() => server.connections.size === 1);
+    clock.advance(25_000 + SLACK);
+    await waitFor(() => server.connections.size === 0);
+    assertEquals(server.stats.closed.slow, 1);
+    assertEquals(clock.pending, 0, "the dead connection's timer was re-armed");
+    client.close();
+  });
+});
+
+/**
+ * Has the server echo far more than the socket buffers hold to a client that
+ * never reads, so that whatever the server queues next cannot be written.
+ */
+async function jamServerWrites(client: RawClient): Promise<void> {
+  const message = encodeFrame(Opcode.Binary, new Uint8Array(1024 * 1024), { mask: true });
+  for (let i = 0; i < 48; i++) await client.write(message);
+}
+
+const JAMMED = { maxBufferedBytes: 128 * 1024 * 1024, closeTimeout: 5_000 };
+
+Deno.test("closing: a peer that sends close and stops reading is dropped after closeTimeout", async () => {
+  await withClockServer(JAMMED, async (server, clock, port) => {
+    const client = await RawClient.connect(port);
+    await waitFor(() => server.connections.size === 1);
+    await jamServerWrites(client);
+    await client.sendFrame(Opcode.Close, new Uint8Array([0x03, 0xe8])); // our answer cannot go out
+    const [ws] = server.connections;
+    await waitFor(() => ws.readyState === 2);
+    await tick();
+    assertGreater(ws.bufferedAmount, 0); // still jammed
+    clock.advance(4_999);
+    await tick();
+    assertEquals(server.connections.size, 1);
+    clock.advance(1 + SLACK); // the close timeout, well before the keepalive deadline
+    await waitFor(() => server.connections.size === 0);
+    client.close();
+  });
+});
+
+Deno.test("failing: a peer that breaks the protocol and stops reading is dropped after closeTimeout", async () => {
+  await withClockServer(JAMMED, async (server, clock, port) => {
+    const client = await RawClient.connect(port);
+    await waitFor(() => server.connections.size === 1);
+    await jamServerWrites(client);
+    await client.sendFrame(Opcode.Text, "unmasked", { mask: false }); // 1002, queued behind
+    const [ws] = server.connections;
+    await waitFor(() => ws.readyState === 2);
+    await tick();
+    assertGreater(ws.bufferedAmount, 0); // still jammed
+    clock.advance(5_000 + SLACK);
+    await waitFor(() => server.connections.size === 0);
+    assertEquals(server.stats.closed.protocol, 1);
+    client.close();
   });
 });
 

@@ -1,4 +1,10 @@
-import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
 import WebSocketWs from "ws";
 import { Opcode } from "../protocol/opcodes.ts";
 import { encodeFrame } from "../protocol/frame_encoder.ts";
@@ -294,5 +300,131 @@ Deno.test("a client that stops reading is dropped as a slow consumer", async () 
     await waitFor(() => server.stats.closed.slow === 1, 10_000);
     assertEquals(server.connections.size, 0);
     client.close();
+  });
+});
+
+Deno.test("an async handler that rejects closes its connection with 1011 instead of crashing", async () => {
+  const closes: string[] = [];
+  await withServer({
+    routes: {
+      "/echo": echoHandler,
+      "/async-boom": {
+        // deno-lint-ignore require-await
+        async message() {
+          throw new Error("async boom");
+        },
+        close: (_ws, info) => closes.push(`${info.code} ${info.cause}`),
+      },
+    },
+  }, async (server, port) => {
+    const client = await RawClient.connect(port, "/async-boom");
+    await client.sendFrame(Opcode.Text, "x");
+    const event = await client.nextClose();
+    assertEquals(event.type === "close" && event.code, 1011);
+    await client.untilEof();
+    client.close();
+    await waitFor(() => closes.length === 1);
+    assertEquals(closes, ["1011 error"]);
+    assertEquals(server.stats.closed.error, 1);
+  });
+});
+
+Deno.test("serve() whose onListen throws releases its port and rethrows", () => {
+  let port = 0;
+  assertThrows(
+    () =>
+      serve({
+        port: 0,
+        hostname: "127.0.0.1",
+        onListen(addr) {
+          port = addr.port;
+          throw new Error("logger broke");
+        },
+      }),
+    Error,
+    "logger broke",
+  );
+  // The port is free again (and no listener leaks: the sanitizer checks that too).
+  const again = Deno.listen({ hostname: "127.0.0.1", port });
+  again.close();
+});
+
+Deno.test("close() with a code that may not be sent throws and leaves the connection open", async () => {
+  const thrown: string[] = [];
+  await withServer({
+    routes: {
+      "/bad-close": {
+        message(ws, data) {
+          for (const [code, reason] of [[1005, ""], [1000, "é".repeat(62)]] as const) {
+            try {
+              ws.close(code, reason);
+            } catch (error) {
+              thrown.push((error as Error).name);
+            }
+          }
+          ws.send(`still open: ${data}`);
+        },
+      },
+    },
+  }, async (server, port) => {
+    const client = await RawClient.connect(port, "/bad-close");
+    await client.sendFrame(Opcode.Text, "a");
+    assertEquals(await client.next(), { type: "text", data: "still open: a" });
+    assertEquals(thrown, ["RangeError", "RangeError"]);
+    const [ws] = server.connections;
+    assertEquals(ws.readyState, 1);
+    // A valid close still runs the whole closing handshake.
+    ws.close(4000, "now really");
+    assertEquals(await client.next(), { type: "close", code: 4000, reason: "now really" });
+    await client.sendFrame(Opcode.Close, new Uint8Array([0x0f, 0xa0]));
+    await client.untilEof();
+    client.close();
+    await waitFor(() => server.connections.size === 0);
+    assertEquals(server.stats.closed.local, 1);
+  });
+});
+
+Deno.test("shutdown() with a code or reason that may not be sent rejects and leaves the server running", async () => {
+  await withServer({}, async (server, port) => {
+    const client = await RawClient.connect(port);
+    await assertRejects(() => server.shutdown({ code: 1006 }), RangeError);
+    await assertRejects(() => server.shutdown({ reason: "x".repeat(124) }), RangeError);
+    await client.sendFrame(Opcode.Text, "still served");
+    assertEquals(await client.next(), { type: "text", data: "still served" });
+    // The real shutdown (withServer's) still closes it with 1001.
+    const closing = server.shutdown();
+    assertEquals(await client.nextClose(), {
+      type: "close",
+      code: 1001,
+      reason: "server shutting down",
+    });
+    client.close();
+    await closing;
+  });
+});
+
+Deno.test("after a handler throws, no further message reaches it (§7.1.7)", async () => {
+  const seen: string[] = [];
+  await withServer({
+    routes: {
+      "/boom-first": {
+        message(_ws, data) {
+          seen.push(String(data));
+          if (data === "boom") throw new Error("boom");
+        },
+      },
+    },
+  }, async (_server, port) => {
+    const client = await RawClient.connect(port, "/boom-first");
+    // Both messages in one write, so the server reads them in one go.
+    const frames = ["boom", "after"].map((text) =>
+      encodeFrame(Opcode.Text, encoder.encode(text), { mask: true })
+    );
+    await client.write(new Uint8Array([...frames[0], ...frames[1]]));
+    const event = await client.nextClose();
+    assertEquals(event.type === "close" && event.code, 1011);
+    await client.untilEof();
+    client.close();
+    assertEquals(seen, ["boom"]);
   });
 });
