@@ -115,6 +115,8 @@ export interface ConnectionInit {
   initial: Uint8Array;
   /** Told exactly once when the connection has ended, for the server's bookkeeping. */
   onEnded(ws: WebSocketConnection, info: CloseInfo): void;
+  /** Told about a handler's error after its connection was failed with 1011. */
+  onError?(error: unknown): void;
 }
 
 /** The `readyState` values of the WebSocket API. */
@@ -172,6 +174,7 @@ export class WebSocketConnection {
   #timer: TimerEntry;
   #options: ConnectionOptions;
   #onEnded: (ws: WebSocketConnection, info: CloseInfo) => void;
+  #onError: ((error: unknown) => void) | undefined;
 
   #decoder: FrameDecoder;
   #writer = new FrameWriter({ role: "server" });
@@ -206,6 +209,7 @@ export class WebSocketConnection {
     this.#heap = init.heap;
     this.#options = init.options;
     this.#onEnded = init.onEnded;
+    this.#onError = init.onError;
     this.#decoder = new FrameDecoder({ role: "server", maxMessageSize: init.options.maxPayload });
     this.#lastSeen = this.#clock.now();
     this.#earlyBy = Math.random() * init.options.pingJitter * init.options.keepalive.interval;
@@ -334,8 +338,8 @@ export class WebSocketConnection {
           try {
             const result: unknown = this.#handler.message?.(this, event.data);
             if (result instanceof Promise) this.#watch(result);
-          } catch {
-            this.#handlerThrew();
+          } catch (error) {
+            this.#handlerThrew(error);
           }
         }
         return;
@@ -511,8 +515,8 @@ export class WebSocketConnection {
     try {
       const result = call();
       if (result instanceof Promise) this.#watch(result);
-    } catch {
-      this.#handlerThrew();
+    } catch (error) {
+      this.#handlerThrew(error);
     }
   }
 
@@ -521,15 +525,16 @@ export class WebSocketConnection {
    * left alone it would be an unhandled rejection, which ends the process.
    */
   #watch(result: Promise<unknown>): void {
-    result.catch(() => this.#handlerThrew());
+    result.catch((error) => this.#handlerThrew(error));
   }
 
-  /** A handler bug fails only its own connection, with 1011 (RFC 6455 §7.4.1). */
-  #handlerThrew(): void {
+  /** A handler bug fails only its own connection, with 1011 (RFC 6455 §7.4.1), and is reported. */
+  #handlerThrew(error: unknown): void {
     if (this.#readyState === OPEN) {
       this.#cause = "error";
       this.#sendClose(CloseCode.InternalError, "internal error", true);
     }
+    this.#onError?.(error);
   }
 
   /** Closes TCP and reports the end exactly once. */
@@ -556,12 +561,13 @@ export class WebSocketConnection {
   }
 
   #callHandlerClosed(info: CloseInfo): void {
-    // The connection is gone; a failing close callback has nothing left to fail.
+    // The connection is gone; a failing close callback has nothing left to
+    // fail, so its error is only reported.
     try {
       const result: unknown = this.#handler.close?.(this, info);
-      if (result instanceof Promise) result.catch(() => {});
-    } catch {
-      // (see above)
+      if (result instanceof Promise) result.catch((error) => this.#onError?.(error));
+    } catch (error) {
+      this.#onError?.(error);
     }
   }
 }

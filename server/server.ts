@@ -102,7 +102,12 @@ export interface ServeOptions {
   clock?: Clock;
   /** Called once listening. Default: silent. If it throws, serve() closes the listener and rethrows. */
   onListen?: (addr: Deno.NetAddr) => void;
-  /** Called for errors that do not belong to one connection (accept failures). */
+  /**
+   * Called for errors the server contained: accept failures, a route handler
+   * that threw (its connection was closed with 1011), an HTTP route or
+   * `authenticate` that threw (answered 500). Default: silent. If it throws
+   * itself, that is ignored.
+   */
   onError?: (error: unknown) => void;
 }
 
@@ -289,7 +294,7 @@ class HeartwireServer implements Server {
       } catch (error) {
         if (this.#shuttingDown) return;
         // EMFILE and friends: report, breathe, and keep serving those we have.
-        this.#options.onError?.(error);
+        this.#report(error);
         await new Promise((resolve) => setTimeout(resolve, 50));
         continue;
       }
@@ -336,7 +341,7 @@ class HeartwireServer implements Server {
     try {
       upgraded = await this.#handshake(conn);
     } catch (error) {
-      this.#options.onError?.(error);
+      this.#report(error);
       closeQuietly(conn);
     } finally {
       this.#heap.cancel(deadline);
@@ -344,6 +349,26 @@ class HeartwireServer implements Server {
       if (!upgraded) this.#releaseIp(ip);
     }
     this.#drainedCheck();
+  }
+
+  /** Hands a contained error to onError, which must not take the server down either. */
+  #report(error: unknown): void {
+    try {
+      this.#options.onError?.(error);
+    } catch {
+      // A broken error reporter is not a reason to stop serving.
+    }
+  }
+
+  /** Runs application code on the handshake path; if it throws, answers 500 and reports it. */
+  async #guard<T>(conn: Deno.Conn, call: () => T | Promise<T>): Promise<T | undefined> {
+    try {
+      return await call();
+    } catch (error) {
+      this.#report(error);
+      await this.#refuse(conn, 500, "internal error");
+      return undefined;
+    }
   }
 
   #releaseIp(ip: string): void {
@@ -378,8 +403,9 @@ class HeartwireServer implements Server {
     if (!route) {
       const httpRoute = this.#httpRoutes[path];
       const response = httpRoute
-        ? await httpRoute(head)
+        ? await this.#guard(conn, () => httpRoute(head))
         : { status: 404, body: `no route for ${path}\n` };
+      if (response === undefined) return false; // it threw: answered 500
       this.#count(response.status);
       await respondAndClose(conn, response);
       return false;
@@ -400,7 +426,9 @@ class HeartwireServer implements Server {
       return false;
     }
     if (this.#options.authenticate) {
-      const verdict = await this.#options.authenticate(head);
+      const authenticate = this.#options.authenticate;
+      const verdict = await this.#guard(conn, () => authenticate(head));
+      if (verdict === undefined) return false; // it threw: answered 500
       if (verdict !== true) {
         const status = verdict === false ? 401 : verdict.status;
         const reason = verdict === false ? "unauthorized" : verdict.reason ?? "forbidden";
@@ -426,6 +454,7 @@ class HeartwireServer implements Server {
       options: this.#connectionOptions,
       initial: rest,
       onEnded: (ended, info) => this.#onEnded(ended, info),
+      onError: (error) => this.#report(error),
     });
     if (ws.readyState !== 3) this.connections.add(ws);
     return true;

@@ -266,6 +266,7 @@ Deno.test("a route handler's open/message/close callbacks see the connection", a
 });
 
 Deno.test("a handler that throws closes only its own connection with 1011", async () => {
+  const reported: unknown[] = [];
   await withServer({
     routes: {
       "/echo": echoHandler,
@@ -275,11 +276,13 @@ Deno.test("a handler that throws closes only its own connection with 1011", asyn
         },
       },
     },
+    onError: (error) => reported.push(error),
   }, async (_server, port) => {
     const good = await denoSocket(`ws://127.0.0.1:${port}/echo`);
     const bad = await denoSocket(`ws://127.0.0.1:${port}/boom`);
     bad.send("x");
     assertEquals((await closed(bad)).code, 1011);
+    assertEquals(reported.map((e) => (e as Error).message), ["boom"]); // not swallowed
     good.send("still here");
     assertEquals(await nextMessage(good), "still here");
     good.close();
@@ -426,5 +429,40 @@ Deno.test("after a handler throws, no further message reaches it (§7.1.7)", asy
     await client.untilEof();
     client.close();
     assertEquals(seen, ["boom"]);
+  });
+});
+
+Deno.test("an HTTP route or authenticate that throws is answered 500 and reported; a throwing onError is contained", async () => {
+  const reported: string[] = [];
+  await withServer({
+    httpRoutes: {
+      "/broken": () => {
+        throw new Error("route broke");
+      },
+    },
+    authenticate: (request) => {
+      if (request.target.includes("explode")) throw new Error("auth broke");
+      return true;
+    },
+    onError: (error) => {
+      reported.push((error as Error).message);
+      throw new Error("and the reporter broke too");
+    },
+  }, async (_server, port) => {
+    const page = await rawHttp(port, "GET /broken HTTP/1.1\r\nHost: x\r\n\r\n");
+    assertEquals(page.status, 500);
+    const upgrade = await rawHttp(
+      port,
+      "GET /echo?explode HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assertEquals(upgrade.status, 500);
+    assertEquals(reported, ["route broke", "auth broke"]);
+    // Still serving.
+    const ws = await denoSocket(`ws://127.0.0.1:${port}/echo`);
+    ws.send("alive");
+    assertEquals(await nextMessage(ws), "alive");
+    ws.close();
+    await closed(ws);
   });
 });
