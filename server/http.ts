@@ -57,6 +57,10 @@ export async function readRequestHead(
     }
     if (n === null) return { kind: "closed" };
     filled += n;
+    // A head can only have ended in a read that brought a line feed: skipping
+    // the rest keeps a peer trickling one byte per packet from costing a
+    // rescan of everything so far each time (quadratic work).
+    if (!buffer.subarray(filled - n, filled).includes(0x0a)) continue;
     const parsed = parseRequestHead(buffer.subarray(0, filled), { maxHeaderBytes });
     if (parsed.kind === "complete") {
       return {

@@ -466,3 +466,24 @@ Deno.test("an HTTP route or authenticate that throws is answered 500 and reporte
     await closed(ws);
   });
 });
+
+Deno.test("a request head trickled one byte per write still upgrades", async () => {
+  await withServer({}, async (_server, port) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.setNoDelay(true);
+    const request =
+      "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    for (const byte of encoder.encode(request)) await conn.write(new Uint8Array([byte]));
+    const buffer = new Uint8Array(1024);
+    let text = "";
+    while (!text.includes("\r\n\r\n")) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    assert(text.startsWith("HTTP/1.1 101 "), text);
+    assertStringIncludes(text, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    conn.close();
+  });
+});
