@@ -96,7 +96,11 @@ export interface ServeOptions {
   closeTimeout?: number;
   /** Bytes queued to a non-reading peer before it is dropped. Default 16 MiB. */
   maxBufferedBytes?: number;
-  /** Time (ms) one write may take before the peer is dropped as a slow consumer. Default 30 000. */
+  /**
+   * Time (ms) a batch of writes may stay unfinished before the peer is dropped
+   * as a slow consumer. Checked when the connection's one keepalive timer
+   * fires, so the drop comes within `writeTimeout + pingInterval`. Default 30 000.
+   */
   writeTimeout?: number;
   /** Source of time and the one OS timer. Default: the system clock. */
   clock?: Clock;
