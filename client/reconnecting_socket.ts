@@ -22,6 +22,7 @@ import {
   type ClientAck,
   type HeartbeatTiming,
   isAppMessage,
+  parseLastCseq,
   parseRetryAfter,
   parseServerMessage,
   type ResumeFailed,
@@ -244,8 +245,9 @@ export interface ErrorDetail {
 
 /**
  * `detail` of the `resume_failed` event: the session could not be resumed
- * and a new one follows. Server messages sent to the old session meanwhile
- * are lost; client messages are sorted out as below.
+ * (or was taken over by another connection: close 4000) and a new one
+ * follows. Server messages sent to the old session meanwhile are lost;
+ * client messages are sorted out as below.
  *
  * @example
  * ```ts
@@ -262,11 +264,12 @@ export interface ErrorDetail {
 export interface ResumeFailedDetail {
   /** The session that could not be resumed. */
   session: string;
-  /** The server's reason, for people. */
+  /** The server's reason, for people; "session taken over" after a close 4000. */
   reason: string;
   /**
    * The last `cseq` the old session processed, as the server said; absent if
-   * the server did not know (it restarted, or forgot the session).
+   * the server did not know (it restarted, or forgot the session, or its
+   * take-over close did not say).
    */
   lastCseq?: number;
   /** Unacknowledged messages dropped from the outbox: the old session processed them. */
@@ -305,7 +308,7 @@ export interface ReconnectingSocketEventMap {
   offline: Event;
   /** A heartbeat was answered. */
   heartbeat: CustomEvent<HeartbeatDetail>;
-  /** The session could not be resumed: server messages were lost; a new session follows. */
+  /** The session could not be resumed, or was taken over: a new session follows. */
   resume_failed: CustomEvent<ResumeFailedDetail>;
 }
 
@@ -340,6 +343,15 @@ const ABNORMAL = 1006;
  * a message may be processed twice (`detail.resent` counts the ones at
  * risk). Dropping them instead would lose messages silently, which no
  * listener could repair; a possible duplicate is at least reported.
+ *
+ * Two server closes are about the session. 4000 (taken over: another
+ * connection, say another tab, resumed it) is never resumed, or the two
+ * would take the session from each other forever: a `resume_failed` event
+ * (reason "session taken over", fired after that `close`) reports it, with
+ * `lastCseq` from the close reason `last_cseq=N`, and a new session starts as
+ * above (a server that leaves N out gets the re-send-all case). 4001 (the
+ * server removed the session) is resumed like any drop; the server answers
+ * `resume_failed` with `last_cseq`.
  *
  * @example
  * ```ts ignore
@@ -557,8 +569,9 @@ export class ReconnectingSocket extends EventTarget {
     ws.onmessage = (event: { data: unknown }) => this.#onMessage(event.data);
     ws.onclose = (event: { code: number; reason: string; wasClean: boolean }) => {
       this.#detach();
-      // Another connection resumed our session: it is theirs now; start a new one.
-      if (event.code === SESSION_TAKEN_OVER) this.#session = undefined;
+      if (event.code === SESSION_TAKEN_OVER) return this.#takenOver(event.reason, event.wasClean);
+      // 4001 (session ended) is resumed like any drop: the server answers
+      // resume_failed with the old session's last_cseq.
       // Deno reports a dropped TCP connection as code 0; browsers say 1006 (RFC 6455 §7.1.5).
       this.#lost(event.code || ABNORMAL, event.reason, event.wasClean);
     };
@@ -734,9 +747,9 @@ export class ReconnectingSocket extends EventTarget {
    * processed must not reach the new one: drop it from the outbox now, the
    * welcome re-sends the rest.
    */
-  #resumeFailed(message: ResumeFailed): void {
+  #resumeFailed(message: ResumeFailed, ours = message.session === this.#session): void {
     // Only our own session's count applies (the server echoes the id we asked for).
-    const lastCseq = message.session === this.#session ? message.last_cseq : undefined;
+    const lastCseq = ours ? message.last_cseq : undefined;
     const dropped = lastCseq === undefined ? 0 : this.#outbox.ack(lastCseq);
     let resent = 0;
     for (const entry of this.#outbox.entries) {
@@ -751,6 +764,24 @@ export class ReconnectingSocket extends EventTarget {
     };
     if (lastCseq !== undefined) detail.lastCseq = lastCseq;
     this.#emit("resume_failed", detail);
+  }
+
+  /**
+   * Another connection resumed our session: it is theirs now. Resuming it
+   * would take it back (two tabs would ping-pong), so a new session starts;
+   * the close reason says what the old one processed, as a `resume_failed`
+   * would, and is handled as one.
+   */
+  #takenOver(reason: string, wasClean: boolean): void {
+    const session = this.#session ?? "";
+    this.#session = undefined;
+    this.#lost(SESSION_TAKEN_OVER, reason, wasClean);
+    if (this.#state === CLOSED) return; // a listener closed us, or we gave up: no new session
+    const failed: ResumeFailed = { type: "resume_failed", session, reason: "session taken over" };
+    const lastCseq = parseLastCseq(SESSION_TAKEN_OVER, reason);
+    if (lastCseq !== undefined) failed.last_cseq = lastCseq;
+    // Said on our own connection about our own session: it applies.
+    this.#resumeFailed(failed, true);
   }
 
   #flushAck(): void {

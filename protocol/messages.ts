@@ -31,6 +31,13 @@
  * restarted), and re-sending is the client's choice between a duplicate and
  * a loss.
  *
+ * Two close codes end a connection because of its session: 4000
+ * ({@linkcode SESSION_TAKEN_OVER}, reason `last_cseq=N`) when a newer
+ * connection resumed it — the client starts a new session and re-sends only
+ * the messages after N — and 4001 ({@linkcode SESSION_ENDED}) when the server
+ * removed it — the client resumes as usual and is told `last_cseq` in the
+ * `resume_failed` that follows.
+ *
  * The parsers check field types and copy only the known fields of protocol
  * messages; they know nothing of sockets or timers.
  *
@@ -256,8 +263,12 @@ export interface UnsubscribedMessage extends AppMessage {
 /**
  * The close code a server uses on a connection whose session was taken over
  * by a newer connection (a resume with the same session id), from the
- * application range of RFC 6455 §7.4.2. Only one connection per session is
- * ever live; the replaced one should not reconnect with that session.
+ * private-use range of RFC 6455 §7.4.2. Only one connection per session is
+ * ever live; the replaced one must not resume that session (it would take it
+ * back, and two tabs would steal it from each other forever): it starts a new
+ * one. The reason is `last_cseq=N` ({@linkcode takenOverReason}): the session
+ * processed the replaced connection's messages up to N and will process none
+ * of the others, so the client re-sends only the later ones.
  *
  * @example
  * ```ts
@@ -266,6 +277,22 @@ export interface UnsubscribedMessage extends AppMessage {
  * ```
  */
 export const SESSION_TAKEN_OVER = 4000;
+
+/**
+ * The close code a server uses on a connection whose session it removed
+ * while the connection was live (another connection failed to resume it, or
+ * the server removed it), from the private-use range of RFC 6455 §7.4.2.
+ * Unlike a take-over nobody holds the session: the client resumes as after
+ * any drop, and the server answers `resume_failed` with the session's final
+ * `last_cseq`, so nothing is processed twice.
+ *
+ * @example
+ * ```ts
+ * import { SESSION_ENDED } from "@heartwire/heartwire/protocol";
+ * console.log(SESSION_ENDED); // 4001
+ * ```
+ */
+export const SESSION_ENDED = 4001;
 
 /**
  * Every unnumbered server message: handled by the client library itself.
@@ -616,4 +643,45 @@ export function parseRetryAfter(code: number, reason: string): number | undefine
  */
 export function retryAfterReason(ms: number): string {
   return `retry-after=${Math.max(0, Math.round(ms))}`;
+}
+
+/**
+ * Builds the reason of a {@linkcode SESSION_TAKEN_OVER} close: `last_cseq=N`,
+ * the last client message the session processed before the take-over. At
+ * most 26 bytes, well within the 123 of RFC 6455 §5.5.
+ *
+ * @throws {RangeError} if `lastCseq` is not a whole number >= 0 that fits a
+ * double exactly (rounding could claim an unprocessed message: a loss).
+ *
+ * @example
+ * ```ts
+ * import { takenOverReason } from "@heartwire/heartwire/protocol";
+ * takenOverReason(7); // "last_cseq=7"
+ * ```
+ */
+export function takenOverReason(lastCseq: number): string {
+  if (!Number.isSafeInteger(lastCseq) || lastCseq < 0) {
+    throw new RangeError(`last_cseq must be a whole number >= 0, not ${lastCseq}`);
+  }
+  return `last_cseq=${lastCseq}`;
+}
+
+/**
+ * Reads what {@linkcode takenOverReason} wrote: the `last_cseq` of a
+ * {@linkcode SESSION_TAKEN_OVER} close. Undefined for any other code or
+ * reason (a server that does not say), meaning unknown.
+ *
+ * @example
+ * ```ts
+ * import { parseLastCseq } from "@heartwire/heartwire/protocol";
+ * parseLastCseq(4000, "last_cseq=7"); // 7
+ * parseLastCseq(4000, "session taken over"); // undefined: unknown
+ * parseLastCseq(1000, "last_cseq=7"); // undefined: only 4000 carries it
+ * ```
+ */
+export function parseLastCseq(code: number, reason: string): number | undefined {
+  if (code !== SESSION_TAKEN_OVER) return undefined;
+  const match = /^last_cseq=(\d{1,16})$/.exec(reason);
+  const lastCseq = match ? Number(match[1]) : NaN;
+  return Number.isSafeInteger(lastCseq) ? lastCseq : undefined;
 }

@@ -39,7 +39,16 @@
  * only if the `?id` asking is the session's or absent (the rule a resume
  * follows), never for a bad `last_seq`, and it is final: a session that
  * fails to resume is removed, and a connection still attached to it is
- * closed with 4000 (like a take-over) before anything more is processed.
+ * closed before anything more is processed.
+ *
+ * One connection per session is live. Two close codes end one because of
+ * its session (RFC 6455 §7.4.2 private use; {@linkcode SESSION_TAKEN_OVER},
+ * {@linkcode SESSION_ENDED}):
+ *
+ * | close | when | the client |
+ * |---|---|---|
+ * | 4000, reason `last_cseq=N` | a newer connection resumed the session | must not resume it (two tabs would take it from each other forever): drops its messages up to N, starts a new session, re-sends the rest |
+ * | 4001 `session ended` | the session was removed (a failed resume by another connection, `sessions.remove()`) | resumes as after any drop; `resume_failed` tells it `last_cseq` (the tombstone is written before the close) |
  *
  * @module
  */
@@ -56,8 +65,10 @@ import {
   type ReconnectRequest,
   type ResumeFailed,
   retryAfterReason,
+  SESSION_ENDED,
   SESSION_TAKEN_OVER,
   type SubscribeMessage,
+  takenOverReason,
   type UnsubscribeMessage,
   type Welcome,
 } from "../protocol/messages.ts";
@@ -115,7 +126,7 @@ export interface WsAppOptions {
 /** What a `/ws` connection carries in `ws.data`. */
 interface Attachment {
   session: Session<WebSocketConnection>;
-  /** A newer connection resumed the session: ignore this one from now on. */
+  /** The session was taken over or removed: ignore this one from now on. */
   replaced: boolean;
 }
 
@@ -201,9 +212,10 @@ export class WsApp implements WebSocketHandler {
       maxTombstones: options.maxTombstones,
       onRemove: (session) => {
         for (const room of session.rooms) this.#leave(session, room);
-        // Still attached (a failed resume, or remove()): nothing more may be processed for it.
+        // Still attached (a failed resume, or remove()): nothing more may be processed for
+        // it. Its tombstone is written already: the client resumes and learns last_cseq.
         const ws = session.connection;
-        if (ws && this.#live.has(ws)) this.#retire(ws);
+        if (ws && this.#live.has(ws)) this.#retire(ws, SESSION_ENDED, "session ended");
       },
     });
   }
@@ -252,8 +264,11 @@ export class WsApp implements WebSocketHandler {
       this.#join(session, this.#defaultRoom);
     }
     const previous = session.connection;
-    // One live socket per session: the newer connection wins.
-    if (previous) this.#retire(previous);
+    // One live socket per session: the newer connection wins. The older one's client
+    // starts a new session, so it is told the session's lastCseq (final: see #retire).
+    if (previous) {
+      this.#retire(previous, SESSION_TAKEN_OVER, takenOverReason(session.lastCseq));
+    }
     this.sessions.attach(session, ws);
     ws.data = { session, replaced: false } satisfies Attachment;
     this.#live.add(ws);
@@ -355,11 +370,15 @@ export class WsApp implements WebSocketHandler {
     this.#rooms.clear();
   }
 
-  /** Detaches a live connection from its session for good and closes it with 4000. */
-  #retire(ws: WebSocketConnection): void {
-    (ws.data as Attachment).replaced = true; // from now on its messages are ignored
+  /**
+   * Detaches a live connection from its session for good and closes it with
+   * `code` (4000 or 4001). Its messages are ignored from now on, so the
+   * session's `lastCseq` is final for it.
+   */
+  #retire(ws: WebSocketConnection, code: number, reason: string): void {
+    (ws.data as Attachment).replaced = true;
     this.#live.delete(ws);
-    ws.close(SESSION_TAKEN_OVER, "session taken over");
+    ws.close(code, reason);
   }
 
   /**

@@ -279,14 +279,23 @@ Deno.test("resume with last_seq replays exactly the missed messages, once, in or
   });
 });
 
-Deno.test("a resume takes the session over from a connection still open", async () => {
+Deno.test("a resume takes the session over from a connection still open: 4000 with last_cseq", async () => {
   await withApp({}, async (port, app) => {
     const [old, welcome] = await join(port);
+    for (const cseq of [1, 2]) old.send({ type: "chat", text: `m${cseq}`, cseq });
+    const answers = [await old.next(), await old.next(), await old.next(), await old.next()];
+    assertEquals(answers.map((m) => [m.type, m.seq ?? m.cseq]), [
+      ["chat", 1],
+      ["ack", 1],
+      ["chat", 2],
+      ["ack", 2],
+    ]);
     const [fresh, again] = await join(port, `?session=${welcome.session}&last_seq=0`);
     assertEquals(again.resumed, true);
     const event = await old.closed;
     assertEquals(event.code, 4000);
-    assertEquals(event.reason, "session taken over");
+    // What the replaced client needs to start a new session without doing anything twice.
+    assertEquals(event.reason, "last_cseq=2");
     assertEquals(app.sessions.live, 1);
     assertEquals(app.sessions.size, 1);
     fresh.send({ type: "chat", text: "mine" });
@@ -389,7 +398,7 @@ Deno.test("an expired session's last cseq comes in resume_failed; the new sessio
   });
 });
 
-Deno.test("a resume that overruns a session still attached closes the old connection (4000) first", async () => {
+Deno.test("a resume that overruns a session still attached closes the old connection (4001) first", async () => {
   await withApp({ replayBytes: 300 }, async (port, app) => {
     const [a] = await join(port, "?id=a");
     const [old, welcome] = await join(port, "?id=b");
@@ -402,7 +411,11 @@ Deno.test("a resume that overruns a session still attached closes the old connec
     assertEquals((await b2.next()).resumed, false);
     await waitFor(() => old.ws.readyState === WebSocket.CLOSED, 2_000);
     const event = await old.closed;
-    assertEquals(event.code, 4000, "the old connection can process nothing after last_cseq");
+    assertEquals(
+      [event.code, event.reason],
+      [4001, "session ended"],
+      "not a takeover: its client resumes and is told last_cseq",
+    );
     assertEquals([app.sessions.size, app.sessions.live], [2, 2]);
     for (let i = 0; i < 10; i++) assertEquals((await a.next()).type, "note");
     await a.expectQuiet();
@@ -572,7 +585,7 @@ Deno.test("takeover: the replaced connection's late messages and close change no
     say(app, a, { type: "chat", text: "one", cseq: 1 });
     const [b, [resumed]] = connect(app, `?id=a&session=${welcome.session}&last_seq=1`);
     assertEquals([resumed.resumed, resumed.last_cseq], [true, 1]);
-    assertEquals(a.closedWith, [4000, "session taken over"]);
+    assertEquals(a.closedWith, [4000, "last_cseq=1"]);
     // Still in flight from the old connection: processed by nobody.
     a.closedWith = undefined; // even if the old socket could still send
     assertEquals(say(app, a, { type: "chat", text: "late", cseq: 2 }), []);
@@ -588,6 +601,34 @@ Deno.test("takeover: the replaced connection's late messages and close change no
       "ack",
     ]);
     assertEquals(watcher.take().map((m) => m.text), ["late"]);
+  } finally {
+    app.dispose();
+  }
+});
+
+Deno.test("a live session removed by the server closes with 4001; its client resumes and is told the final last_cseq", () => {
+  const app = new WsApp({ wallClock: () => 42 });
+  try {
+    const [a, [welcome]] = connect(app, "?id=a");
+    const [watcher] = connect(app, "?id=w");
+    say(app, a, { type: "chat", text: "one", cseq: 1 });
+    say(app, a, { type: "chat", text: "two", cseq: 2 });
+    app.sessions.remove(app.sessionOf(a as unknown as WebSocketConnection)!);
+    assertEquals(a.closedWith, [4001, "session ended"]);
+    // In flight from the removed connection: processed by nobody, so last_cseq 2 is final.
+    a.closedWith = undefined;
+    assertEquals(say(app, a, { type: "chat", text: "late", cseq: 3 }), []);
+    app.close(a as unknown as WebSocketConnection);
+    assertEquals(watcher.take().map((m) => m.text), ["one", "two"]);
+    // The client resumes as after any drop (4001 is no takeover) and learns what was done.
+    const [, messages] = connect(app, `?id=a&session=${welcome.session}&last_seq=2`);
+    assertEquals(messages.slice(0, 1), [{
+      type: "resume_failed",
+      session: welcome.session,
+      reason: "unknown or expired session",
+      last_cseq: 2,
+    }]);
+    assertEquals([messages[1].type, messages[1].resumed], ["welcome", false]);
   } finally {
     app.dispose();
   }

@@ -5,7 +5,7 @@
  * and client messages exactly once even when the session expires meanwhile.
  */
 import { assert, assertEquals } from "@std/assert";
-import { ReconnectingSocket } from "../client/mod.ts";
+import { ReconnectingSocket, type WebSocketConstructor } from "../client/mod.ts";
 import type { AppMessage } from "../protocol/messages.ts";
 import { retryAfterReason } from "../protocol/messages.ts";
 import { WsApp } from "../server/app.ts";
@@ -164,6 +164,8 @@ interface RigOptions {
   backoff: { minDelay: number; initialDelay: number; maxDelay: number };
   /** Connect through a {@linkcode BlackholeProxy} rather than straight to the server. */
   proxy?: boolean;
+  /** The client's WebSocket class. Default Deno's. */
+  WebSocket?: WebSocketConstructor;
 }
 
 /** Runs `test` against a fresh rig and tears it all down afterwards, whatever happened. */
@@ -175,6 +177,7 @@ async function withRig(options: RigOptions, test: (rig: Rig) => Promise<void>): 
   const socket = new ReconnectingSocket(`ws://127.0.0.1:${port}/ws`, {
     id: options.id,
     backoff: options.backoff,
+    WebSocket: options.WebSocket,
   });
   let flow: ReturnType<typeof traffic> | undefined;
   const rig: Rig = {
@@ -255,6 +258,160 @@ Deno.test("client: a blackholed path is found by the heartbeat and replaced, not
   });
 });
 
+/**
+ * Another member of the lobby, straight to the server: it sees every chat of
+ * `from` the server processed, once per processing.
+ */
+function observe(port: number, from: string) {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?id=observer`);
+  const processed: string[] = [];
+  let quiet = false;
+  ws.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "chat" && message.from === from) processed.push(message.text);
+    if (message.type === "heartbeat_ack" && message.id === "last") quiet = true;
+  };
+  const closed = new Promise((resolve) => ws.onclose = resolve);
+  return {
+    processed,
+    open: () => ws.readyState === WebSocket.OPEN,
+    /**
+     * Once every chat is acked: the server broadcasts a chat before acking
+     * it, so a duplicate would reach the observer before this answer.
+     */
+    async settle(): Promise<void> {
+      ws.send('{"type":"heartbeat","id":"last"}');
+      await waitFor(() => quiet, 2_000);
+    },
+    async close(): Promise<void> {
+      ws.close();
+      await closed;
+    },
+  };
+}
+
+/** Deno's WebSocket, except that every server ack on the first connection is lost. */
+function losingFirstAcks(): WebSocketConstructor {
+  let connections = 0;
+  return class {
+    readonly #ws: WebSocket;
+    onmessage: ((event: never) => void) | null = null;
+    onclose: ((event: never) => void) | null = null;
+    onerror: ((event: never) => void) | null = null;
+
+    constructor(url: string, protocols?: string | string[]) {
+      const loseAcks = ++connections === 1;
+      const ws = this.#ws = new WebSocket(url, protocols);
+      ws.onmessage = (event) => {
+        if (loseAcks && (event.data as string).startsWith('{"type":"ack"')) return;
+        (this.onmessage as ((event: MessageEvent) => void) | null)?.(event);
+      };
+      ws.onclose = (event) => (this.onclose as ((event: CloseEvent) => void) | null)?.(event);
+      ws.onerror = (event) => (this.onerror as ((event: Event) => void) | null)?.(event);
+    }
+
+    get readyState(): number {
+      return this.#ws.readyState;
+    }
+
+    send(data: string): void {
+      this.#ws.send(data);
+    }
+
+    close(code?: number, reason?: string): void {
+      this.#ws.close(code, reason);
+    }
+  };
+}
+
+Deno.test("client: session removed while live, its acks lost: resumed, told last_cseq, nothing doubled", async () => {
+  const options = {
+    id: "dave",
+    grace: 30_000,
+    backoff: QUICK_BACKOFF,
+    WebSocket: losingFirstAcks(),
+  };
+  await withRig(options, async ({ app, server, socket, seen }) => {
+    const failures: unknown[] = [];
+    socket.addEventListener("resume_failed", (event) => failures.push(event.detail));
+    const observer = observe(server.addr.port, "dave");
+    try {
+      await waitFor(() => seen.opens.length === 1 && observer.open());
+      for (const text of ["a", "b", "c"]) socket.send({ type: "chat", text });
+      const old = socket.session!;
+      const session = app.sessions.get(old)!;
+      await waitFor(() => session.lastCseq === 3); // processed; the acks never arrive
+      assertEquals(socket.bufferedAmount > 0, true);
+      app.sessions.remove(session);
+      await waitFor(() => seen.opens.length === 2, 5_000);
+      assertEquals(seen.closes.map((c) => [c.code, c.reason]), [[4001, "session ended"]]);
+      assertEquals(failures, [{
+        session: old,
+        reason: "unknown or expired session",
+        lastCseq: 3,
+        dropped: 3,
+        resent: 0,
+      }]);
+      socket.send({ type: "chat", text: "d" });
+      await waitFor(() => socket.bufferedAmount === 0, 2_000);
+      await observer.settle();
+      assertEquals(observer.processed, ["a", "b", "c", "d"]);
+    } finally {
+      await observer.close();
+    }
+  });
+});
+
+Deno.test("client: session taken over while its acks were lost: a new session, last_cseq from the close, no ping-pong", async () => {
+  const options = {
+    id: "erin",
+    grace: 30_000,
+    backoff: QUICK_BACKOFF,
+    WebSocket: losingFirstAcks(),
+  };
+  await withRig(options, async ({ app, server, socket, seen }) => {
+    const failures: unknown[] = [];
+    socket.addEventListener("resume_failed", (event) => failures.push(event.detail));
+    const observer = observe(server.addr.port, "erin");
+    let tab: WebSocket | undefined;
+    try {
+      await waitFor(() => seen.opens.length === 1 && observer.open());
+      for (const text of ["a", "b", "c"]) socket.send({ type: "chat", text });
+      const old = socket.session!;
+      await waitFor(() => app.sessions.get(old)!.lastCseq === 3);
+      // Another tab resumes the same session.
+      tab = new WebSocket(`ws://127.0.0.1:${server.addr.port}/ws?id=erin&session=${old}`);
+      const tabClosed = new Promise((resolve) => tab!.onclose = resolve);
+      const tabWelcome = new Promise<{ resumed: boolean }>((resolve) => {
+        tab!.onmessage = (event) => resolve(JSON.parse(event.data));
+      });
+      assertEquals((await tabWelcome).resumed, true);
+      await waitFor(() => seen.opens.length === 2, 5_000);
+      assertEquals(seen.closes.map((c) => [c.code, c.reason]), [[4000, "last_cseq=3"]]);
+      assertEquals(failures, [{
+        session: old,
+        reason: "session taken over",
+        lastCseq: 3,
+        dropped: 3,
+        resent: 0,
+      }]);
+      assert(socket.session !== old, "a new session");
+      socket.send({ type: "chat", text: "d" });
+      await waitFor(() => socket.bufferedAmount === 0, 2_000);
+      await observer.settle();
+      assertEquals(observer.processed, ["a", "b", "c", "d"]);
+      // The tab keeps the session: the client did not take it back.
+      assertEquals(tab.readyState, WebSocket.OPEN);
+      assertEquals(app.sessions.get(old)!.connection !== undefined, true);
+      tab.close();
+      await tabClosed;
+    } finally {
+      if (tab && tab.readyState !== WebSocket.CLOSED) tab.close();
+      await observer.close();
+    }
+  });
+});
+
 Deno.test("client: session expired while its acks were lost: no client message processed twice", async () => {
   const options = {
     id: "carol",
@@ -266,18 +423,9 @@ Deno.test("client: session expired while its acks were lost: no client message p
   await withRig(options, async ({ server, proxy, socket, seen, startTraffic }) => {
     const failures: { lastCseq?: number; dropped: number; resent: number }[] = [];
     socket.addEventListener("resume_failed", (event) => failures.push(event.detail));
-    // A second member of the lobby, straight to the server, sees every chat processed.
-    const observer = new WebSocket(`ws://127.0.0.1:${server.addr.port}/ws?id=observer`);
-    const processed: string[] = [];
-    observer.onmessage = (event) => {
-      const message = JSON.parse(event.data);
-      if (message.type === "chat" && message.from === "carol") processed.push(message.text);
-      if (message.type === "heartbeat_ack" && message.id === "last") quiet = true;
-    };
-    let quiet = false;
-    const observerClosed = new Promise((resolve) => observer.onclose = resolve);
+    const observer = observe(server.addr.port, "carol");
     try {
-      await waitFor(() => seen.opens.length === 1 && observer.readyState === WebSocket.OPEN);
+      await waitFor(() => seen.opens.length === 1 && observer.open());
       const flow = startTraffic();
       await waitFor(() => flow.sent() >= N / 4);
       // Server → client goes dark: chats still arrive and are processed, their acks never return.
@@ -291,15 +439,11 @@ Deno.test("client: session expired while its acks were lost: no client message p
       assert(failure.lastCseq !== undefined && failure.lastCseq >= N / 4, `${failure.lastCseq}`);
       assert(failure.dropped > 0, "some chats were processed whose acks were lost");
       await waitFor(() => flow.sent() >= N && socket.bufferedAmount === 0, 10_000);
-      // Every chat is acked, and the server broadcasts a chat before acking it, so a
-      // duplicate would reach the observer before this heartbeat's answer.
-      observer.send('{"type":"heartbeat","id":"last"}');
-      await waitFor(() => quiet, 2_000);
+      await observer.settle();
       // Each chat processed exactly once, in order, across the two sessions.
-      assertEquals(processed, [...Array(N).keys()].map((i) => `c${i}`));
+      assertEquals(observer.processed, [...Array(N).keys()].map((i) => `c${i}`));
     } finally {
-      observer.close();
-      await observerClosed;
+      await observer.close();
     }
   });
 });

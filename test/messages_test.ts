@@ -3,9 +3,13 @@ import {
   isAppMessage,
   MessageError,
   parseClientMessage,
+  parseLastCseq,
   parseRetryAfter,
   parseServerMessage,
   retryAfterReason,
+  SESSION_ENDED,
+  SESSION_TAKEN_OVER,
+  takenOverReason,
 } from "../protocol/messages.ts";
 
 Deno.test("parseClientMessage reads every client message and drops unknown fields", () => {
@@ -191,4 +195,26 @@ Deno.test("retry hints round-trip only on 1012 and 1013", () => {
   assertEquals(parseRetryAfter(1012, "retry-after=soon"), undefined);
   assertEquals(parseRetryAfter(1012, "retry-after=5000 "), undefined);
   assertEquals(parseRetryAfter(1013, "retry-after=1234567890"), undefined);
+});
+
+Deno.test("a takeover close carries last_cseq; a removed session has a code of its own", () => {
+  assertEquals([SESSION_TAKEN_OVER, SESSION_ENDED], [4000, 4001]);
+  assertEquals(takenOverReason(0), "last_cseq=0");
+  assertEquals(takenOverReason(37), "last_cseq=37");
+  const biggest = takenOverReason(Number.MAX_SAFE_INTEGER);
+  assert(new TextEncoder().encode(biggest).length <= 123, "RFC 6455 §5.5: fits a close frame");
+  assertEquals(parseLastCseq(4000, biggest), Number.MAX_SAFE_INTEGER);
+  assertEquals(parseLastCseq(SESSION_TAKEN_OVER, takenOverReason(37)), 37);
+  for (const bad of [-1, 1.5, NaN, Number.MAX_SAFE_INTEGER + 1]) {
+    assertThrows(() => takenOverReason(bad), RangeError);
+  }
+  // Only a takeover carries it, and only in exactly this form.
+  assertEquals(parseLastCseq(SESSION_ENDED, "last_cseq=37"), undefined);
+  assertEquals(parseLastCseq(1000, "last_cseq=37"), undefined);
+  assertEquals(parseLastCseq(4000, "session taken over"), undefined); // an older server
+  assertEquals(parseLastCseq(4000, "last_cseq="), undefined);
+  assertEquals(parseLastCseq(4000, "last_cseq=-1"), undefined);
+  assertEquals(parseLastCseq(4000, "last_cseq=3 "), undefined);
+  assertEquals(parseLastCseq(4000, "last_cseq=9007199254740992"), undefined); // not safe
+  assertEquals(parseLastCseq(4000, "last_cseq=12345678901234567"), undefined);
 });

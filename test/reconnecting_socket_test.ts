@@ -470,12 +470,91 @@ Deno.test("ReconnectingSocket: a last_cseq for a session it did not ask for is n
   t.socket.close();
 });
 
-Deno.test("ReconnectingSocket: a session taken over (4000) is not resumed again", () => {
+/** Welcomed on s1, sent chats 1..4 (1 acked) whose other acks are on their way. */
+function sentFour() {
   const t = setup();
   t.last().welcome({ session: "s1" });
-  t.last().serverClose(4000, "session taken over");
+  for (const text of ["a", "b", "c", "d"]) t.socket.send({ type: "chat", text });
+  t.last().receive({ type: "ack", cseq: 1 });
+  return t;
+}
+
+Deno.test("ReconnectingSocket: taken over (4000) with last_cseq: not resumed; what was processed is dropped", () => {
+  const t = sentFour();
+  // Another tab resumed s1; it had processed 2 and 3, whose acks are lost.
+  t.last().serverClose(4000, "last_cseq=3");
+  assertEquals(t.events.map((e) => e.type).slice(-3), ["close", "reconnecting", "resume_failed"]);
+  assertEquals(t.of("resume_failed")[0].detail, {
+    session: "s1",
+    reason: "session taken over",
+    lastCseq: 3,
+    dropped: 2,
+    resent: 1, // d: sent before, never processed
+  });
+  assertEquals(t.of("close")[0].detail.code, 4000);
+  t.socket.send({ type: "chat", text: "e" }); // cseq 5, while away
+  t.clock.advance(750);
+  // Resuming s1 would take it back from the other tab, which would take it back again...
+  assertEquals([t.last().query.get("session"), t.last().query.get("last_seq")], [null, null]);
+  t.last().welcome({ session: "s2", resumed: false, last_cseq: 0 });
+  assertEquals(chats(t.last()), [[4, "d"], [5, "e"]], "each once, numbering carried on");
+  assertEquals(t.socket.session, "s2");
+  assertOneLive(t.sockets);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: taken over (4000) without last_cseq re-sends every unacked message, reported", () => {
+  const t = sentFour();
+  t.last().serverClose(4000, "session taken over"); // an older server: no count in the reason
+  const detail = t.of("resume_failed")[0].detail;
+  assertEquals(detail, { session: "s1", reason: "session taken over", dropped: 0, resent: 3 });
+  assertEquals("lastCseq" in detail, false);
   t.clock.advance(750);
   assertEquals(t.last().query.get("session"), null);
+  t.last().welcome({ session: "s2" });
+  assertEquals(chats(t.last()), [[2, "b"], [3, "c"], [4, "d"]]);
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: taken over (4000): close listeners may send or close", async () => {
+  const t = sentFour();
+  t.socket.addEventListener("close", () => t.socket.send({ type: "chat", text: "e" }), {
+    once: true,
+  });
+  t.last().serverClose(4000, "last_cseq=3");
+  // e was queued, not sent: not at risk.
+  assertEquals(t.of("resume_failed")[0].detail.resent, 1);
+  t.clock.advance(750);
+  t.last().welcome({ session: "s2" });
+  assertEquals(chats(t.last()), [[4, "d"], [5, "e"]]);
+  t.socket.close();
+
+  const u = sentFour();
+  u.socket.addEventListener("close", () => u.socket.close(), { once: true });
+  u.last().serverClose(4000, "last_cseq=3");
+  assertEquals(u.of("resume_failed"), [], "closed for good: no new session follows");
+  assertNothingLeft(u);
+  await microtasks();
+});
+
+Deno.test("ReconnectingSocket: session ended (4001) is resumed as usual; resume_failed's last_cseq applies", () => {
+  const t = sentFour();
+  t.last().receive({ type: "chat", seq: 1, text: "x" });
+  t.last().serverClose(4001, "session ended");
+  assertEquals(t.of("resume_failed"), [], "nothing known yet: the server tells on resume");
+  t.clock.advance(750);
+  assertEquals([t.last().query.get("session"), t.last().query.get("last_seq")], ["s1", "1"]);
+  assertEquals(t.last().query.get("id"), "c1", "the id the session belongs to");
+  t.last().open();
+  t.last().receive({
+    type: "resume_failed",
+    session: "s1",
+    reason: "unknown or expired session",
+    last_cseq: 3,
+  });
+  assertEquals(t.of("resume_failed")[0].detail.dropped, 2);
+  t.last().welcome({ session: "s2" });
+  assertEquals(chats(t.last()), [[4, "d"]]);
   t.socket.close();
 });
 

@@ -319,6 +319,19 @@ Deno.test("store: a live session that fails to resume is removed; onRemove still
   store.dispose();
 });
 
+Deno.test("store: the tombstone exists when onRemove closes the connection, with the final lastCseq", () => {
+  const told: unknown[] = [];
+  const store: SessionStore<string> = new SessionStore<string>({
+    // The owner closes the connection here; a client reconnecting at once must find the tombstone.
+    onRemove: (s) => told.push(store.resume(s.id, 0, "c")),
+  });
+  const session = attached(store, "c");
+  session.lastCseq = 7;
+  store.remove(session);
+  assertEquals(told, [{ ok: false, reason: "unknown or expired session", lastCseq: 7 }]);
+  store.dispose();
+});
+
 Deno.test("store: tombstones are bounded, the oldest forgotten first", () => {
   const store = new SessionStore<string>({ maxTombstones: 3 });
   const ids: string[] = [];
