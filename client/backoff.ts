@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { checkOption } from "./_options.ts";
 
 /**
  * Tuning of {@linkcode Backoff}. Every field has a default.
@@ -74,8 +75,18 @@ export class Backoff {
   attempt = 0;
   #options: BackoffOptions;
 
-  /** Creates a sequence at attempt 0. */
+  /**
+   * Creates a sequence at attempt 0.
+   *
+   * @throws {RangeError} if `minDelay` is not a finite number >= 0, or
+   * `initialDelay`, `maxDelay` or `factor` not one > 0 (named
+   * `backoff.<option>`, as in `ReconnectingSocketOptions`).
+   */
   constructor(options: BackoffOptions = {}) {
+    checkOption("backoff.minDelay", options.minDelay, true);
+    checkOption("backoff.initialDelay", options.initialDelay);
+    checkOption("backoff.maxDelay", options.maxDelay);
+    checkOption("backoff.factor", options.factor);
     this.#options = options;
   }
 

@@ -23,6 +23,7 @@
  */
 import type { Clock } from "../protocol/clock.ts";
 import type { Heartbeat, HeartbeatAck } from "../protocol/heartbeat.ts";
+import { MAX_TIMER_DELAY } from "./_options.ts";
 
 /**
  * What {@linkcode HeartbeatMonitor} needs.
@@ -170,7 +171,9 @@ export class HeartbeatMonitor {
     this.#due = this.#pending === undefined
       ? this.#nextSend
       : Math.min(this.#nextSend, this.#pending + timeout);
-    this.#timer = this.#clock.setTimeout(this.#fire, Math.max(0, this.#due - this.#clock.now()));
+    // A due time past the timer cap (a huge interval from a server) fires early and re-arms.
+    const delay = Math.min(MAX_TIMER_DELAY, Math.max(0, this.#due - this.#clock.now()));
+    this.#timer = this.#clock.setTimeout(this.#fire, delay);
   }
 
   #fire = (): void => {

@@ -10,7 +10,7 @@
  * ```text
  *  new ──▶ CONNECTING ──welcome──▶ OPEN ──drop / dead / retry hint──▶ CONNECTING (after backoff)
  *              │  ▲                                                    │
- *              │  └───────────── online (at once) ◀── offline: waits ──┘
+ *              │  └── online (at once, hint kept) ◀── offline: waits ──┘
  *              └── close() or maxRetries ──▶ CLOSED (final: no timers, no listeners)
  * ```
  *
@@ -29,6 +29,7 @@ import {
   SESSION_TAKEN_OVER,
   type Welcome,
 } from "../protocol/messages.ts";
+import { checkOption, MAX_TIMER_DELAY } from "./_options.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { HeartbeatMonitor, wallClock } from "./heartbeat_monitor.ts";
 import { Outbox } from "./outbox.ts";
@@ -300,9 +301,13 @@ export interface ReconnectingSocketEventMap {
   close: CustomEvent<CloseDetail>;
   /** Something went wrong that does not end the socket. */
   error: CustomEvent<ErrorDetail>;
-  /** A reconnect attempt is scheduled. */
+  /** A reconnect attempt is scheduled (again, with a shorter delay, when the browser comes online). */
   reconnecting: CustomEvent<ReconnectingDetail>;
-  /** The browser is online again; a reconnect starts at once. */
+  /**
+   * The browser is online again; a reconnect starts at once, skipping the
+   * backoff but never a server retry hint (1012/1013 `retry-after`, a
+   * `reconnect` delay): until that is over, a `reconnecting` event follows.
+   */
   online: Event;
   /** The browser went offline; no attempts until it is back. */
   offline: Event;
@@ -396,16 +401,39 @@ export class ReconnectingSocket extends EventTarget {
   /** Highest `cseq` ever written to a socket: the outbox entries up to it were sent. */
   #sentCseq = 0;
   #hint: number | undefined;
+  /** Earliest time the server's retry hint allows the next attempt at (coming online keeps it). */
+  #notBefore = 0;
+  /** Whether the scheduled attempt counts as a retry (the one made on coming back online does not). */
+  #retryCounted = false;
 
   /**
    * Creates the socket and starts connecting (unless offline).
    *
    * @throws {TypeError} for a URL that does not parse, or if there is no WebSocket class.
+   * @throws {RangeError} naming the option, for a `heartbeat.interval`,
+   * `heartbeat.timeout`, `connectTimeout`, `outboxBytes`, `backoff.initialDelay`,
+   * `backoff.maxDelay` or `backoff.factor` that is not a finite number > 0, an
+   * `ackDelay`, `minUptime` or `backoff.minDelay` that is not one >= 0, or a
+   * `maxRetries` that is not a whole number >= 0 or `Infinity`.
    */
   constructor(url: string | URL, options: ReconnectingSocketOptions = {}) {
     super();
     const location = (globalThis as { location?: { href: string } }).location;
     this.#url = new URL(url, location?.href);
+    // Checked before anything starts: a 0 or NaN delay would be a busy timer loop.
+    checkOption("heartbeat.interval", options.heartbeat?.interval);
+    checkOption("heartbeat.timeout", options.heartbeat?.timeout);
+    checkOption("connectTimeout", options.connectTimeout);
+    checkOption("ackDelay", options.ackDelay, true);
+    checkOption("outboxBytes", options.outboxBytes);
+    checkOption("minUptime", options.minUptime, true);
+    const maxRetries = options.maxRetries;
+    if (
+      maxRetries !== undefined && maxRetries !== Infinity &&
+      !(Number.isInteger(maxRetries) && maxRetries >= 0)
+    ) {
+      throw new RangeError(`maxRetries must be a whole number >= 0 or Infinity, not ${maxRetries}`);
+    }
     this.#options = options;
     const Ctor = options.WebSocket ??
       (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
@@ -537,6 +565,11 @@ export class ReconnectingSocket extends EventTarget {
     super.removeEventListener(type, listener, options);
   }
 
+  /** A timer on the clock; delays past what timers hold (a server's hint may be) are capped. */
+  #later(callback: () => void, delay: number): unknown {
+    return this.#clock.setTimeout(callback, Math.min(delay, MAX_TIMER_DELAY));
+  }
+
   #emit(type: string, detail?: unknown): void {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
@@ -548,6 +581,12 @@ export class ReconnectingSocket extends EventTarget {
   #connect = (): void => {
     this.#retryTimer = undefined;
     if (this.#state === CLOSED || this.#ws || !this.#online()) return;
+    // A retry timer capped at MAX_TIMER_DELAY fires before a longer retry hint ends: wait on.
+    const wait = this.#notBefore - this.#clock.now();
+    if (wait > 0) {
+      this.#retryTimer = this.#later(this.#connect, wait);
+      return;
+    }
     const url = new URL(this.#url);
     const query = url.searchParams;
     if (this.#id !== undefined) query.set("id", this.#id);
@@ -576,7 +615,7 @@ export class ReconnectingSocket extends EventTarget {
       this.#lost(event.code || ABNORMAL, event.reason, event.wasClean);
     };
     ws.onerror = () => this.#emit("error", { reason: "socket error" });
-    this.#connectTimer = this.#clock.setTimeout(
+    this.#connectTimer = this.#later(
       () => this.#drop("connect timeout"),
       this.#options.connectTimeout ?? 10_000,
     );
@@ -627,8 +666,10 @@ export class ReconnectingSocket extends EventTarget {
       this.#retries = 0;
     }
     this.#state = CONNECTING;
-    const hint = parseRetryAfter(code, reason) ?? this.#hint;
+    const hint = parseRetryAfter(code, reason) ?? this.#hint ?? 0;
     this.#hint = undefined;
+    // Kept apart from the backoff: coming back online skips the backoff, never the hint.
+    this.#notBefore = this.#clock.now() + hint;
     const online = this.#online();
     if (online && this.#retries >= (this.#options.maxRetries ?? Infinity)) {
       this.#finish(code, reason, wasClean);
@@ -639,8 +680,9 @@ export class ReconnectingSocket extends EventTarget {
     if (this.#state === CLOSED || !online || this.#retryTimer !== undefined || this.#ws) {
       return;
     }
-    const delay = this.#backoff.next() + (hint ?? 0);
-    this.#retryTimer = this.#clock.setTimeout(this.#connect, delay);
+    const delay = this.#backoff.next() + hint;
+    this.#retryCounted = true;
+    this.#retryTimer = this.#later(this.#connect, delay);
     this.#emit("reconnecting", { attempt: ++this.#retries, delay });
   }
 
@@ -687,10 +729,7 @@ export class ReconnectingSocket extends EventTarget {
         return this.#drop("seq gap");
       }
       this.#lastSeq = message.seq;
-      this.#ackTimer ??= this.#clock.setTimeout(
-        () => this.#flushAck(),
-        this.#options.ackDelay ?? 100,
-      );
+      this.#ackTimer ??= this.#later(() => this.#flushAck(), this.#options.ackDelay ?? 100);
       this.dispatchEvent(new MessageEvent("message", { data: message }));
       return;
     }
@@ -797,9 +836,16 @@ export class ReconnectingSocket extends EventTarget {
     this.dispatchEvent(new Event("online"));
     if (this.#state === OPEN) this.#monitor?.check();
     else if (this.#state === CONNECTING && !this.#ws) {
-      // Back online: try now rather than sit out a long backoff.
+      // Back online: try now rather than sit out a long backoff, but not before
+      // the server's retry hint (1012/1013 retry-after, reconnect delay) is over.
       this.#clock.clearTimeout(this.#retryTimer);
-      this.#connect();
+      const wait = this.#notBefore - this.#clock.now();
+      if (wait <= 0) return this.#connect();
+      // A retry still scheduled keeps its number; else this is the free attempt of coming back.
+      if (this.#retryTimer === undefined) this.#retryCounted = false;
+      this.#retryTimer = this.#later(this.#connect, wait);
+      const attempt = this.#retries + (this.#retryCounted ? 0 : 1);
+      this.#emit("reconnecting", { attempt, delay: wait });
     }
   };
 
@@ -811,7 +857,7 @@ export class ReconnectingSocket extends EventTarget {
     if (this.#retryTimer !== undefined) {
       this.#clock.clearTimeout(this.#retryTimer);
       this.#retryTimer = undefined;
-      this.#retries--; // that retry never happened
+      if (this.#retryCounted) this.#retries--; // that retry never happened
     }
   };
 

@@ -6,9 +6,9 @@
  * parameter optional) and is told, in this order:
  *
  * 1. `resume_failed` — only if `session` was asked for and cannot be resumed
- *    (unknown, expired, replay buffer overrun, bad `last_seq`), with the
- *    session's last processed `cseq` when the server still knows it (see
- *    below);
+ *    (unknown, expired, replay buffer overrun, bad `last_seq`, an id longer
+ *    than {@linkcode MAX_SESSION_ID_LENGTH}), with the session's last
+ *    processed `cseq` when the server still knows it (see below);
  * 2. `welcome` — the session (resumed or new), the client id, the heartbeat
  *    timing to use and the last client `cseq` processed;
  * 3. on a resume, every application message after `last_seq`, in order, once.
@@ -121,7 +121,33 @@ export interface WsAppOptions {
   clock?: Clock;
   /** Wall-clock ms for `ts` of chat messages and `server_ts` of heartbeat acks. Default `Date.now`. */
   wallClock?: () => number;
+  /**
+   * Makes session ids; they must be unguessable (whoever holds one can
+   * resume the session) and 1 to {@linkcode MAX_SESSION_ID_LENGTH} (256)
+   * UTF-16 code units long, the most a `?session=` resume is accepted with.
+   * A longer or empty id could never be resumed, so making a session with
+   * one throws a `RangeError` (the connection fails with 1011). Default
+   * `crypto.randomUUID` (36).
+   */
+  createId?: () => string;
 }
+
+/**
+ * The longest session id, in UTF-16 code units, that `?session=` resumes: a
+ * longer one is refused with `resume_failed` "invalid session id" (never cut
+ * short, which could name another session), and
+ * {@linkcode WsAppOptions.createId} may not make one.
+ *
+ * @example
+ * ```ts
+ * import { MAX_SESSION_ID_LENGTH, WsApp } from "@heartwire/heartwire/server";
+ * const createId = () => `eu-1.${crypto.randomUUID()}`; // 41 characters
+ * console.log(createId().length <= MAX_SESSION_ID_LENGTH); // true
+ * const app = new WsApp({ createId });
+ * app.dispose();
+ * ```
+ */
+export const MAX_SESSION_ID_LENGTH = 256;
 
 /** What a `/ws` connection carries in `ws.data`. */
 interface Attachment {
@@ -145,8 +171,6 @@ interface WsQuery {
 const CLIENT_ID = /^[^\x00-\x1f\x7f]{1,64}$/;
 /** `last_seq`: a whole number that fits a double exactly. */
 const LAST_SEQ = /^\d{1,15}$/;
-/** Longest `session` parameter echoed back in `resume_failed`. */
-const MAX_SESSION_ECHO = 128;
 /** The retry hint given when every session slot is taken by a live connection. */
 const FULL_RETRY_AFTER = 5_000;
 
@@ -158,8 +182,22 @@ function parseQuery(target: string): WsQuery {
   const id = params.get("id");
   if (id !== null && CLIENT_ID.test(id)) query.id = id;
   const session = params.get("session");
-  if (session) query.session = session.slice(0, MAX_SESSION_ECHO);
+  if (session) query.session = session;
   return query;
+}
+
+/** A `createId` wrapped so that an id no client could resume with is an error, not a trap. */
+function checkedCreateId(createId: () => string): () => string {
+  return () => {
+    const id = createId();
+    if (typeof id !== "string" || id.length === 0 || id.length > MAX_SESSION_ID_LENGTH) {
+      const what = typeof id === "string" ? `a session id of ${id.length} characters` : typeof id;
+      throw new RangeError(
+        `WsAppOptions.createId returned ${what}; session ids must have 1 to ${MAX_SESSION_ID_LENGTH}`,
+      );
+    }
+    return id;
+  };
 }
 
 /**
@@ -210,6 +248,7 @@ export class WsApp implements WebSocketHandler {
       replayBytes: options.replayBytes,
       maxSessions: options.maxSessions,
       maxTombstones: options.maxTombstones,
+      createId: options.createId && checkedCreateId(options.createId),
       onRemove: (session) => {
         for (const room of session.rooms) this.#leave(session, room);
         // Still attached (a failed resume, or remove()): nothing more may be processed for
@@ -238,7 +277,9 @@ export class WsApp implements WebSocketHandler {
     let replay: string[] = [];
     if (query.session !== undefined) {
       const lastSeq = query.lastSeq ?? "0";
-      const result = LAST_SEQ.test(lastSeq)
+      const result = query.session.length > MAX_SESSION_ID_LENGTH
+        ? { ok: false as const, reason: "invalid session id" }
+        : LAST_SEQ.test(lastSeq)
         ? this.sessions.resume(query.session, Number(lastSeq), query.id)
         : { ok: false as const, reason: "invalid last_seq" };
       if (result.ok) {
@@ -247,7 +288,8 @@ export class WsApp implements WebSocketHandler {
       } else {
         const failed: ResumeFailed = {
           type: "resume_failed",
-          session: query.session,
+          // Bounded: the echo of an over-long id is cut (it was not looked up).
+          session: query.session.slice(0, MAX_SESSION_ID_LENGTH),
           reason: result.reason,
         };
         if (result.lastCseq !== undefined) failed.last_cseq = result.lastCseq;

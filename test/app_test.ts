@@ -1,6 +1,13 @@
-import { assert, assertEquals, assertMatch, assertNotEquals } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertNotEquals, assertThrows } from "@std/assert";
 import type { WebSocketConnection } from "../server/connection.ts";
-import { serve, type ServeOptions, type Server, WsApp, type WsAppOptions } from "../server/mod.ts";
+import {
+  MAX_SESSION_ID_LENGTH,
+  serve,
+  type ServeOptions,
+  type Server,
+  WsApp,
+  type WsAppOptions,
+} from "../server/mod.ts";
 import { ManualClock } from "./_clock.ts";
 import { waitFor } from "./_wait.ts";
 
@@ -653,5 +660,53 @@ Deno.test("a detached session keeps its rooms: their messages are buffered and r
     assertEquals(a2.take().map((m) => [m.seq, m.text]), [[4, "live"]]);
   } finally {
     app.dispose();
+  }
+});
+
+Deno.test("session ids up to MAX_SESSION_ID_LENGTH resume; a longer session parameter is refused, never cut", () => {
+  assertEquals(MAX_SESSION_ID_LENGTH, 256);
+  let n = 0;
+  const createId = () => String(++n).padStart(MAX_SESSION_ID_LENGTH, "k");
+  const app = new WsApp({ wallClock: () => 42, createId });
+  try {
+    const [a, [welcome]] = connect(app, "?id=a");
+    const id = welcome.session as string;
+    assertEquals(id, "1".padStart(MAX_SESSION_ID_LENGTH, "k"), "the custom id is the session's");
+    assertEquals(id.length, MAX_SESSION_ID_LENGTH);
+    app.close(a as unknown as WebSocketConnection);
+    const [a2, [resumed]] = connect(app, `?id=a&session=${id}&last_seq=0`);
+    assertEquals([resumed.type, resumed.session, resumed.resumed], ["welcome", id, true]);
+    // One character more: cut to the limit it would name the live session above (and take it
+    // over); it is refused instead, and the live connection is left alone.
+    const [, messages] = connect(app, `?id=a&session=${id}x&last_seq=0`);
+    assertEquals(messages[0], {
+      type: "resume_failed",
+      session: id, // echoed up to the limit only
+      reason: "invalid session id",
+    });
+    assertEquals([messages[1].type, messages[1].resumed], ["welcome", false]);
+    assertNotEquals(messages[1].session, id);
+    assertEquals(a2.closedWith, undefined, "the live session was not taken over");
+    assertEquals(app.sessions.get(id)?.connection, a2 as unknown as WebSocketConnection);
+  } finally {
+    app.dispose();
+  }
+});
+
+Deno.test("a createId result that could never be resumed is rejected when the session is made", () => {
+  for (const bad of ["k".repeat(MAX_SESSION_ID_LENGTH + 1), ""]) {
+    const app = new WsApp({ wallClock: () => 42, createId: () => bad });
+    try {
+      const ws = new FakeConnection("/ws?id=a");
+      assertThrows(
+        () => app.open(ws as unknown as WebSocketConnection),
+        RangeError,
+        `createId returned a session id of ${bad.length} characters`,
+      );
+      assertEquals(app.sessions.size, 0, "no session was made");
+      assertEquals(ws.sent, [], "no welcome was sent");
+    } finally {
+      app.dispose();
+    }
   }
 });

@@ -1,5 +1,5 @@
-import { assert, assertEquals } from "@std/assert";
-import { Backoff, backoffDelay } from "../client/backoff.ts";
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { Backoff, backoffDelay, type BackoffOptions } from "../client/backoff.ts";
 
 Deno.test("backoffDelay: random 0 gives the floor, random 1 the ceiling, ceiling doubles to 30 s", () => {
   const ceilings = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000];
@@ -43,3 +43,33 @@ Deno.test("Backoff: next() climbs, reset() starts over", () => {
   assertEquals(backoff.attempt, 0);
   assertEquals(backoff.next(), 1_000);
 });
+
+Deno.test("Backoff: options that are not usable numbers are a RangeError naming them", () => {
+  const bad: [BackoffOptions, string][] = [
+    [{ minDelay: -1 }, "backoff.minDelay"],
+    [{ minDelay: NaN }, "backoff.minDelay"],
+    [{ initialDelay: 0 }, "backoff.initialDelay"],
+    [{ initialDelay: Infinity }, "backoff.initialDelay"],
+    [{ maxDelay: 0 }, "backoff.maxDelay"],
+    [{ maxDelay: -5 }, "backoff.maxDelay"],
+    [{ factor: 0 }, "backoff.factor"],
+    [{ factor: Infinity }, "backoff.factor"],
+  ];
+  for (const [options, name] of bad) {
+    const error = thrown(() => new Backoff(options));
+    assert(error instanceof RangeError, `${JSON.stringify(options)}: ${error}`);
+    assertStringIncludes(error.message, name);
+  }
+  // 0 is a floor that makes sense; factors below 1 shrink the ceiling, as documented.
+  const backoff = new Backoff({ minDelay: 0, factor: 0.5, random: () => 1 });
+  assertEquals([backoff.next(), backoff.next()], [1_000, 500]);
+});
+
+/** What `fn` throws, or undefined. */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+}

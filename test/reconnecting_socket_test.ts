@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import { OutboxFullError } from "../client/outbox.ts";
 import {
   ReconnectingSocket,
@@ -277,6 +277,71 @@ Deno.test("ReconnectingSocket: going offline cancels a scheduled retry; online c
   t.window.setOnline(true);
   assertEquals(t.sockets.length, 2);
   assertEquals(t.clock.pending, 1); // only the new connect timeout
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: online keeps a 1012/1013 retry-after hint, skipping only the backoff", () => {
+  const t = setup();
+  t.last().welcome();
+  t.last().serverClose(1013, "retry-after=5000");
+  assertEquals(t.of("reconnecting")[0].detail, { attempt: 1, delay: 5_750 });
+  // Offline and back at 1 s: the server said 5 s, so not before 5 s.
+  t.clock.advance(1_000);
+  t.window.setOnline(false);
+  t.window.setOnline(true);
+  assertEquals(t.sockets.length, 1, "online must not cut a server retry hint short");
+  assertEquals(t.of("reconnecting")[1].detail, { attempt: 1, delay: 4_000 });
+  t.clock.advance(3_999);
+  assertEquals(t.sockets.length, 1);
+  t.clock.advance(1); // at the hint, not at the hint + backoff (5 750)
+  assertEquals(t.sockets.length, 2);
+  assertOneLive(t.sockets);
+  // An online event with no offline before it (a retry still scheduled) does the same.
+  t.last().welcome({ resumed: true });
+  t.last().serverClose(1012, "retry-after=2000");
+  const at = t.clock.now();
+  t.window.setOnline(true);
+  assertEquals(t.sockets.length, 2);
+  t.clock.advance(1_999);
+  assertEquals(t.sockets.length, 2);
+  t.clock.advance(1);
+  assertEquals(t.sockets.length, 3);
+  assertEquals(t.clock.now() - at, 2_000);
+  assertEquals(t.clock.pending, 1, "only the connect timeout: no stale retry timer");
+  t.socket.close();
+});
+
+Deno.test("ReconnectingSocket: a reconnect delay that arrives offline is kept until online; later, online connects at once", () => {
+  const t = setup();
+  t.last().welcome();
+  t.window.setOnline(false);
+  t.last().receive({ type: "reconnect", delay: 3_000 });
+  assertEquals(t.of("reconnecting").length, 0, "no attempt scheduled offline");
+  t.clock.advance(1_000);
+  t.window.setOnline(true);
+  assertEquals(t.sockets.length, 1, "the server asked for 3 s");
+  assertEquals(t.of("reconnecting").map((e) => e.detail), [{ attempt: 1, delay: 2_000 }]);
+  // Offline again while that (free) attempt waits: nothing was counted, so nothing is taken back.
+  t.clock.advance(1_000);
+  t.window.setOnline(false);
+  t.window.setOnline(true);
+  assertEquals(t.of("reconnecting").at(-1)!.detail, { attempt: 1, delay: 1_000 });
+  t.clock.advance(999);
+  assertEquals(t.sockets.length, 1);
+  t.clock.advance(1);
+  assertEquals(t.sockets.length, 2);
+  // A hint that has passed no longer holds anything up, and neither does the backoff.
+  t.last().welcome({ resumed: true });
+  t.last().serverClose(1012, "retry-after=1000");
+  t.window.setOnline(false);
+  t.clock.advance(1_500);
+  t.window.setOnline(true);
+  assertEquals(t.sockets.length, 3, "the hint is over: at once");
+  t.last().serverClose(1006);
+  assertEquals(t.of("reconnecting").at(-1)!.detail.delay > 0, true);
+  t.window.setOnline(false);
+  t.window.setOnline(true);
+  assertEquals(t.sockets.length, 4, "no hint: the backoff is skipped as before");
   t.socket.close();
 });
 
@@ -787,3 +852,100 @@ Deno.test("ReconnectingSocket: sends made in open and message listeners follow t
   assertEquals(chats(t.last()), [[1, "a"], [2, "b"], [3, "c"], [4, "d"]]);
   t.socket.close();
 });
+
+Deno.test("ReconnectingSocket: an unusable timing, size or backoff option is a RangeError naming it", () => {
+  const bad: [ReconnectingSocketOptions, string][] = [
+    [{ heartbeat: { interval: 0 } }, "heartbeat.interval"],
+    [{ heartbeat: { interval: -1_000 } }, "heartbeat.interval"],
+    [{ heartbeat: { timeout: 0 } }, "heartbeat.timeout"],
+    [{ heartbeat: { timeout: NaN } }, "heartbeat.timeout"],
+    [{ connectTimeout: 0 }, "connectTimeout"],
+    [{ connectTimeout: Infinity }, "connectTimeout"],
+    [{ ackDelay: -1 }, "ackDelay"],
+    [{ ackDelay: NaN }, "ackDelay"],
+    [{ outboxBytes: 0 }, "outboxBytes"],
+    [{ outboxBytes: Infinity }, "outboxBytes"],
+    [{ outboxBytes: "1024" as unknown as number }, "outboxBytes"],
+    [{ minUptime: -1 }, "minUptime"],
+    [{ minUptime: NaN }, "minUptime"],
+    [{ maxRetries: -1 }, "maxRetries"],
+    [{ maxRetries: 2.5 }, "maxRetries"],
+    [{ maxRetries: NaN }, "maxRetries"],
+    [{ backoff: { minDelay: -1 } }, "backoff.minDelay"],
+    [{ backoff: { initialDelay: 0 } }, "backoff.initialDelay"],
+    [{ backoff: { maxDelay: 0 } }, "backoff.maxDelay"],
+    [{ backoff: { maxDelay: Infinity } }, "backoff.maxDelay"],
+    [{ backoff: { factor: 0 } }, "backoff.factor"],
+    [{ backoff: { factor: NaN } }, "backoff.factor"],
+  ];
+  for (const [options, name] of bad) {
+    const clock = new ManualClock(0);
+    const { WebSocket, sockets } = fakeWebSocketClass();
+    const window = new FakeWindow();
+    const document = new FakeDocument();
+    const make = () =>
+      new ReconnectingSocket("ws://example.test/ws", {
+        WebSocket,
+        clock,
+        window,
+        document,
+        ...options,
+      });
+    const error = thrown(make);
+    assert(error instanceof RangeError, `${JSON.stringify(options)}: ${error}`);
+    assertStringIncludes(error.message, name);
+    // Refused before anything started.
+    assertEquals([sockets.length, clock.pending, window.listeners, document.listeners], [
+      0,
+      0,
+      0,
+      0,
+    ]);
+  }
+  // Where 0 (or no limit) means something, it is accepted.
+  const t = setup({
+    ackDelay: 0,
+    minUptime: 0,
+    maxRetries: 0,
+    backoff: { minDelay: 0, random: () => 0.5 },
+    heartbeat: { interval: undefined },
+  });
+  t.last().welcome();
+  t.last().receive({ type: "chat", seq: 1, text: "x" });
+  t.clock.advance(0);
+  assertEquals(t.last().sentOfType("ack"), [{ type: "ack", seq: 1 }], "ackDelay 0: acked at once");
+  t.socket.close();
+  setup({ maxRetries: Infinity }).socket.close();
+});
+
+Deno.test("ReconnectingSocket: server delays beyond what a timer holds are waited out in steps, not a busy loop", () => {
+  const t = setup();
+  // Browsers, Deno and Node fire a timer at once if its delay passes 2^31 − 1 ms.
+  const MAX = 2 ** 31 - 1;
+  const delays: number[] = [];
+  const setTimeout = t.clock.setTimeout.bind(t.clock);
+  t.clock.setTimeout = (callback, delay) => {
+    delays.push(delay);
+    return setTimeout(callback, delay);
+  };
+  t.last().welcome({ heartbeat: { interval: 2 ** 40, timeout: 500 } });
+  t.last().receive({ type: "heartbeat_ack" });
+  t.clock.advance(MAX * 3);
+  assertEquals(t.last().sentOfType("heartbeat").length, 1, "the interval is not over");
+  assertEquals(t.socket.readyState, ReconnectingSocket.OPEN);
+  t.last().receive({ type: "reconnect", delay: 2 ** 40 });
+  t.clock.advance(MAX * 3);
+  assertEquals(t.sockets.length, 1, "the server asked for 2^40 ms");
+  assert(delays.length > 0);
+  for (const delay of delays) assert(delay >= 0 && delay <= MAX, `timer of ${delay} ms`);
+  t.socket.close();
+});
+
+/** What `fn` throws, or undefined. */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+}
