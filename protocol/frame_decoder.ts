@@ -42,6 +42,7 @@
 
 import { CloseCode, parseClosePayload } from "./close.ts";
 import { isControlOpcode, isKnownOpcode, Opcode } from "./opcodes.ts";
+import { applyMask } from "./_mask.ts";
 import { Utf8Validator } from "./utf8.ts";
 
 /**
@@ -143,7 +144,7 @@ function allocate(length: number): Uint8Array {
     slabUsed = 0;
   }
   const piece = slab.subarray(slabUsed, slabUsed + length);
-  // Keep the next piece aligned so that unmask() can work a word at a time.
+  // Keep the next piece aligned so that applyMask() can work a word at a time.
   slabUsed = (slabUsed + length + 7) & ~7;
   return piece;
 }
@@ -164,35 +165,7 @@ function scratchOf(length: number): Uint8Array {
 }
 
 // ---------------------------------------------------------------------------
-// Masking (§5.3)
-
-/**
- * XORs `data` in place with the 4-byte masking key (RFC 6455 §5.3): byte i is
- * XORed with key[i % 4]. `keyWord` is the same 4 key bytes read as one 32-bit
- * word in platform byte order, which lets large aligned payloads be unmasked a
- * word at a time.
- */
-function unmask(data: Uint8Array, key: Uint8Array, keyWord: number): void {
-  const length = data.length;
-  let i = 0;
-  if (length >= SMALL_COPY && (data.byteOffset & 3) === 0) {
-    const wordCount = length >>> 2;
-    const words = new Int32Array(data.buffer, data.byteOffset, wordCount);
-    for (let w = 0; w < wordCount; w++) words[w] ^= keyWord;
-    i = wordCount << 2;
-  }
-  // i is a multiple of 4 here, so key byte 0 lines up with data[i].
-  const k0 = key[0], k1 = key[1], k2 = key[2], k3 = key[3];
-  for (; i + 4 <= length; i += 4) {
-    data[i] ^= k0;
-    data[i + 1] ^= k1;
-    data[i + 2] ^= k2;
-    data[i + 3] ^= k3;
-  }
-  if (i < length) data[i++] ^= k0;
-  if (i < length) data[i++] ^= k1;
-  if (i < length) data[i] ^= k2;
-}
+// Unmasking (§5.3)
 
 /**
  * Copies `source[start..start + target.length)` into `target`, unmasking it on
@@ -203,12 +176,11 @@ function copyPayload(
   start: number,
   target: Uint8Array,
   key: Uint8Array | null,
-  keyWord: number,
 ): void {
   const length = target.length;
   if (length >= SMALL_COPY) {
     target.set(source.subarray(start, start + length));
-    if (key !== null) unmask(target, key, keyWord);
+    if (key !== null) applyMask(target, 0, length, key, 0);
   } else if (key === null) {
     for (let i = 0; i < length; i++) target[i] = source[start + i];
   } else {
@@ -285,7 +257,6 @@ export class FrameDecoder {
   #masked = false;
   #payloadLength = 0;
   #maskKey = new Uint8Array(4);
-  #maskKeyWords = new Int32Array(this.#maskKey.buffer);
 
   /** A header cut off at the end of a chunk. */
   #header = new Uint8Array(MAX_HEADER_SIZE);
@@ -568,11 +539,11 @@ export class FrameDecoder {
   #ownedPayload(source: Uint8Array, start: number, owned: boolean): Uint8Array {
     const key = this.#masked ? this.#maskKey : null;
     if (owned) {
-      if (key !== null) unmask(source, key, this.#maskKeyWords[0]);
+      if (key !== null) applyMask(source, 0, source.length, key, 0);
       return source;
     }
     const data = allocate(this.#payloadLength);
-    copyPayload(source, start, data, key, this.#maskKeyWords[0]);
+    copyPayload(source, start, data, key);
     return data;
   }
 
@@ -581,11 +552,11 @@ export class FrameDecoder {
     let bytes: Uint8Array;
     if (owned) {
       bytes = source;
-      if (this.#masked) unmask(bytes, this.#maskKey, this.#maskKeyWords[0]);
+      if (this.#masked) applyMask(bytes, 0, bytes.length, this.#maskKey, 0);
     } else if (this.#masked) {
       // Unmask a copy, never the caller's chunk; the string is all we keep.
       bytes = scratchOf(this.#payloadLength);
-      copyPayload(source, start, bytes, this.#maskKey, this.#maskKeyWords[0]);
+      copyPayload(source, start, bytes, this.#maskKey);
     } else {
       bytes = source.subarray(start, start + this.#payloadLength);
     }

@@ -31,6 +31,7 @@
  * @module
  */
 
+import { applyMask } from "./_mask.ts";
 import { encodeClosePayload } from "./close.ts";
 import { Opcode } from "./opcodes.ts";
 
@@ -85,35 +86,6 @@ function writeRandomKey(target: Uint8Array, offset: number): void {
   target[offset + 2] = keyPool[keyPoolOffset + 2];
   target[offset + 3] = keyPool[keyPoolOffset + 3];
   keyPoolOffset += 4;
-}
-
-/**
- * XORs `bytes[start..end)` with the 4-byte key stored at `key[keyOffset]`
- * (§5.3: octet i is XORed with key octet i mod 4). Unrolled by four so the
- * key index never has to be computed inside the loop.
- */
-function maskInPlace(
-  bytes: Uint8Array,
-  start: number,
-  end: number,
-  key: Uint8Array,
-  keyOffset: number,
-): void {
-  const k0 = key[keyOffset];
-  const k1 = key[keyOffset + 1];
-  const k2 = key[keyOffset + 2];
-  const k3 = key[keyOffset + 3];
-  let i = start;
-  const whole = start + ((end - start) & ~3);
-  for (; i < whole; i += 4) {
-    bytes[i] ^= k0;
-    bytes[i + 1] ^= k1;
-    bytes[i + 2] ^= k2;
-    bytes[i + 3] ^= k3;
-  }
-  if (i < end) bytes[i++] ^= k0;
-  if (i < end) bytes[i++] ^= k1;
-  if (i < end) bytes[i] ^= k2;
 }
 
 // ---------------------------------------------------------------------------
@@ -246,7 +218,7 @@ export function encodeFrame(
   const firstByte = (options.fin === false ? 0 : 0x80) | opcode;
   const start = writeHeader(frame, 0, firstByte, length, mask);
   frame.set(payload, start);
-  if (masked) maskInPlace(frame, start, frame.length, frame, start - 4);
+  if (masked) applyMask(frame, start, frame.length, frame, start - 4);
   return frame;
 }
 
@@ -460,7 +432,7 @@ export class FrameWriter {
       if (i === data.length) {
         writeHeader(buffer, start, 0x80 | Opcode.Text, i, this.#masked);
         if (this.#masked) {
-          maskInPlace(buffer, payloadStart, payloadStart + i, buffer, payloadStart - 4);
+          applyMask(buffer, payloadStart, payloadStart + i, buffer, payloadStart - 4);
         }
         this.#length = payloadStart + i;
         return;
@@ -479,7 +451,7 @@ export class FrameWriter {
     }
     const payloadStart = writeHeader(buffer, start, 0x80 | Opcode.Text, written, this.#masked);
     const end = payloadStart + written;
-    if (this.#masked) maskInPlace(buffer, payloadStart, end, buffer, payloadStart - 4);
+    if (this.#masked) applyMask(buffer, payloadStart, end, buffer, payloadStart - 4);
     this.#length = end;
   }
 
@@ -633,7 +605,7 @@ export class FrameWriter {
     const payloadStart = writeHeader(buffer, this.#length, firstByte, length, this.#masked);
     buffer.set(payload, payloadStart);
     const end = payloadStart + length;
-    if (this.#masked) maskInPlace(buffer, payloadStart, end, buffer, payloadStart - 4);
+    if (this.#masked) applyMask(buffer, payloadStart, end, buffer, payloadStart - 4);
     this.#length = end;
   }
 
@@ -646,7 +618,7 @@ export class FrameWriter {
     this.#reserve(MAX_HEADER_SIZE);
     const buffer = this.#buffer;
     const payloadStart = writeHeader(buffer, this.#length, firstByte, payload.length, this.#masked);
-    if (this.#masked) maskInPlace(payload, 0, payload.length, buffer, payloadStart - 4);
+    if (this.#masked) applyMask(payload, 0, payload.length, buffer, payloadStart - 4);
     this.#chunks.push(buffer.subarray(this.#runStart, payloadStart), payload);
     this.#chunkBytes += payloadStart - this.#runStart + payload.length;
     this.#length = this.#runStart = payloadStart;
