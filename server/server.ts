@@ -262,7 +262,8 @@ class HeartwireServer implements Server {
       // The app heartbeat a browser is told to use matches the ping timing.
       "/ws": new WsApp({
         heartbeat: { interval: pingInterval, timeout: pingTimeout },
-        clock: this.#clock,
+        // Its session sweep shares the connections' heap and OS timer.
+        clock: this.#heap.asClock(),
       }),
     };
     this.#connectionOptions = {

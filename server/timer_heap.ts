@@ -305,6 +305,35 @@ export class TimerHeap {
     return fired;
   }
 
+  /**
+   * A {@linkcode Clock} whose timers are one-shot entries of this heap, for
+   * code written against the Clock interface (e.g. the `/ws` session sweep)
+   * that should share the heap's one OS timer rather than arm its own.
+   *
+   * @example
+   * ```ts
+   * import { TimerHeap } from "@heartwire/heartwire/server";
+   * const heap = new TimerHeap();
+   * const clock = heap.asClock();
+   * const handle = clock.setTimeout(() => console.log("fired"), 1_000);
+   * clock.clearTimeout(handle); // cancels the entry
+   * ```
+   */
+  asClock(): Clock {
+    const clock = this.#clock;
+    return {
+      now: () => clock.now(),
+      setTimeout: (callback, delay) => {
+        const entry = this.create(callback);
+        this.schedule(entry, clock.now() + Math.max(0, delay));
+        return entry;
+      },
+      clearTimeout: (handle) => {
+        if (handle instanceof Entry && handle.owner === this) this.cancel(handle);
+      },
+    };
+  }
+
   /** Disarms every entry and drops the OS timer. */
   clear(): void {
     for (const e of this.#heap) e.index = IDLE;

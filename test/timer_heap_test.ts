@@ -374,3 +374,22 @@ Deno.test("with the system clock an empty heap lets the process exit (no leaked 
   assertEquals(heap.size, 0);
   // The Deno test sanitizer fails this test if an OS timer were still pending.
 });
+
+Deno.test("asClock: setTimeout is a one-shot heap entry on the heap's OS timer; clearTimeout cancels it", () => {
+  const clock = new ManualClock();
+  const heap = new TimerHeap({ clock, coalesceMs: 0 });
+  const asClock = heap.asClock();
+  const fired: string[] = [];
+  asClock.setTimeout(() => fired.push("a"), 100);
+  const b = asClock.setTimeout(() => fired.push("b"), 50);
+  assertEquals(heap.size, 2);
+  assertEquals(clock.pending, 1); // one OS timer for both
+  asClock.clearTimeout(b);
+  asClock.clearTimeout("not a handle"); // ignored, like clearTimeout(undefined)
+  assertEquals(heap.size, 1);
+  assertEquals(asClock.now(), clock.now());
+  clock.advance(100);
+  assertEquals(fired, ["a"]);
+  assertEquals(heap.size, 0);
+  assertEquals(clock.pending, 0);
+});
