@@ -7,12 +7,14 @@
  * processes' CPU time over the counted window, and stops the server. It then
  * prints one table of msg/s and the ratios issue 4 sets goals for.
  *
- * Servers (bench/load/servers/):
+ * Servers (bench/load/servers/, listed in _servers.ts):
  * - `raw`: Deno.listen read→write loop, no WebSocket parsing (the ceiling);
  * - `deno`: Deno.serve + Deno.upgradeWebSocket echo;
  * - `heartwire`: serve() with default options, route /echo;
  * - `node`: ws 8 on Node (skipped if `node` or ws is missing);
  * - `bun`: Bun.serve WebSocket (skipped unless `bun` is on PATH).
+ *
+ * Memory per idle connection is idle.ts (`deno task bench:idle`).
  *
  * ```sh
  * deno task bench:load [--connections 100] [--inflight 16,1] [--size 64]
@@ -23,111 +25,19 @@
  */
 import { intFlag, intListFlag, parseFlags } from "./_flags.ts";
 import type { LoadResult } from "./client.ts";
+import {
+  lines,
+  output,
+  type RunningServer,
+  selectServers,
+  SERVERS,
+  type ServerSpec,
+  startServer,
+  tail,
+} from "./_servers.ts";
 
-const here = new URL(".", import.meta.url);
 const deno = Deno.execPath();
-const file = (path: string) => new URL(path, here).pathname;
-
-interface ServerSpec {
-  name: string;
-  label: string;
-  /** The command, or why this server cannot run here. */
-  command(): Promise<string[] | { skip: string }>;
-  /** Echoes our bytes untouched, masks included (client --masked-echo). */
-  maskedEcho?: boolean;
-}
-
-const SERVERS: ServerSpec[] = [
-  {
-    name: "raw",
-    label: "raw TCP echo (Deno.listen, no WS parsing)",
-    command: () => Promise.resolve([deno, "run", "--allow-net", file("servers/raw_echo.ts")]),
-    maskedEcho: true,
-  },
-  {
-    name: "deno",
-    label: "Deno.upgradeWebSocket (native)",
-    command: () =>
-      Promise.resolve([deno, "run", "--allow-net", file("servers/deno_native_echo.ts")]),
-  },
-  {
-    name: "heartwire",
-    label: "heartwire serve() /echo",
-    command: () => Promise.resolve([deno, "run", "--allow-net", file("servers/heartwire_echo.ts")]),
-  },
-  {
-    name: "node",
-    label: "ws 8 on Node",
-    command: async () => {
-      const version = await output("node", ["--version"]);
-      if (version === null) return { skip: "node is not on PATH" };
-      const ws = await findWsPackage();
-      if (ws === null) return { skip: "ws@8 is not in Deno's npm cache (deno cache npm:ws@8)" };
-      return ["node", file("servers/node_ws_echo.cjs"), ws];
-    },
-  },
-  {
-    name: "bun",
-    label: "Bun.serve WebSocket (native uWS)",
-    command: async () => {
-      const version = await output("bun", ["--version"]);
-      if (version === null) return { skip: "bun is not on PATH" };
-      return ["bun", file("servers/bun_echo.js")];
-    },
-  },
-];
-
-/** Runs a command and returns its stdout, or null if it is missing or fails. */
-async function output(command: string, args: string[]): Promise<string | null> {
-  try {
-    const result = await new Deno.Command(command, { args, stdout: "piped", stderr: "null" })
-      .output();
-    return result.success ? new TextDecoder().decode(result.stdout).trim() : null;
-  } catch {
-    return null;
-  }
-}
-
-/** The ws package Deno fetched for deno.json's `npm:ws@8`, usable by Node as is. */
-async function findWsPackage(): Promise<string | null> {
-  const info = await output(deno, ["info", "--json"]);
-  if (info === null) return null;
-  const root = `${JSON.parse(info).npmCache}/registry.npmjs.org/ws`;
-  const versions: string[] = [];
-  try {
-    for await (const entry of Deno.readDir(root)) {
-      if (entry.isDirectory && entry.name.startsWith("8.")) versions.push(entry.name);
-    }
-  } catch {
-    return null;
-  }
-  if (versions.length === 0) return null;
-  versions.sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
-  return `${root}/${versions[versions.length - 1]}/index.js`;
-}
-
-/** Splits a byte stream into lines. */
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let rest = "";
-  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-    rest += text;
-    let newline;
-    while ((newline = rest.indexOf("\n")) !== -1) {
-      yield rest.slice(0, newline);
-      rest = rest.slice(newline + 1);
-    }
-  }
-  if (rest !== "") yield rest;
-}
-
-/** Collects the tail of a stream (for error messages) until it ends. */
-function tail(stream: ReadableStream<Uint8Array>): { text: () => string; done: Promise<void> } {
-  let text = "";
-  const done = (async () => {
-    for await (const line of lines(stream)) text = (text + line + "\n").slice(-2_000);
-  })();
-  return { text: () => text, done };
-}
+const file = (path: string) => new URL(path, import.meta.url).pathname;
 
 let clockTicks = 100;
 
@@ -141,53 +51,6 @@ function cpuSeconds(pid: number): number {
   } catch {
     return NaN;
   }
-}
-
-interface RunningServer {
-  pid: number;
-  port: number;
-  stop(): Promise<void>;
-  stderr(): string;
-}
-
-async function startServer(command: string[]): Promise<RunningServer> {
-  const child = new Deno.Command(command[0], {
-    args: command.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const errors = tail(child.stderr);
-  const stdout = lines(child.stdout);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const port = await Promise.race([
-    (async () => {
-      for await (const line of stdout) {
-        const match = /^listening (\d+)/.exec(line);
-        if (match) return Number(match[1]);
-      }
-      return null;
-    })(),
-    new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), 15_000)),
-  ]);
-  clearTimeout(timer);
-  // Keep draining stdout so the server never blocks on a full pipe.
-  const drained = (async () => {
-    for await (const _ of stdout);
-  })();
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // already exited
-    }
-    await child.status;
-    await Promise.all([drained, errors.done]);
-  };
-  if (port === null) {
-    await stop();
-    throw new Error(`${command.join(" ")} did not start:\n${errors.text()}`);
-  }
-  return { pid: child.pid, port, stop, stderr: errors.text };
 }
 
 interface Measurement {
@@ -359,14 +222,7 @@ async function main(): Promise<void> {
     duration: intFlag(flags, "duration", 3_000),
   };
   const inflights = intListFlag(flags, "inflight", [16, 1]);
-  const names = (flags.get("servers") ?? SERVERS.map((spec) => spec.name).join(",")).split(",");
-  const specs = names.map((name) => {
-    const spec = SERVERS.find((candidate) => candidate.name === name.trim());
-    if (spec === undefined) {
-      throw new Error(`unknown server ${name}; known: ${SERVERS.map((s) => s.name)}`);
-    }
-    return spec;
-  });
+  const specs = selectServers(flags.get("servers"));
   clockTicks = Number(await output("getconf", ["CLK_TCK"])) || 100;
 
   const runnable: { spec: ServerSpec; command: string[] }[] = [];
