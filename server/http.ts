@@ -30,6 +30,9 @@ export type HeadResult =
   | { kind: "error"; status: number; reason: string }
   | { kind: "closed" };
 
+/** First size of the buffer a request head is read into. */
+const HEAD_BUFFER_START = 2048;
+
 /**
  * Reads from `conn` until a whole request head arrived, at most `maxHeaderBytes`.
  * The caller enforces the time limit by closing `conn`, which ends the read.
@@ -45,10 +48,17 @@ export async function readRequestHead(
   conn: Deno.Conn,
   maxHeaderBytes: number,
 ): Promise<HeadResult> {
-  // One buffer one byte larger than the limit: filling it means "too large".
-  const buffer = new Uint8Array(maxHeaderBytes + 1);
+  // Reading into at most one byte more than the limit: filling that means
+  // "too large". Most heads are well under 2 KiB, so start there and grow.
+  const limit = maxHeaderBytes + 1;
+  let buffer = new Uint8Array(Math.min(HEAD_BUFFER_START, limit));
   let filled = 0;
-  while (filled < buffer.length) {
+  while (filled < limit) {
+    if (filled === buffer.length) {
+      const grown = new Uint8Array(Math.min(buffer.length * 2, limit));
+      grown.set(buffer);
+      buffer = grown;
+    }
     let n: number | null;
     try {
       n = await conn.read(buffer.subarray(filled));
