@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { utf8Length } from "../protocol/utf8.ts";
 
 /**
  * One queued message.
@@ -67,24 +68,6 @@ export class OutboxFullError extends Error {
     super(message);
     this.name = "OutboxFullError";
   }
-}
-
-/**
- * The UTF-8 size of a string without encoding it. JSON.stringify escapes lone
- * surrogates (ES2019), so every high surrogate here starts a 4-byte pair.
- */
-function utf8Length(text: string): number {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x80) bytes += 1;
-    else if (code < 0x800) bytes += 2;
-    else if (code >= 0xd800 && code < 0xdc00) {
-      bytes += 4;
-      i++;
-    } else bytes += 3;
-  }
-  return bytes;
 }
 
 /**

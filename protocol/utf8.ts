@@ -143,3 +143,33 @@ export function isValidUtf8(bytes: Uint8Array): boolean {
   const validator = new Utf8Validator();
   return validator.push(bytes) && validator.finish();
 }
+
+/**
+ * The number of bytes `text` takes as UTF-8, counted without encoding it
+ * (what `new TextEncoder().encode(text).length` gives: a lone surrogate
+ * becomes U+FFFD, 3 bytes).
+ *
+ * @example
+ * ```ts
+ * import { utf8Length } from "@heartwire/heartwire/protocol";
+ * utf8Length("héllo ✓ 😀"); // 15
+ * ```
+ */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) continue;
+    if (unit < 0x800) bytes += 1;
+    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 2; // a surrogate pair: 2 units, 4 bytes
+        i++;
+        continue;
+      }
+      bytes += 2; // a lone surrogate becomes U+FFFD: 3 bytes
+    } else bytes += 2;
+  }
+  return bytes;
+}

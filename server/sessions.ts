@@ -29,27 +29,8 @@
  * @module
  */
 import type { Clock } from "../protocol/clock.ts";
+import { utf8Length } from "../protocol/utf8.ts";
 import { systemClock } from "./timer_heap.ts";
-
-/** UTF-8 length of a string without encoding it. */
-function utf8Length(text: string): number {
-  let bytes = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i);
-    if (unit < 0x80) continue;
-    if (unit < 0x800) bytes += 1;
-    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
-      const next = text.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        bytes += 2; // a surrogate pair: 2 units, 4 bytes
-        i++;
-        continue;
-      }
-      bytes += 2; // a lone surrogate becomes U+FFFD: 3 bytes
-    } else bytes += 2;
-  }
-  return bytes;
-}
 
 /**
  * An application message serialised once, numbered per recipient.

@@ -1,5 +1,5 @@
 import { assertEquals, assertStrictEquals } from "@std/assert";
-import { isValidUtf8, Utf8Validator } from "../protocol/utf8.ts";
+import { isValidUtf8, utf8Length, Utf8Validator } from "../protocol/utf8.ts";
 import { bytesOf, utf8 } from "./_bytes.ts";
 import { Random } from "./_random.ts";
 
@@ -209,4 +209,29 @@ Deno.test("Utf8Validator agrees with TextDecoder on random valid text", () => {
     }
     assertStrictEquals(isValidUtf8(utf8(text)), true, text);
   }
+});
+
+Deno.test("utf8Length counts what TextEncoder writes, lone surrogates included", () => {
+  const random = new Random(11);
+  const units = [
+    0x41,
+    0x7f,
+    0x80,
+    0x7ff,
+    0x800,
+    0xd7ff,
+    0xd800,
+    0xdbff,
+    0xdc00,
+    0xdfff,
+    0xe000,
+    0xffff,
+  ];
+  for (let round = 0; round < 500; round++) {
+    let text = "";
+    const length = random.below(12);
+    for (let i = 0; i < length; i++) text += String.fromCharCode(random.pick(units));
+    assertEquals(utf8Length(text), utf8(text).length, JSON.stringify(text));
+  }
+  assertEquals(utf8Length("héllo ✓ 😀"), 15);
 });
