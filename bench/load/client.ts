@@ -27,13 +27,9 @@
  */
 import { FrameDecoder } from "../../protocol/frame_decoder.ts";
 import { FrameWriter } from "../../protocol/frame_encoder.ts";
-import {
-  buildUpgradeRequest,
-  generateKey,
-  parseResponseHead,
-  verifyUpgradeResponse,
-} from "../../protocol/handshake.ts";
 import { intFlag, parseFlags } from "./_flags.ts";
+import { writeAll } from "../../server/http.ts";
+import { clientHandshake } from "./_handshake.ts";
 
 /**
  * What {@linkcode runLoad} does. Only `port` is required.
@@ -99,7 +95,6 @@ export interface LoadResult {
   errors: string[];
 }
 
-const encoder = new TextEncoder();
 const READ_BUFFER_SIZE = 16 * 1024;
 const MAX_REPORTED_ERRORS = 5;
 
@@ -149,11 +144,6 @@ function makeScript(size: number, inflight: number): Script {
   return { batch, frameSize, expected, closeFrame };
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
-}
-
 /** One client connection: the opening handshake, then the echo pump. */
 class LoadConnection {
   readonly #conn: Deno.Conn;
@@ -181,34 +171,12 @@ class LoadConnection {
     try {
       // Deno leaves Nagle on: without this, a small refill may wait for an ACK.
       conn.setNoDelay(true);
-      await connection.#handshake(`${hostname}:${port}`, path);
+      connection.#leftover = await clientHandshake(conn, `${hostname}:${port}`, path);
     } catch (error) {
       conn.close();
       throw error;
     }
     return connection;
-  }
-
-  /** RFC 6455 §4.1: send the upgrade request, check the 101 answer. */
-  async #handshake(host: string, path: string): Promise<void> {
-    const key = generateKey();
-    await writeAll(this.#conn, encoder.encode(buildUpgradeRequest({ host, path, key })));
-    let received = new Uint8Array(0);
-    for (;;) {
-      const n = await this.#conn.read(this.#buffer);
-      if (n === null) throw new Error("connection closed during the handshake");
-      const grown = new Uint8Array(received.length + n);
-      grown.set(received);
-      grown.set(this.#buffer.subarray(0, n), received.length);
-      received = grown;
-      const result = parseResponseHead(received);
-      if (result.kind === "incomplete") continue;
-      if (result.kind === "error") throw new Error(`bad handshake response: ${result.reason}`);
-      const verdict = verifyUpgradeResponse(result.head, key);
-      if (!verdict.ok) throw new Error(`handshake refused: ${verdict.reason}`);
-      this.#leftover = received.slice(result.headLength);
-      return;
-    }
   }
 
   /**

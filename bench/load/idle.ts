@@ -29,14 +29,9 @@
  * @module
  */
 import { FrameDecoder } from "../../protocol/frame_decoder.ts";
-import {
-  buildUpgradeRequest,
-  generateKey,
-  parseResponseHead,
-  verifyUpgradeResponse,
-} from "../../protocol/handshake.ts";
 import { intFlag, parseFlags } from "./_flags.ts";
 import { selectServers, SERVERS, type ServerSpec, startServer } from "./_servers.ts";
+import { clientHandshake } from "./_handshake.ts";
 
 /**
  * What {@linkcode runIdle} does. Only `port` and `pid` are required.
@@ -121,7 +116,6 @@ export function readMemory(pid: number): { rss: number; peak: number } {
   return { rss: field("VmRSS"), peak: field("VmHWM") };
 }
 
-const encoder = new TextEncoder();
 const MAX_REPORTED_ERRORS = 5;
 
 /** Failure messages, counted by kind. */
@@ -141,11 +135,6 @@ class Failures {
       count > 1 ? `${kind} (×${count})` : kind
     );
   }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
 
 /** One client connection past its handshake, watched for an early close. */
@@ -230,29 +219,9 @@ async function openIdle(
   connecting.then((late) => timedOut && late.close(), () => {});
   try {
     conn = await Promise.race([connecting, expired]);
-    const key = generateKey();
-    await writeAll(
-      conn,
-      encoder.encode(buildUpgradeRequest({ host: `${hostname}:${port}`, path, key })),
-    );
-    let received = new Uint8Array(0);
-    const buffer = new Uint8Array(1024);
-    for (;;) {
-      const n = await conn.read(buffer); // the deadline closes conn, ending this read
-      if (n === null) throw new Error("connection closed during the handshake");
-      const grown = new Uint8Array(received.length + n);
-      grown.set(received);
-      grown.set(buffer.subarray(0, n), received.length);
-      received = grown;
-      const result = parseResponseHead(received);
-      if (result.kind === "incomplete") continue;
-      if (result.kind === "error") throw new Error(`bad handshake response: ${result.reason}`);
-      const verdict = verifyUpgradeResponse(result.head, key);
-      if (!verdict.ok) {
-        throw new Error(`handshake refused: ${result.head.status} ${verdict.reason}`);
-      }
-      return new IdleConnection(conn, received.subarray(result.headLength));
-    }
+    // The deadline closes conn, which ends a pending handshake read.
+    const early = await clientHandshake(conn, `${hostname}:${port}`, path);
+    return new IdleConnection(conn, early);
   } catch (error) {
     try {
       conn?.close();

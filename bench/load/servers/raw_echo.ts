@@ -19,13 +19,7 @@
  * @module
  */
 import { buildUpgradeResponse, parseRequestHead } from "../../../protocol/handshake.ts";
-
-const encoder = new TextEncoder();
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
-}
+import { writeAll } from "../../../server/http.ts";
 
 /** Handshake, then echo bytes until EOF. */
 async function handle(conn: Deno.Conn): Promise<void> {
@@ -40,7 +34,7 @@ async function handle(conn: Deno.Conn): Promise<void> {
       if (result.kind === "incomplete" && filled < buffer.length) continue;
       const key = result.kind === "complete" ? result.head.headers.get("sec-websocket-key") : null;
       if (result.kind !== "complete" || key === null) return;
-      await writeAll(conn, encoder.encode(buildUpgradeResponse(key)));
+      await writeAll(conn, buildUpgradeResponse(key));
       // Frames pipelined behind the request head are echoed like any others.
       if (filled > result.headLength) {
         await writeAll(conn, buffer.slice(result.headLength, filled));
