@@ -361,8 +361,8 @@ const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
  */
 const HEARTWIRE_NOTES = [
   "Where an idle heartwire connection's memory goes (serve() defaults):",
-  "- its read buffer: one 16 KiB Uint8Array (connection.ts READ_BUFFER_MIN), held by the " +
-  "pending read for the life of the connection; it only grows (to 256 KiB at most) when a " +
+  "- its read buffer: one 4 KiB Uint8Array (connection.ts READ_BUFFER_MIN), held by the " +
+  "pending read for the life of the connection; it only doubles (to 256 KiB at most) when a " +
   "read fills it, which an idle peer never does;",
   "- its FrameWriter: nothing until the first send — both batch buffers start as one " +
   "shared empty array; the first batch allocates one 16 KiB buffer and the next batch the " +
@@ -374,8 +374,9 @@ const HEARTWIRE_NOTES = [
   "state), one entry in the server's timer heap (the keepalive; no OS timer of its own), its " +
   "parsed request head (kept as ws.request), its place in server.connections, and, as for " +
   "any Deno.listen server, the Deno.Conn with its Rust-side TCP resource and pending read;",
-  "- not per connection for long: the handshake's 16 KiB + 1 request-head buffer " +
-  "(http.ts readRequestHead) is garbage once the 101 is sent; it counts in RSS until V8 " +
+  "- not per connection for long: the handshake's request-head buffer (2 KiB, doubling " +
+  "up to 16 KiB + 1 for long heads; http.ts readRequestHead) is garbage once the 101 is " +
+  "sent; it counts in RSS until V8 " +
   "collects it and the allocator returns the pages.",
   "Kernel socket buffers are not in any process's RSS.",
 ];
@@ -433,10 +434,10 @@ function report(
     `heartwire / Deno native, bytes per idle connection (lower is better): ${ratio}`,
   );
   if (heartwire !== undefined && raw !== undefined) {
-    // The raw server also holds one 16 KiB read buffer and one Deno TCP
-    // resource with a read pending per connection: the floor under heartwire.
+    // The raw server holds one 16 KiB read buffer (heartwire's starts at
+    // 4 KiB) and one Deno TCP resource with a read pending per connection.
     out.push(
-      `heartwire − raw TCP echo (same 16 KiB read buffer, same Deno socket): ` +
+      `heartwire − raw TCP echo (raw: 16 KiB read buffer; both: one Deno socket): ` +
         `${thousands(heartwire - raw)} B per idle connection`,
     );
   }
