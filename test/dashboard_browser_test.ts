@@ -1,0 +1,134 @@
+/**
+ * The dashboard in real headless Chromium: `/dashboard` and its feed served
+ * by `serve()`, metrics driven by a script (connections opening and closing
+ * for every reason, messages, pongs with RTTs); every chart must show
+ * non-zero data, nothing may be loaded from elsewhere, and screenshots (desktop
+ * and phone) are saved to a temp dir.
+ *
+ * Needs Debian's `chromium` (`.ci/run` installs it) and npm access once for
+ * playwright-core.
+ */
+import { chromium } from "playwright-core";
+import { assert, assertEquals } from "@std/assert";
+import { DashboardFeed, monitoringRoutes } from "../server/_dashboard.ts";
+import { CLOSE_REASONS, HeartwireMetrics } from "../server/metrics.ts";
+import { serve } from "../server/server.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const WAIT = { timeout: 15_000 };
+
+/** Moves the metrics as a busy server would, a step every 50 ms. */
+function script(metrics: HeartwireMetrics): () => void {
+  let step = 0;
+  const causes = [
+    { code: 1000, cause: "peer" },
+    { code: 1006, cause: "timeout" },
+    { code: 1002, cause: "protocol" },
+    { code: 1008, cause: "slow" },
+    { code: 1001, cause: "local" },
+    { code: 4000, cause: "local" },
+    { code: 1011, cause: "error" },
+  ];
+  const timer = setInterval(() => {
+    step++;
+    const opening = 3 + (step % 7);
+    for (let i = 0; i < opening; i++) metrics.connectionOpened();
+    for (let i = 0; i < 40 + 30 * Math.sin(step / 10); i++) {
+      metrics.messageIn(64);
+      metrics.messageOut(64);
+    }
+    for (let i = 0; i < 5; i++) {
+      metrics.pingSent();
+      metrics.pongReceived(2 + Math.random() * 8 + (i === 4 ? 40 : 0));
+    }
+    metrics.appHeartbeat(3);
+    // Close a little fewer than were opened: the active count climbs.
+    const closing = opening - 1;
+    for (let i = 0; i < closing; i++) {
+      metrics.connectionClosed(causes[(step + i) % 3 === 0 ? (step + i) % causes.length : 0]);
+    }
+    metrics.eventLoopLag.set(Math.random() * 4);
+  }, 50);
+  return () => clearInterval(timer);
+}
+
+Deno.test("browser: the dashboard draws live charts from its feed", async () => {
+  const metrics = new HeartwireMetrics();
+  const stopScript = script(metrics);
+  const feed = new DashboardFeed(() => metrics.snapshot(), { interval: 250 });
+  feed.start();
+  const server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    routes: { "/dashboard/ws": feed },
+    httpRoutes: monitoringRoutes(metrics),
+  });
+  const origin = `http://127.0.0.1:${server.addr.port}`;
+  const dir = await Deno.makeTempDir({ prefix: "heartwire-dashboard-" });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--headless=new", "--disable-gpu"],
+    timeout: 20_000,
+  });
+  try {
+    // Some history exists before the page opens: it must be drawn at once.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const page = await browser.newPage({
+      viewport: { width: 1280, height: 900 },
+      colorScheme: "dark",
+    });
+    const errors: string[] = [];
+    const requests: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    page.on("console", (message) => {
+      if (message.type() === "error") errors.push(message.text()); // CSP violations land here
+    });
+    page.on("request", (request) => requests.push(request.url()));
+
+    // Playwright's waitForFunction evaluates with eval(), which the page's CSP
+    // forbids (as it should); page.evaluate goes through the debugger protocol.
+    const until = async (expression: string) => {
+      const deadline = Date.now() + WAIT.timeout;
+      while (!(await page.evaluate(expression))) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${expression}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+
+    await page.goto(`${origin}/dashboard`, WAIT);
+    await until(`heartwireDashboard.connected && heartwireDashboard.messages >= 2`);
+    // Every chart has drawn non-zero data.
+    for (const chart of ["connections", "messages", "rtt", "closes", "process", "reasons"]) {
+      await until(`(heartwireDashboard.charts[${JSON.stringify(chart)}]?.max ?? 0) > 0`);
+    }
+    // Enough points for lines, then the pictures.
+    await until(`heartwireDashboard.points.length >= 12`);
+    const active = Number((await page.textContent("#t-active"))!.replace(/\D/g, ""));
+    assert(active > 0, `active tile shows ${active}`);
+    const rtt = await page.textContent("#t-rtt");
+    assert(/\d/.test(rtt ?? ""), `rtt tile shows ${rtt}`);
+    const reasonRows = await page.locator(".reason").count();
+    assertEquals(reasonRows, CLOSE_REASONS.length);
+
+    const desktop = `${dir}/dashboard-desktop.png`;
+    await page.screenshot({ path: desktop, fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.emulateMedia({ colorScheme: "light" });
+    await page.waitForTimeout(600); // a couple of pushes, redrawn at the new size
+    const phone = `${dir}/dashboard-phone.png`;
+    await page.screenshot({ path: phone, fullPage: true });
+    // Readable on a phone: nothing wider than the screen.
+    const overflow = await page.evaluate(`document.documentElement.scrollWidth`);
+    assert(Number(overflow) <= 390, `page is ${overflow} px wide on a 390 px screen`);
+    console.log(`screenshots: ${desktop} ${phone}`);
+
+    assertEquals(errors, []);
+    assertEquals(requests.filter((url) => !url.startsWith(origin)), []);
+    await page.close();
+  } finally {
+    await browser.close();
+    stopScript();
+    feed.stop();
+    await server.shutdown({ timeout: 500 });
+  }
+});
