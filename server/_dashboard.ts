@@ -107,9 +107,9 @@ export class DashboardFeed implements WebSocketHandler {
 
   /** Handler callback: replays the history, then the viewer gets every push. */
   open(ws: WebSocketConnection): void {
-    this.viewers.add(ws);
-    this.start();
+    this.start(); // the first viewer's history holds the snapshot taken now
     ws.send(`{"type":"history","snapshots":[${this.#history.join(",")}]}`);
+    this.viewers.add(ws);
   }
 
   /** Handler callback. */

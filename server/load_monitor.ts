@@ -100,7 +100,7 @@ export class LoadMonitor {
   /** True while the alert is on. */
   overloaded = false;
   /** The last load average read, or NaN if none could be. */
-  load = NaN;
+  load: number = NaN;
   /** Times the alert turned on since start. */
   alerts = 0;
   /** The load average at which the alert turns on. */
@@ -122,6 +122,8 @@ export class LoadMonitor {
   #unavailable = false;
 
   /**
+   * Makes a stopped monitor (see {@linkcode LoadMonitor.start}).
+   *
    * @throws {RangeError} if `factor`, `cpus` or `interval` is not a positive
    * number, `clearRatio` is not in (0, 1], or `clearSamples` is below 1.
    */

@@ -859,7 +859,7 @@ export class HeartwireMetrics {
       new Histogram("app_heartbeat_rtt_seconds", "Round-trip time of app heartbeats.", rtt),
     );
 
-    this.#process = new ProcessProbe(this.#started);
+    this.#process = new ProcessProbe();
     if (options.processMetrics ?? true) this.#process.register(registry);
   }
 
@@ -983,6 +983,15 @@ function histogramSnapshot(histogram: Histogram): HistogramSnapshot {
 
 // ---- process metrics ----------------------------------------------------------
 
+/** A counter kept elsewhere and read at scrape time (CPU seconds). */
+class CollectedCounter implements Metric {
+  readonly type = "counter" as const;
+  constructor(readonly name: string, readonly help: string, readonly collect: () => number) {}
+  write(out: string[], fullName: string): void {
+    out.push(`${fullName} ${formatValue(this.collect())}`);
+  }
+}
+
 interface CpuUsage {
   user: number;
   system: number;
@@ -1008,10 +1017,9 @@ class ProcessProbe {
   readonly #startTimeSeconds: number;
   #fdsReadable: boolean | undefined;
 
-  constructor(startedMs: number) {
+  constructor() {
     // The process began before these metrics: performance.timeOrigin is its start.
-    const origin = typeof performance.timeOrigin === "number" ? performance.timeOrigin : startedMs;
-    this.#startTimeSeconds = Math.floor(Math.min(origin, startedMs) / 1000);
+    this.#startTimeSeconds = Math.floor(performance.timeOrigin / 1000);
   }
 
   cpuSeconds(): number {
@@ -1041,9 +1049,11 @@ class ProcessProbe {
   register(registry: Registry): void {
     const unprefixed = { prefixed: false };
     registry.add(
-      new Gauge("process_cpu_seconds_total", "User and system CPU time spent (s).", {
-        collect: () => this.cpuSeconds(),
-      }),
+      new CollectedCounter(
+        "process_cpu_seconds_total",
+        "User and system CPU time spent (s).",
+        () => this.cpuSeconds(),
+      ),
       unprefixed,
     );
     registry.add(
@@ -1146,6 +1156,8 @@ export class EventLoopLagSampler {
   #due = 0;
 
   /**
+   * Makes a stopped sampler that hands each lag (ms) to `record`.
+   *
    * @throws {RangeError} if `interval` is not a positive finite number.
    */
   constructor(record: (ms: number) => void, options: EventLoopLagOptions = {}) {
