@@ -12,7 +12,7 @@
  * import { HeartwireMetrics } from "@heartwire/heartwire/server";
  * const metrics = new HeartwireMetrics();
  * metrics.connectionOpened();
- * metrics.messageIn(42);
+ * metrics.messageIn();
  * metrics.pongReceived(3.5);
  * console.log(metrics.registry.expose());
  * ```
@@ -668,7 +668,7 @@ export interface MetricsSnapshot {
   handshakesRefused: Record<string, number>;
   /** Data messages since start. */
   messages: { in: number; out: number };
-  /** Payload bytes of data messages since start. */
+  /** Bytes read from and written to WebSocket sockets since start (framing included). */
   bytes: { in: number; out: number };
   /** Control-frame keepalive since start. */
   pings: { sent: number; pongs: number; missed: number };
@@ -724,8 +724,9 @@ export interface HeartwireMetricsOptions {
  * import { HeartwireMetrics } from "@heartwire/heartwire/server";
  * const metrics = new HeartwireMetrics();
  * metrics.connectionOpened();
- * metrics.messageIn(5);
- * metrics.messageOut(5);
+ * metrics.messageIn();
+ * metrics.bytesRead(11);
+ * metrics.messageOut();
  * metrics.connectionClosed({ code: 1006, cause: "timeout" });
  * const text = metrics.registry.expose(); // for GET /metrics
  * const json = metrics.snapshot(); // for GET /stats
@@ -750,9 +751,9 @@ export class HeartwireMetrics {
   readonly messagesIn: Counter;
   /** `heartwire_messages_sent_total`. */
   readonly messagesOut: Counter;
-  /** `heartwire_bytes_received_total` (message payload bytes). */
+  /** `heartwire_bytes_received_total`: read from WebSocket sockets, framing included. */
   readonly bytesIn: Counter;
-  /** `heartwire_bytes_sent_total` (message payload bytes). */
+  /** `heartwire_bytes_sent_total`: written to WebSocket sockets, framing included. */
   readonly bytesOut: Counter;
   /** `heartwire_pings_sent_total`: keepalive pings. */
   readonly pingsSent: Counter;
@@ -821,8 +822,15 @@ export class HeartwireMetrics {
     );
     this.messagesIn = add(new Counter("messages_received_total", "Data messages received."));
     this.messagesOut = add(new Counter("messages_sent_total", "Data messages sent."));
-    this.bytesIn = add(new Counter("bytes_received_total", "Payload bytes of messages received."));
-    this.bytesOut = add(new Counter("bytes_sent_total", "Payload bytes of messages sent."));
+    this.bytesIn = add(
+      new Counter(
+        "bytes_received_total",
+        "Bytes read from WebSocket connections, framing included.",
+      ),
+    );
+    this.bytesOut = add(
+      new Counter("bytes_sent_total", "Bytes written to WebSocket connections, framing included."),
+    );
     this.pingsSent = add(new Counter("pings_sent_total", "Keepalive pings sent."));
     this.pongsReceived = add(
       new Counter("pongs_received_total", "Pongs received for keepalive pings."),
@@ -881,16 +889,24 @@ export class HeartwireMetrics {
     this.handshakesRefused.get(status).value++;
   }
 
-  /** A data message of `bytes` payload bytes arrived. */
-  messageIn(bytes: number): void {
+  /** A data message (text or binary, however fragmented) arrived. */
+  messageIn(): void {
     this.messagesIn.value++;
-    this.bytesIn.value += bytes;
   }
 
-  /** A data message of `bytes` payload bytes was queued. */
-  messageOut(bytes: number): void {
+  /** A data message was queued for a peer (a broadcast counts once per recipient). */
+  messageOut(): void {
     this.messagesOut.value++;
-    this.bytesOut.value += bytes;
+  }
+
+  /** `n` bytes were read from a WebSocket connection's socket (frames as on the wire). */
+  bytesRead(n: number): void {
+    this.bytesIn.value += n;
+  }
+
+  /** `n` bytes were written to a WebSocket connection's socket. */
+  bytesWritten(n: number): void {
+    this.bytesOut.value += n;
   }
 
   /** A keepalive ping was sent. */
@@ -1016,6 +1032,9 @@ function cpuUsage(): CpuUsage | undefined {
 class ProcessProbe {
   readonly #startTimeSeconds: number;
   #fdsReadable: boolean | undefined;
+  /** Listing 10 000 fds takes milliseconds: one count serves every read within a second. */
+  #fds = NaN;
+  #fdsAt = -Infinity;
 
   constructor() {
     // The process began before these metrics: performance.timeOrigin is its start.
@@ -1037,13 +1056,18 @@ class ProcessProbe {
       }
     }
     if (!this.#fdsReadable) return NaN;
+    const now = performance.now();
+    if (now - this.#fdsAt < 1_000) return this.#fds;
     let n = 0;
     try {
       for (const _ of Deno.readDirSync("/proc/self/fd")) n++;
+      n--; // the directory handle being read is one of them
     } catch {
-      return NaN;
+      n = NaN;
     }
-    return n - 1; // the directory handle being read is one of them
+    this.#fds = n;
+    this.#fdsAt = now;
+    return n;
   }
 
   register(registry: Registry): void {

@@ -34,8 +34,10 @@ function script(metrics: HeartwireMetrics): () => void {
     const opening = 3 + (step % 7);
     for (let i = 0; i < opening; i++) metrics.connectionOpened();
     for (let i = 0; i < 40 + 30 * Math.sin(step / 10); i++) {
-      metrics.messageIn(64);
-      metrics.messageOut(64);
+      metrics.messageIn();
+      metrics.messageOut();
+      metrics.bytesRead(70);
+      metrics.bytesWritten(66);
     }
     for (let i = 0; i < 5; i++) {
       metrics.pingSent();

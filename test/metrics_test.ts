@@ -175,8 +175,10 @@ Deno.test("metrics: HeartwireMetrics in a scripted session, read back from /metr
   metrics.presenceOnline.collect = () => 2;
 
   for (let i = 0; i < 5; i++) metrics.connectionOpened();
-  for (let i = 0; i < 10; i++) metrics.messageIn(100);
-  metrics.messageOut(7);
+  for (let i = 0; i < 10; i++) metrics.messageIn();
+  metrics.bytesRead(1000);
+  metrics.messageOut();
+  metrics.bytesWritten(7);
   metrics.pingSent();
   metrics.pingSent();
   metrics.pongReceived(3);
