@@ -936,6 +936,15 @@ export class HeartwireMetrics {
     this.resumes.get(ok ? "ok" : "failed").value++;
   }
 
+  /**
+   * Reads `heartwire_overloaded` and `heartwire_load1` from a load monitor
+   * (a `LoadMonitor`) at scrape time.
+   */
+  watchLoad(monitor: { readonly overloaded: boolean; readonly load: number }): void {
+    this.overloaded.collect = () => monitor.overloaded ? 1 : 0;
+    this.load1.collect = () => monitor.load;
+  }
+
   /** Every figure as JSON (the `/stats` body). */
   snapshot(): MetricsSnapshot {
     const byReason = {} as Record<CloseReason, number>;

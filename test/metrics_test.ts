@@ -282,3 +282,18 @@ Deno.test("metrics: the event-loop lag sampler measures how late its timer fires
   assertEquals(clock.pending, 0);
   assertThrows(() => new EventLoopLagSampler(() => {}, { interval: 0 }), RangeError);
 });
+
+Deno.test("metrics: watchLoad reads overloaded and load1 from a load monitor at scrape time", () => {
+  const metrics = new HeartwireMetrics({ processMetrics: false });
+  const monitor = { overloaded: false, load: 1.25 };
+  metrics.watchLoad(monitor);
+  let f = parse(metrics.registry.expose());
+  assertEquals(value(f, "heartwire_overloaded"), 0);
+  assertEquals(value(f, "heartwire_load1"), 1.25);
+  monitor.overloaded = true;
+  monitor.load = 4.5;
+  f = parse(metrics.registry.expose());
+  assertEquals(value(f, "heartwire_overloaded"), 1);
+  assertEquals(metrics.snapshot().overloaded, true);
+  assertEquals(metrics.snapshot().load1, 4.5);
+});
