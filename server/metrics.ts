@@ -1073,6 +1073,7 @@ class ProcessProbe {
       n--; // the directory handle being read is one of them
     } catch {
       n = NaN;
+      this.#fdsReadable = false; // it will not get better: stop trying
     }
     this.#fds = n;
     this.#fdsAt = now;
@@ -1101,12 +1102,16 @@ class ProcessProbe {
       }),
       unprefixed,
     );
-    registry.add(
-      new Gauge("process_open_fds", "Open file descriptors.", {
-        collect: () => this.openFds(),
-      }),
-      unprefixed,
-    );
+    // Left out, rather than NaN forever, where /proc cannot be read (Deno asks
+    // for --allow-all to list /proc/self/fd).
+    if (!Number.isNaN(this.openFds())) {
+      registry.add(
+        new Gauge("process_open_fds", "Open file descriptors.", {
+          collect: () => this.openFds(),
+        }),
+        unprefixed,
+      );
+    }
     registry.add(
       new Gauge("heap_used_bytes", "V8 heap in use (bytes).", {
         collect: () => Deno.memoryUsage().heapUsed,
