@@ -26,3 +26,6 @@ export * from "./keepalive.ts";
 export * from "./timer_heap.ts";
 export * from "./http.ts";
 export * from "./cli.ts";
+export * from "./metrics.ts";
+export * from "./load_monitor.ts";
+export * from "./trusted_proxy.ts";
