@@ -1,35 +1,50 @@
 /**
- * The `/ws` application protocol: a JSON envelope `{"type": ..., ...}` on text
- * frames, shared by the server and the reconnecting client.
+ * The `/ws` application protocol of the hub: a JSON envelope
+ * `{"type": ..., ...}` on text frames, shared by the server (hub/) and the
+ * reconnecting client (client/).
  *
  * ```text
  * client                                              server
- *   │ GET /ws?id=c1&session=s1&last_seq=7  (resume)     │
- *   │ ◀──── {"type":"welcome","session":"s1",...,"last_cseq":3}
- *   │ ◀──── {"type":"chat","seq":8,...}   (replay of what was missed)
- *   │ ────▶ {"type":"chat","cseq":4,"text":"hi"}   (outbox re-sent)
- *   │ ◀──── {"type":"ack","cseq":4}
- *   │ ────▶ {"type":"ack","seq":8}
- *
- *   │ GET /ws?id=c1&session=s1&last_seq=9  (s1 expired) │
- *   │ ◀──── {"type":"resume_failed","session":"s1",...,"last_cseq":5}
- *   │ ◀──── {"type":"welcome","session":"s2","resumed":false,...,"last_cseq":0}
- *   │ ────▶ {"type":"chat","cseq":6,...}   (only what s1 had not processed)
+ *   │ GET /ws?id=c1&session=s1             (resume)     │
+ *   │ ◀──── {"type":"welcome","session":"s1","resumed":true,...,"last_cseq":3}
+ *   │ ◀──── {"type":"subscribed","topic":"lobby","epoch":"e1","offset":9}
+ *   │ ────▶ {"type":"subscribe","topic":"lobby","epoch":"e1","offset":7}  (recover)
+ *   │ ◀──── {"type":"subscribed","topic":"lobby","epoch":"e1","offset":7,"recovered":true}
+ *   │ ◀──── {"type":"chat","topic":"lobby","offset":8,...}   (history)
+ *   │ ◀──── {"type":"chat","topic":"lobby","offset":9,...}
+ *   │ ────▶ {"type":"move","cseq":4,"x":1}   (outbox re-sent)
+ *   │ ◀──── {"type":"ack","cseq":4,"reply":{"ok":true}}
  * ```
  *
- * Server messages that carry a `seq` are application messages: numbered per
- * session, replayed after a resume, acknowledged by the client. The rest
- * (welcome, acks, errors, heartbeat answers) are protocol messages and are
- * never numbered. Client messages carry a `cseq` so the server can drop
- * re-sends it already processed; `cseq` only has to rise, so a client keeps
- * its numbering when it moves to a new session (whose `last_cseq` is 0).
+ * **Publications** are what topics carry: any server message whose type is
+ * not a protocol type, with `topic` and `offset`. Each topic has a bounded
+ * history with rising offsets and an `epoch` (a random string chosen when
+ * the history was created; a restart or loss of history changes it). The
+ * client keeps, per topic, the epoch and the last offset it delivered; it
+ * accepts only `offset + 1`, drops what it has, and on a gap (or after any
+ * reconnect) sends `subscribe {topic, epoch, offset}` to recover. The answer
+ * `subscribed {recovered}` is followed by the missed publications; with
+ * `recovered: false` (history trimmed, epoch changed) they are lost and the
+ * client is told so — never a silent gap.
+ *
+ * After the welcome the server sends `subscribed {topic, epoch, offset}`
+ * (no `recovered` field) for every topic the session is in: a client that
+ * does not track the topic yet starts at that offset. Direct messages to one
+ * session ride its own topic, named {@linkcode DIRECT_TOPIC} on the wire.
+ *
+ * **Client messages** of any type the server registered carry a `cseq`
+ * (optional) so the server can drop re-sends it already processed. It is
+ * answered with `ack {cseq, reply?}` (`reply` is the handler's return value)
+ * or `error {cseq, reason}` followed by the ack; a refused message counts as
+ * processed. A `cseq` more than the server's window above the last one
+ * processed is refused without an ack and without being processed.
  *
  * A `resume_failed` with `last_cseq` means the old session processed the
  * client messages up to it and no others, ever: the client drops those from
- * its outbox and re-sends only the rest, so none is done twice. Without it
- * the server does not know (the session is long gone, or the server
- * restarted), and re-sending is the client's choice between a duplicate and
- * a loss.
+ * its outbox, renumbers the rest from the new session's `last_cseq + 1` and
+ * re-sends them, so none is done twice. Without it the server does not know
+ * (the session is long gone, or the server restarted), and re-sending is the
+ * client's choice between a duplicate and a loss.
  *
  * Two close codes end a connection because of its session: 4000
  * ({@linkcode SESSION_TAKEN_OVER}, reason `last_cseq=N`) when a newer
@@ -89,7 +104,7 @@ export interface Welcome {
   session: string;
   /** The client id (the one asked for with `?id=`, or one the server made up). */
   id: string;
-  /** True if the asked session was resumed; false for a new session (seq restarts at 1). */
+  /** True if the asked session was resumed; false for a new session. */
   resumed: boolean;
   /** The heartbeat timing the client must use on this connection. */
   heartbeat: HeartbeatTiming;
@@ -116,7 +131,7 @@ export interface ResumeFailed {
   type: "resume_failed";
   /** The session that could not be resumed. */
   session: string;
-  /** Why, for people: "unknown", "expired", "replay buffer overrun"... */
+  /** Why, for people: "unknown or expired session", "invalid session id"... */
   reason: string;
   /**
    * Highest client `cseq` the failed session processed; it will process no
@@ -127,12 +142,13 @@ export interface ResumeFailed {
 }
 
 /**
- * The server processed every client message up to `cseq` (cumulative).
+ * The server processed every client message up to `cseq` (cumulative); the
+ * handler of message `cseq` returned `reply` (absent if it returned nothing).
  *
  * @example
  * ```ts
  * import type { ServerAck } from "@heartwire/heartwire/protocol";
- * const ack: ServerAck = { type: "ack", cseq: 4 };
+ * const ack: ServerAck = { type: "ack", cseq: 4, reply: { score: 10 } };
  * ```
  */
 export interface ServerAck {
@@ -140,6 +156,8 @@ export interface ServerAck {
   type: "ack";
   /** Highest client sequence number processed. */
   cseq: number;
+  /** What the handler of message `cseq` returned, if anything. */
+  reply?: unknown;
 }
 
 /**
@@ -148,7 +166,7 @@ export interface ServerAck {
  * @example
  * ```ts
  * import type { ErrorMessage } from "@heartwire/heartwire/protocol";
- * const error: ErrorMessage = { type: "error", reason: "unknown message type" };
+ * const error: ErrorMessage = { type: "error", reason: 'unknown message type "dance"' };
  * ```
  */
 export interface ErrorMessage {
@@ -181,84 +199,106 @@ export interface ReconnectRequest {
 }
 
 /**
- * A numbered server message meant for the application (chat, subscribed,
- * presence...). `seq` rises by 1 per session, across resumed connections.
+ * Where a topic's stream stands: its history's epoch and an offset in it.
  *
  * @example
  * ```ts
- * import type { AppMessage } from "@heartwire/heartwire/protocol";
- * const message: AppMessage = { type: "subscribed", seq: 8, room: "x" };
+ * import type { TopicPosition } from "@heartwire/heartwire/protocol";
+ * const position: TopicPosition = { epoch: "k3j9x0aa", offset: 41 };
  * ```
  */
-export interface AppMessage {
+export interface TopicPosition {
+  /** Names one life of the topic's history; a new history gets a new epoch. */
+  epoch: string;
+  /** An offset in it: 0 before the first publication. */
+  offset: number;
+}
+
+/**
+ * The session is in `topic`; the next publication of it has `offset + 1`.
+ *
+ * The answer to a `subscribe` has `recovered`: true when every publication
+ * after the asked offset follows (the history still held them), false when
+ * they are lost (trimmed, or the epoch changed) and `offset` is the topic's
+ * current one. Sent without `recovered` after a welcome, for the topics the
+ * session is in.
+ *
+ * @example
+ * ```ts
+ * import type { SubscribedMessage } from "@heartwire/heartwire/protocol";
+ * const subscribed: SubscribedMessage = {
+ *   type: "subscribed",
+ *   topic: "lobby",
+ *   epoch: "k3j9x0aa",
+ *   offset: 7,
+ *   recovered: true,
+ * };
+ * ```
+ */
+export interface SubscribedMessage extends TopicPosition {
+  /** Always "subscribed". */
+  type: "subscribed";
+  /** The topic. */
+  topic: string;
+  /** For an answer to a recovering `subscribe`: whether nothing was lost. */
+  recovered?: boolean;
+}
+
+/**
+ * The session left `topic` (the client asked, or the server removed it).
+ *
+ * @example
+ * ```ts
+ * import type { UnsubscribedMessage } from "@heartwire/heartwire/protocol";
+ * const unsubscribed: UnsubscribedMessage = { type: "unsubscribed", topic: "x" };
+ * ```
+ */
+export interface UnsubscribedMessage {
+  /** Always "unsubscribed". */
+  type: "unsubscribed";
+  /** The topic. */
+  topic: string;
+}
+
+/**
+ * A message a topic carries: any type that is not a protocol type, with the
+ * topic and its offset, and fields that depend on the type.
+ *
+ * @example
+ * ```ts
+ * import type { Publication } from "@heartwire/heartwire/protocol";
+ * const chat: Publication = {
+ *   type: "chat",
+ *   topic: "lobby",
+ *   offset: 8,
+ *   from: "bob",
+ *   text: "hi",
+ *   ts: 1700000000000,
+ * };
+ * ```
+ */
+export interface Publication {
   /** What kind of message this is. */
   type: string;
-  /** Per-session sequence number, from 1. */
-  seq: number;
+  /** The topic it was published to ({@linkcode DIRECT_TOPIC} for direct messages). */
+  topic: string;
+  /** Its offset in the topic's history, from 1. */
+  offset: number;
   /** Fields that depend on the type. */
   [field: string]: unknown;
 }
 
 /**
- * A chat message as the server broadcasts it.
+ * The topic name direct messages to one session arrive on. Every session is
+ * in its own; names starting with `$` are the server's.
  *
  * @example
  * ```ts
- * import type { ChatBroadcast } from "@heartwire/heartwire/protocol";
- * const chat: ChatBroadcast = {
- *   type: "chat",
- *   seq: 7,
- *   from: "c1",
- *   text: "hi",
- *   room: "lobby",
- *   ts: 1700000000000,
- * };
+ * import { DIRECT_TOPIC } from "@heartwire/heartwire/protocol";
+ * console.log(DIRECT_TOPIC); // "$direct"
  * ```
  */
-export interface ChatBroadcast extends AppMessage {
-  /** Always "chat". */
-  type: "chat";
-  /** The sender's client id. */
-  from: string;
-  /** The message text. */
-  text: string;
-  /** The room it was sent to. */
-  room: string;
-  /** Server time (ms) when it was accepted. */
-  ts: number;
-}
-
-/**
- * Confirms a subscription to a room.
- *
- * @example
- * ```ts
- * import type { SubscribedMessage } from "@heartwire/heartwire/protocol";
- * const subscribed: SubscribedMessage = { type: "subscribed", seq: 8, room: "x" };
- * ```
- */
-export interface SubscribedMessage extends AppMessage {
-  /** Always "subscribed". */
-  type: "subscribed";
-  /** The room now subscribed to. */
-  room: string;
-}
-
-/**
- * Confirms that a room was left.
- *
- * @example
- * ```ts
- * import type { UnsubscribedMessage } from "@heartwire/heartwire/protocol";
- * const unsubscribed: UnsubscribedMessage = { type: "unsubscribed", seq: 9, room: "x" };
- * ```
- */
-export interface UnsubscribedMessage extends AppMessage {
-  /** Always "unsubscribed". */
-  type: "unsubscribed";
-  /** The room no longer subscribed to. */
-  room: string;
-}
+export const DIRECT_TOPIC = "$direct";
 
 /**
  * The close code a server uses on a connection whose session was taken over
@@ -295,7 +335,7 @@ export const SESSION_TAKEN_OVER = 4000;
 export const SESSION_ENDED = 4001;
 
 /**
- * Every unnumbered server message: handled by the client library itself.
+ * Every server message the client library handles itself.
  *
  * @example
  * ```ts
@@ -309,81 +349,80 @@ export type ProtocolMessage =
   | HeartbeatAck
   | ServerAck
   | ErrorMessage
-  | ReconnectRequest;
+  | ReconnectRequest
+  | SubscribedMessage
+  | UnsubscribedMessage;
 
 /**
  * Anything a server sends on `/ws`. Tell the two kinds apart with
- * {@linkcode isAppMessage}, then switch on `type`.
+ * {@linkcode isPublication}, then switch on `type`.
  *
  * @example
  * ```ts
  * import type { ServerMessage } from "@heartwire/heartwire/protocol";
- * const messages: ServerMessage[] = [{ type: "ack", cseq: 1 }, { type: "chat", seq: 1 }];
+ * const messages: ServerMessage[] = [
+ *   { type: "ack", cseq: 1 },
+ *   { type: "chat", topic: "lobby", offset: 1, text: "hi" },
+ * ];
  * ```
  */
-export type ServerMessage = ProtocolMessage | AppMessage;
+export type ServerMessage = ProtocolMessage | Publication;
 
 /**
- * The client processed every server message up to `seq` (cumulative).
+ * The message types of the protocol itself, in either direction: an
+ * application may not register or publish them.
  *
  * @example
  * ```ts
- * import type { ClientAck } from "@heartwire/heartwire/protocol";
- * const ack: ClientAck = { type: "ack", seq: 8 };
+ * import { RESERVED_TYPES } from "@heartwire/heartwire/protocol";
+ * RESERVED_TYPES.has("ack"); // true
+ * RESERVED_TYPES.has("move"); // false
  * ```
  */
-export interface ClientAck {
-  /** Always "ack". */
-  type: "ack";
-  /** Highest server sequence number processed. */
-  seq: number;
-}
+export const RESERVED_TYPES: ReadonlySet<string> = new Set([
+  "welcome",
+  "resume_failed",
+  "heartbeat",
+  "heartbeat_ack",
+  "ack",
+  "error",
+  "reconnect",
+  "subscribe",
+  "subscribed",
+  "unsubscribe",
+  "unsubscribed",
+]);
 
 /**
- * A chat message as a client sends it.
- *
- * @example
- * ```ts
- * import type { ChatMessage } from "@heartwire/heartwire/protocol";
- * const chat: ChatMessage = { type: "chat", cseq: 3, text: "hi", room: "lobby" };
- * ```
- */
-export interface ChatMessage {
-  /** Always "chat". */
-  type: "chat";
-  /** Client sequence number; a message without one is processed without dedupe. */
-  cseq?: number;
-  /** The message text. */
-  text: string;
-  /** The room; the server's default room if absent. */
-  room?: string;
-}
-
-/**
- * Asks to receive a room's messages.
+ * Asks to receive a topic's publications; with `epoch` and `offset`, to
+ * recover every publication after `offset` too.
  *
  * @example
  * ```ts
  * import type { SubscribeMessage } from "@heartwire/heartwire/protocol";
- * const subscribe: SubscribeMessage = { type: "subscribe", cseq: 4, room: "x" };
+ * const subscribe: SubscribeMessage = { type: "subscribe", topic: "x", epoch: "k3", offset: 4 };
  * ```
  */
 export interface SubscribeMessage {
   /** Always "subscribe". */
   type: "subscribe";
-  /** Client sequence number. */
+  /** Client sequence number; recovering subscribes go without one. */
   cseq?: number;
-  /** The room. */
-  room: string;
+  /** The topic. */
+  topic: string;
+  /** The epoch the client's `offset` belongs to. */
+  epoch?: string;
+  /** The last offset the client has. */
+  offset?: number;
 }
 
 /**
- * Stops receiving a room's messages.
+ * Stops receiving a topic's publications.
  *
  * @example
  * ```ts
  * import type { UnsubscribeMessage } from "@heartwire/heartwire/protocol";
- * const unsubscribe: UnsubscribeMessage = { type: "unsubscribe", cseq: 5, room: "x" };
+ * const unsubscribe: UnsubscribeMessage = { type: "unsubscribe", cseq: 5, topic: "x" };
  * ```
  */
 export interface UnsubscribeMessage {
@@ -391,8 +430,26 @@ export interface UnsubscribeMessage {
   type: "unsubscribe";
   /** Client sequence number. */
   cseq?: number;
-  /** The room. */
-  room: string;
+  /** The topic. */
+  topic: string;
+}
+
+/**
+ * A message of a type the application registered: anything not reserved.
+ *
+ * @example
+ * ```ts
+ * import type { UserMessage } from "@heartwire/heartwire/protocol";
+ * const move: UserMessage = { type: "move", cseq: 3, x: 1, y: 2 };
+ * ```
+ */
+export interface UserMessage {
+  /** The application's type. */
+  type: string;
+  /** Client sequence number; a message without one is processed without dedupe or ack. */
+  cseq?: number;
+  /** Fields that depend on the type. */
+  [field: string]: unknown;
 }
 
 /**
@@ -401,15 +458,10 @@ export interface UnsubscribeMessage {
  * @example
  * ```ts
  * import type { ClientMessage } from "@heartwire/heartwire/protocol";
- * const message: ClientMessage = { type: "subscribe", cseq: 1, room: "lobby" };
+ * const message: ClientMessage = { type: "subscribe", cseq: 1, topic: "lobby" };
  * ```
  */
-export type ClientMessage =
-  | Heartbeat
-  | ClientAck
-  | ChatMessage
-  | SubscribeMessage
-  | UnsubscribeMessage;
+export type ClientMessage = Heartbeat | SubscribeMessage | UnsubscribeMessage | UserMessage;
 
 /**
  * A text frame that is not a valid message. The message says what is wrong
@@ -462,14 +514,19 @@ function envelope(text: string): Fields {
 function string(value: Fields, field: string): string {
   const found = value[field];
   if (typeof found === "string") return found;
-  throw new MessageError(`${value.type} field "${field}" must be a string`);
+  throw new MessageError(`${shortType(value)} field "${field}" must be a string`);
 }
 
-/** A sequence number or delay: a safe integer >= `least`. */
+/** A sequence number, offset or delay: a safe integer >= `least`. */
 function whole(value: Fields, field: string, least = 0): number {
   const found = value[field];
   if (Number.isSafeInteger(found) && (found as number) >= least) return found as number;
-  throw new MessageError(`${value.type} field "${field}" must be a whole number >= ${least}`);
+  throw new MessageError(`${shortType(value)} field "${field}" must be a whole number >= ${least}`);
+}
+
+/** The type, bounded: error reasons never echo much of what a peer sent. */
+function shortType(value: Fields): string {
+  return String(value.type).slice(0, 32);
 }
 
 /** Runs a heartbeat.ts parser, reporting its error as a MessageError. */
@@ -482,26 +539,25 @@ function heartbeatField<T>(parse: (value: unknown) => T | undefined, value: Fiel
 }
 
 /**
- * Whether a server message is an application message (it has a `seq`).
+ * Whether a server message is a publication (of a topic, with an offset).
  *
  * @example
  * ```ts
- * import { isAppMessage, parseServerMessage } from "@heartwire/heartwire/protocol";
- * isAppMessage(parseServerMessage('{"type":"chat","seq":1,"text":"hi"}')); // true
- * isAppMessage(parseServerMessage('{"type":"ack","cseq":1}')); // false
+ * import { isPublication, parseServerMessage } from "@heartwire/heartwire/protocol";
+ * isPublication(parseServerMessage('{"type":"chat","topic":"a","offset":1}')); // true
+ * isPublication(parseServerMessage('{"type":"ack","cseq":1}')); // false
  * ```
  */
-export function isAppMessage(message: ServerMessage): message is AppMessage {
-  return typeof (message as { seq?: unknown }).seq === "number";
+export function isPublication(message: ServerMessage): message is Publication {
+  return !RESERVED_TYPES.has(message.type);
 }
 
 /**
  * Parses one text frame from the server.
  *
  * Protocol messages come back with only their known fields, checked;
- * application messages come back whole once their `seq` (a whole number
- * >= 1) is checked. Any other message is an error, because every message that
- * is not a protocol message must be numbered.
+ * publications come back whole once their `topic` (a string) and `offset`
+ * (a whole number >= 1) are checked.
  *
  * @throws {MessageError} if the text is not JSON, not an object with a string
  * `type`, or a field has the wrong type.
@@ -510,7 +566,7 @@ export function isAppMessage(message: ServerMessage): message is AppMessage {
  * ```ts
  * import { parseServerMessage } from "@heartwire/heartwire/protocol";
  * parseServerMessage('{"type":"ack","cseq":4,"extra":1}'); // { type: "ack", cseq: 4 }
- * parseServerMessage('{"type":"chat","seq":7,"text":"hi"}'); // returned as is
+ * parseServerMessage('{"type":"chat","topic":"lobby","offset":7,"text":"hi"}'); // as is
  * ```
  */
 export function parseServerMessage(text: string): ServerMessage {
@@ -546,8 +602,11 @@ export function parseServerMessage(text: string): ServerMessage {
     }
     case "heartbeat_ack":
       return heartbeatField(parseHeartbeatAck, value);
-    case "ack":
-      return { type: "ack", cseq: whole(value, "cseq") };
+    case "ack": {
+      const ack: ServerAck = { type: "ack", cseq: whole(value, "cseq") };
+      if (value.reply !== undefined) ack.reply = value.reply;
+      return ack;
+    }
     case "error": {
       const error: ErrorMessage = { type: "error", reason: string(value, "reason") };
       if (value.cseq !== undefined) error.cseq = whole(value, "cseq", 1);
@@ -555,26 +614,50 @@ export function parseServerMessage(text: string): ServerMessage {
     }
     case "reconnect":
       return { type: "reconnect", delay: whole(value, "delay") };
+    case "subscribed": {
+      const subscribed: SubscribedMessage = {
+        type: "subscribed",
+        topic: string(value, "topic"),
+        epoch: string(value, "epoch"),
+        offset: whole(value, "offset"),
+      };
+      if (value.recovered !== undefined) {
+        if (typeof value.recovered !== "boolean") {
+          throw new MessageError('subscribed field "recovered" must be a boolean');
+        }
+        subscribed.recovered = value.recovered;
+      }
+      return subscribed;
+    }
+    case "unsubscribed":
+      return { type: "unsubscribed", topic: string(value, "topic") };
+    case "heartbeat":
+    case "subscribe":
+    case "unsubscribe":
+      throw new MessageError(`"${value.type}" is a client message`);
     default:
-      whole(value, "seq", 1);
-      return value as AppMessage;
+      string(value, "topic");
+      whole(value, "offset", 1);
+      return value as Publication;
   }
 }
 
 /**
  * Parses one text frame from a client: what the server calls on `/ws`.
  *
- * Known messages come back with only their known fields, checked. A `cseq`,
- * where allowed, is optional and must be a whole number >= 1.
+ * Protocol messages come back with only their known fields, checked; a
+ * message of any other type that is not reserved comes back whole (its type
+ * is the application's to know). A `cseq` is optional and must be a whole
+ * number >= 1.
  *
  * @throws {MessageError} if the text is not JSON, not an object with a string
- * `type`, the type is unknown, or a field has the wrong type. Its `cseq` is
- * the message's, if that one is valid.
+ * `type`, the type is reserved for server messages, or a field has the wrong
+ * type. Its `cseq` is the message's, if that one is valid.
  *
  * @example
  * ```ts
  * import { parseClientMessage } from "@heartwire/heartwire/protocol";
- * parseClientMessage('{"type":"chat","cseq":3,"text":"hi"}'); // { type: "chat", cseq: 3, text: "hi" }
+ * parseClientMessage('{"type":"move","cseq":3,"x":1}'); // { type: "move", cseq: 3, x: 1 }
  * parseClientMessage('{"type":"heartbeat","id":1}'); // { type: "heartbeat", id: 1 }
  * ```
  */
@@ -592,25 +675,29 @@ export function parseClientMessage(text: string): ClientMessage {
 }
 
 function clientMessage(value: Fields): ClientMessage {
-  let message: ChatMessage | SubscribeMessage | UnsubscribeMessage;
   switch (value.type) {
     case "heartbeat":
       return heartbeatField(parseHeartbeat, value);
-    case "ack":
-      return { type: "ack", seq: whole(value, "seq") };
-    case "chat":
-      message = { type: "chat", text: string(value, "text") };
-      if (value.room !== undefined) message.room = string(value, "room");
-      break;
-    case "subscribe":
-    case "unsubscribe":
-      message = { type: value.type, room: string(value, "room") };
-      break;
-    default:
-      throw new MessageError(`unknown message type "${String(value.type).slice(0, 32)}"`);
+    case "subscribe": {
+      const message: SubscribeMessage = { type: "subscribe", topic: string(value, "topic") };
+      if (value.cseq !== undefined) message.cseq = whole(value, "cseq", 1);
+      if (value.offset !== undefined || value.epoch !== undefined) {
+        message.epoch = string(value, "epoch");
+        message.offset = whole(value, "offset");
+      }
+      return message;
+    }
+    case "unsubscribe": {
+      const message: UnsubscribeMessage = { type: "unsubscribe", topic: string(value, "topic") };
+      if (value.cseq !== undefined) message.cseq = whole(value, "cseq", 1);
+      return message;
+    }
   }
-  if (value.cseq !== undefined) message.cseq = whole(value, "cseq", 1);
-  return message;
+  if (RESERVED_TYPES.has(value.type as string)) {
+    throw new MessageError(`"${value.type}" is a server message type`);
+  }
+  if (value.cseq !== undefined) whole(value, "cseq", 1);
+  return value as UserMessage;
 }
 
 /**

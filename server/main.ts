@@ -6,7 +6,8 @@
 import { CliError, parseCliArgs, USAGE } from "./cli.ts";
 import { CloseCode } from "../protocol/close.ts";
 import { retryAfterReason } from "../protocol/messages.ts";
-import { serve, type ServeOptions, type Server, type ShutdownOptions } from "./server.ts";
+import { echoHandler, serve, type ServeOptions, type Server, type ShutdownOptions } from "./server.ts";
+import { chat, Hub } from "../hub/mod.ts";
 
 async function main(): Promise<void> {
   let cli;
@@ -32,6 +33,14 @@ async function main(): Promise<void> {
       fail(2, `cannot read the TLS certificate or key: ${(error as Error).message}`);
     }
   }
+  // /ws: the hub with chat in "lobby"; the app heartbeat a browser is told
+  // to use matches the ping timing.
+  const hub = chat(
+    new Hub({
+      heartbeat: { interval: cli.pingInterval ?? 25_000, timeout: cli.pingTimeout ?? 10_000 },
+    }),
+    { topic: "lobby" },
+  );
   let server: Server;
   try {
     server = serve({
@@ -41,6 +50,7 @@ async function main(): Promise<void> {
       pingInterval: cli.pingInterval,
       pingTimeout: cli.pingTimeout,
       maxPayload: cli.maxPayload,
+      routes: { "/echo": echoHandler, "/ws": hub },
       onListen(addr) {
         const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
         const origin = `${host}:${addr.port}`;

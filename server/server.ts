@@ -17,7 +17,6 @@ import {
   WebSocketConnection,
   type WebSocketHandler,
 } from "./connection.ts";
-import { WsApp } from "./app.ts";
 import { demoRoutes } from "./demo.ts";
 import { type HttpResponse, readRequestHead, respondAndClose, writeAll } from "./http.ts";
 import { systemClock, TimerHeap } from "./timer_heap.ts";
@@ -62,9 +61,8 @@ export interface ServeOptions {
   /** PEM certificate and key: serve wss:// with `Deno.listenTls`. */
   tls?: { cert: string; key: string };
   /**
-   * WebSocket routes by path. Default: `/echo` ({@linkcode echoHandler}) and
-   * `/ws` (a {@linkcode WsApp} announcing `pingInterval` / `pingTimeout` as
-   * its heartbeat timing).
+   * WebSocket routes by path. Default: `/echo` ({@linkcode echoHandler}).
+   * The application layer (hub/) is mounted by the program, server/main.ts.
    */
   routes?: Record<string, WebSocketHandler>;
   /**
@@ -259,12 +257,6 @@ class HeartwireServer implements Server {
     const pingTimeout = options.pingTimeout ?? 10_000;
     this.#routes = options.routes ?? {
       "/echo": echoHandler,
-      // The app heartbeat a browser is told to use matches the ping timing.
-      "/ws": new WsApp({
-        heartbeat: { interval: pingInterval, timeout: pingTimeout },
-        // Its session sweep shares the connections' heap and OS timer.
-        clock: this.#heap.asClock(),
-      }),
     };
     this.#connectionOptions = {
       keepalive: { interval: pingInterval, timeout: pingTimeout },

@@ -1,0 +1,769 @@
+/**
+ * The hub: an open application layer on one WebSocket route — sessions that
+ * survive reconnects, topics with recoverable history, and the
+ * application's own message types with request–response.
+ *
+ * A connection opens with `GET /ws?id=CLIENT&session=S` (both optional) and
+ * is told, in this order:
+ *
+ * 1. `resume_failed` — only if `session` was asked for and cannot be resumed,
+ *    with the session's last processed `cseq` when the server still knows it;
+ * 2. `welcome` — the session (resumed or new), the client id, the heartbeat
+ *    timing and the last client `cseq` processed;
+ * 3. `subscribed {topic, epoch, offset}` for every topic of the session and
+ *    for its direct topic (`$direct`); publications follow from `offset + 1`.
+ *
+ * Then:
+ *
+ * | client sends | server answers |
+ * |---|---|
+ * | `heartbeat {id?, ts?}` | `heartbeat_ack` at once, before anything queued (never numbered) |
+ * | `subscribe {topic, cseq?}` | `subscribed {topic, epoch, offset}`, then `ack {cseq}` |
+ * | `subscribe {topic, epoch, offset}` | `subscribed {…, recovered}`, then every publication after `offset` if recovered |
+ * | `unsubscribe {topic, cseq?}` | `unsubscribed {topic}`, then `ack {cseq}` |
+ * | `{type, cseq?, …}` of a registered type | the handler runs; `ack {cseq, reply?}` with its return value |
+ * | a handler throws or rejects | `error {reason, cseq?}`, then `ack {cseq}`; the connection stays |
+ * | a `cseq` already processed | `ack {cseq}` only: a re-send is never processed twice |
+ * | a `cseq` more than `maxCseqJump` above the last processed | `error {reason}`; nothing processed, no ack |
+ * | invalid JSON, unknown or reserved type, bad field | `error {reason, cseq?}` (+ `ack` with a cseq) |
+ * | a binary frame | close 1003 (RFC 6455 §7.4.1) |
+ *
+ * Messages of one connection are handled one at a time, in order, so a
+ * handler's promise holds back the next message of that connection only.
+ *
+ * @module
+ */
+import { CloseCode } from "../protocol/close.ts";
+import type { Clock } from "../protocol/clock.ts";
+import { type Heartbeat, heartbeatAck } from "../protocol/heartbeat.ts";
+import {
+  type ClientMessage,
+  DIRECT_TOPIC,
+  type ErrorMessage,
+  type HeartbeatTiming,
+  MessageError,
+  parseClientMessage,
+  type ReconnectRequest,
+  RESERVED_TYPES,
+  type ResumeFailed,
+  retryAfterReason,
+  SESSION_ENDED,
+  SESSION_TAKEN_OVER,
+  type SubscribedMessage,
+  type SubscribeMessage,
+  takenOverReason,
+  type TopicPosition,
+  type UserMessage,
+  type Welcome,
+} from "../protocol/messages.ts";
+import type { WebSocketConnection, WebSocketHandler } from "../server/mod.ts";
+import { type HistoryStore, MemoryHistory } from "./history.ts";
+import { MemorySessionStore, type Session, type SessionStore } from "./sessions.ts";
+
+/**
+ * What a handler is given besides the message.
+ *
+ * @example
+ * ```ts
+ * import { Hub } from "@heartwire/heartwire/hub";
+ * const hub = new Hub();
+ * hub.on("whoami", (ctx) => ({ id: ctx.clientId, session: ctx.session.id }));
+ * hub.dispose();
+ * ```
+ */
+export interface HubContext {
+  /** The hub. */
+  readonly hub: Hub;
+  /** The sender's session. */
+  readonly session: Session;
+  /** The sender's client id. */
+  readonly clientId: string;
+  /** The connection the message came on. */
+  readonly connection: WebSocketConnection;
+  /** Sends a direct message to the sender's session (recoverable, like any publication). */
+  send(type: string, fields?: Record<string, unknown>): Promise<TopicPosition | undefined>;
+}
+
+/**
+ * A message handler: its return value (or what its promise resolves to)
+ * becomes the `reply` of the message's ack; a throw or rejection becomes an
+ * `error` with the error's message.
+ *
+ * @example
+ * ```ts
+ * import type { HubHandler } from "@heartwire/heartwire/hub";
+ * const add: HubHandler<{ a: number; b: number }> = (_ctx, m) => ({ sum: m.a + m.b });
+ * ```
+ */
+export type HubHandler<M = Record<string, unknown>> = (
+  ctx: HubContext,
+  message: M & { type: string; cseq?: number },
+) => unknown;
+
+/**
+ * Decides whether a session may join a topic: `true` allows; `false` or a
+ * reason (a string) refuses with an `error`.
+ *
+ * @example
+ * ```ts
+ * import type { Authorize } from "@heartwire/heartwire/hub";
+ * const authorize: Authorize = (session, topic) =>
+ *   !topic.startsWith("admin:") || session.clientId === "root" || "admins only";
+ * ```
+ */
+export type Authorize = (
+  session: Session,
+  topic: string,
+) => boolean | string | Promise<boolean | string>;
+
+/**
+ * Options for {@linkcode Hub}. Every field has a default.
+ *
+ * @example
+ * ```ts
+ * import { Hub, type HubOptions } from "@heartwire/heartwire/hub";
+ * const options: HubOptions = { grace: 30_000, maxTopicsPerSession: 8 };
+ * const hub = new Hub(options);
+ * hub.dispose();
+ * ```
+ */
+export interface HubOptions {
+  /** The heartbeat timing announced in `welcome`. Default 25 000 / 10 000. */
+  heartbeat?: HeartbeatTiming;
+  /** Where sessions live. Default a {@linkcode MemorySessionStore} with `grace`, `maxSessions`, `clock`, `createId`. */
+  sessions?: SessionStore;
+  /** Where topic histories live. Default a {@linkcode MemoryHistory}. */
+  history?: HistoryStore;
+  /** For the default session store: how long (ms) a detached session can be resumed. Default 60 000. */
+  grace?: number;
+  /** For the default session store: sessions kept at once. Default 10 000. */
+  maxSessions?: number;
+  /** For the default session store: makes session ids (1 to 256 characters, unguessable). */
+  createId?: () => string;
+  /** Decides joins; default: every topic whose name is valid. */
+  authorize?: Authorize;
+  /** Topics one session may be in, default topics included. Default 16. */
+  maxTopicsPerSession?: number;
+  /** Topics with members on this hub at once; default topics may always be joined. Default 10 000. */
+  maxTopics?: number;
+  /** Longest topic name, in UTF-16 code units. Default 64. */
+  maxTopicNameLength?: number;
+  /**
+   * How far above the last processed `cseq` a message's `cseq` may be; a
+   * bigger jump is refused unprocessed (a `cseq` of 2^53−1 would otherwise
+   * make every later message "done already"). Default 1 000.
+   */
+  maxCseqJump?: number;
+  /** Publications held back per topic while a connection recovers it. Default 10 000. */
+  maxRecoveryBuffer?: number;
+  /** Monotonic time for grace periods and the sweep timer. Default the system clock. */
+  clock?: Clock;
+  /** Wall-clock ms for `server_ts` of heartbeat acks. Default `Date.now`. */
+  wallClock?: () => number;
+}
+
+/**
+ * The longest session id, in UTF-16 code units, that `?session=` resumes: a
+ * longer one is refused with `resume_failed` "invalid session id" (never cut
+ * short, which could name another session).
+ *
+ * @example
+ * ```ts
+ * import { MAX_SESSION_ID_LENGTH } from "@heartwire/heartwire/hub";
+ * const createId = () => `eu-1.${crypto.randomUUID()}`; // 41 characters
+ * console.log(createId().length <= MAX_SESSION_ID_LENGTH); // true
+ * ```
+ */
+export const MAX_SESSION_ID_LENGTH = 256;
+
+/** What a `/ws` connection carries in `ws.data`. */
+interface Attachment {
+  ws: WebSocketConnection;
+  /** Set once the welcome is on its way. */
+  session: Session | undefined;
+  /** Taken over, removed or closed: ignore this connection from now on. */
+  replaced: boolean;
+  /** Where the next message of this connection waits its turn. */
+  chain: Promise<void>;
+  /** Topics being recovered: their live publications wait here, in offset order. */
+  recovering: Map<string, { offset: number; text: string }[]>;
+}
+
+/** A client id must be printable and short: it is echoed to every member of a topic. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const CLIENT_ID = /^[^\x00-\x1f\x7f]{1,64}$/;
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const CONTROL = /[\x00-\x1f\x7f]/;
+/** The retry hint given when no session can be made. */
+const FULL_RETRY_AFTER = 5_000;
+
+/** Where a direct topic's history is kept. */
+function directKey(session: Session): string {
+  return `$direct:${session.id}`;
+}
+
+/** The query of the upgrade request, whatever shape the server gives the request in. */
+function queryOf(ws: WebSocketConnection): URLSearchParams {
+  const request = ws.request as unknown as { target?: string; url?: string };
+  const target = request.target ?? request.url ?? "";
+  const mark = target.indexOf("?");
+  return new URLSearchParams(mark < 0 ? "" : target.slice(mark + 1));
+}
+
+/**
+ * Serialises a publication once, around its offset: `{"type","topic","offset",…fields}`.
+ *
+ * @throws {TypeError} if the type is reserved or `fields` holds `type`, `topic` or `offset`.
+ */
+function encoder(type: string, topic: string, fields: Record<string, unknown>) {
+  if (RESERVED_TYPES.has(type)) throw new TypeError(`"${type}" is a reserved message type`);
+  if ("type" in fields || "topic" in fields || "offset" in fields) {
+    throw new TypeError('publication fields must not hold "type", "topic" or "offset"');
+  }
+  const head = `{"type":${JSON.stringify(type)},"topic":${JSON.stringify(topic)},"offset":`;
+  const rest = JSON.stringify(fields);
+  const tail = rest === "{}" ? "}" : "," + rest.slice(1);
+  return (offset: number) => head + offset + tail;
+}
+
+/**
+ * An open application layer for a WebSocket route: pass it as the route's
+ * handler (`serve({ routes: { "/ws": hub } })`). One instance holds the
+ * sessions and topics of every connection it serves.
+ *
+ * @example
+ * ```ts
+ * import { Hub } from "@heartwire/heartwire/hub";
+ * import { serve } from "@heartwire/heartwire/server";
+ * const hub = new Hub({ authorize: (_session, topic) => topic !== "secret" });
+ * hub.on<{ x: number; y: number }>("move", async (ctx, move) => {
+ *   await hub.publish("board", "moved", { by: ctx.clientId, x: move.x, y: move.y });
+ *   return { ok: true }; // the reply in the ack
+ * });
+ * const server = serve({ port: 0, routes: { "/ws": hub } });
+ * await server.shutdown();
+ * hub.dispose();
+ * ```
+ */
+export class Hub implements WebSocketHandler {
+  /** The sessions, live and in grace. */
+  readonly sessions: SessionStore;
+  /** The topic histories. */
+  readonly history: HistoryStore;
+  /** The heartbeat timing announced in every `welcome`. */
+  readonly heartbeat: HeartbeatTiming;
+  /** Topics every new session is put in (exempt from `authorize` and `maxTopics`). */
+  readonly defaultTopics: Set<string> = new Set();
+
+  readonly #handlers = new Map<string, HubHandler<never>>();
+  readonly #authorize: Authorize;
+  readonly #maxTopicsPerSession: number;
+  readonly #maxTopics: number;
+  readonly #maxTopicNameLength: number;
+  readonly #maxCseqJump: number;
+  readonly #maxRecoveryBuffer: number;
+  readonly #wallClock: () => number;
+  /** Sessions of this hub by id, attached or in grace. */
+  readonly #known = new Map<string, Session>();
+  /** The live connection of each attached session. */
+  readonly #live = new Map<string, Attachment>();
+  /** Members of each topic on this hub. */
+  readonly #members = new Map<string, Set<Session>>();
+
+  /** Creates the hub; it serves once passed as a route to `serve`. */
+  constructor(options: HubOptions = {}) {
+    this.heartbeat = {
+      interval: options.heartbeat?.interval ?? 25_000,
+      timeout: options.heartbeat?.timeout ?? 10_000,
+    };
+    this.#authorize = options.authorize ?? (() => true);
+    this.#maxTopicsPerSession = Math.max(1, options.maxTopicsPerSession ?? 16);
+    this.#maxTopics = Math.max(1, options.maxTopics ?? 10_000);
+    this.#maxTopicNameLength = options.maxTopicNameLength ?? 64;
+    this.#maxCseqJump = Math.max(1, options.maxCseqJump ?? 1_000);
+    this.#maxRecoveryBuffer = Math.max(1, options.maxRecoveryBuffer ?? 10_000);
+    this.#wallClock = options.wallClock ?? Date.now;
+    this.history = options.history ?? new MemoryHistory();
+    const createId = options.createId;
+    this.sessions = options.sessions ?? new MemorySessionStore({
+      grace: options.grace,
+      maxSessions: options.maxSessions,
+      clock: options.clock,
+      createId: createId && (() => {
+        const id = createId();
+        if (typeof id !== "string" || id.length === 0 || id.length > MAX_SESSION_ID_LENGTH) {
+          throw new RangeError(
+            `HubOptions.createId must return 1 to ${MAX_SESSION_ID_LENGTH} characters`,
+          );
+        }
+        return id;
+      }),
+    });
+    this.sessions.onRemove = (session) => this.#removed(session);
+  }
+
+  /**
+   * Registers the handler of a client message type. Reserved types
+   * (`heartbeat`, `ack`, `subscribe`…) cannot be taken; registering a type
+   * again replaces its handler.
+   *
+   * @throws {TypeError} for a reserved or empty type.
+   */
+  on<M = Record<string, unknown>>(type: string, handler: HubHandler<M>): this {
+    if (RESERVED_TYPES.has(type) || type === "") {
+      throw new TypeError(`"${type}" is a reserved message type`);
+    }
+    this.#handlers.set(type, handler as HubHandler<never>);
+    return this;
+  }
+
+  /** Topics with members on this hub, and their sessions. */
+  get topics(): ReadonlyMap<string, ReadonlySet<Session>> {
+    return this.#members;
+  }
+
+  /** Connections attached to a session. */
+  get connections(): number {
+    return this.#live.size;
+  }
+
+  /** The session a connection of this hub is attached to, if any. */
+  sessionOf(ws: WebSocketConnection): Session | undefined {
+    const attachment = ws.data as Attachment | undefined;
+    return attachment && !attachment.replaced ? attachment.session : undefined;
+  }
+
+  /**
+   * Publishes `{type, topic, offset, …fields}` to a topic: appended to its
+   * history, then sent — one string for every member — to the members
+   * connected now. Resolves to its epoch and offset.
+   *
+   * @throws {TypeError} for a reserved type, an invalid topic name, or fields holding `type`, `topic` or `offset`.
+   */
+  async publish(
+    topic: string,
+    type: string,
+    fields: Record<string, unknown> = {},
+  ): Promise<TopicPosition> {
+    const bad = this.#checkTopic(topic);
+    if (bad) throw new TypeError(bad);
+    const encode = encoder(type, topic, fields);
+    const { epoch, offset, text } = await this.history.append(topic, encode);
+    const members = this.#members.get(topic);
+    if (members) {
+      for (const session of members) this.#deliver(session, topic, offset, text);
+    }
+    return { epoch, offset };
+  }
+
+  /**
+   * Sends a direct message to one session, on its topic `$direct`; resolves
+   * to its position, or undefined if this hub does not know the session.
+   *
+   * @throws {TypeError} for a reserved type or fields holding `type`, `topic` or `offset`.
+   */
+  async send(
+    sessionId: string,
+    type: string,
+    fields: Record<string, unknown> = {},
+  ): Promise<TopicPosition | undefined> {
+    const encode = encoder(type, DIRECT_TOPIC, fields);
+    const session = this.#known.get(sessionId);
+    if (!session) return undefined;
+    const { epoch, offset, text } = await this.history.append(directKey(session), encode);
+    if (this.#known.get(sessionId) === session) {
+      this.#deliver(session, DIRECT_TOPIC, offset, text);
+    }
+    return { epoch, offset };
+  }
+
+  /**
+   * Asks every connected client to close and come back after `delay` ms
+   * (`{"type":"reconnect","delay"}`), e.g. before this server goes away.
+   * Returns how many were asked.
+   */
+  requestReconnect(delay: number): number {
+    const request: ReconnectRequest = { type: "reconnect", delay: Math.max(0, Math.round(delay)) };
+    const text = JSON.stringify(request);
+    for (const attachment of this.#live.values()) attachment.ws.send(text);
+    return this.#live.size;
+  }
+
+  /**
+   * Closes every connection with 1012 (service restart, RFC 6455 §7.4.1) and
+   * the hint `retry-after=MS`; sessions stay resumable for their grace period.
+   * Returns how many connections were closed.
+   */
+  restart(retryAfter: number): number {
+    const live = [...this.#live.values()];
+    const reason = retryAfterReason(retryAfter);
+    for (const attachment of live) attachment.ws.close(CloseCode.ServiceRestart, reason);
+    return live.length;
+  }
+
+  /** Closes every connection with 1001 and forgets every session and topic member. */
+  dispose(): void {
+    const live = [...this.#live.values()];
+    this.#live.clear();
+    for (const attachment of live) {
+      attachment.replaced = true;
+      attachment.ws.close(CloseCode.GoingAway, "going away");
+    }
+    this.sessions.dispose();
+    this.#members.clear();
+    this.#known.clear();
+  }
+
+  /** Handler callback: resumes or starts the session, sends the welcome and topic positions. */
+  open(ws: WebSocketConnection): Promise<void> {
+    const attachment: Attachment = {
+      ws,
+      session: undefined,
+      replaced: false,
+      chain: Promise.resolve(),
+      recovering: new Map(),
+    };
+    ws.data = attachment;
+    return this.#queue(attachment, () => this.#open(attachment));
+  }
+
+  /**
+   * Handler callback: one client message. Heartbeats are answered at once;
+   * the rest wait their turn. Resolves once this message was handled.
+   */
+  message(ws: WebSocketConnection, data: string | Uint8Array): Promise<void> | void {
+    const attachment = ws.data as Attachment | undefined;
+    if (!attachment || attachment.replaced) return;
+    if (typeof data !== "string") {
+      ws.close(CloseCode.UnsupportedData, "binary messages are not supported on /ws");
+      return;
+    }
+    let message: ClientMessage | MessageError;
+    try {
+      message = parseClientMessage(data);
+    } catch (error) {
+      if (!(error instanceof MessageError)) throw error;
+      message = error;
+    }
+    if (!(message instanceof MessageError) && message.type === "heartbeat") {
+      // Answered before anything queued, so the client's RTT measures the network only.
+      ws.send(JSON.stringify(heartbeatAck(message as Heartbeat, { serverTs: this.#wallClock() })));
+      return;
+    }
+    const parsed = message;
+    return this.#queue(attachment, () => this.#process(attachment, parsed));
+  }
+
+  /** Handler callback: the connection ended; its session's grace period starts. */
+  close(ws: WebSocketConnection): Promise<void> | void {
+    const attachment = ws.data as Attachment | undefined;
+    if (!attachment || attachment.replaced) return;
+    // After what this connection sent before it closed: that is still processed.
+    return this.#queue(attachment, async () => {
+      attachment.replaced = true;
+      const session = attachment.session;
+      if (!session || this.#live.get(session.id) !== attachment) return;
+      this.#live.delete(session.id);
+      await this.sessions.detach(session);
+    }, true);
+  }
+
+  /** Runs `work` after everything queued for this connection; errors close it with 1011. */
+  #queue(attachment: Attachment, work: () => Promise<void> | void, always = false): Promise<void> {
+    const next = attachment.chain.then(async () => {
+      if (attachment.replaced && !always) return;
+      try {
+        await work();
+      } catch (error) {
+        if (!always) attachment.ws.close(CloseCode.InternalError, "internal error");
+        console.error("heartwire hub:", error);
+      }
+    });
+    attachment.chain = next;
+    return next;
+  }
+
+  async #open(attachment: Attachment): Promise<void> {
+    const ws = attachment.ws;
+    const query = queryOf(ws);
+    const rawId = query.get("id");
+    const clientId = rawId !== null && CLIENT_ID.test(rawId) ? rawId : undefined;
+    const asked = query.get("session");
+    let session: Session | undefined;
+    if (asked) {
+      const result = asked.length > MAX_SESSION_ID_LENGTH
+        ? { ok: false as const, reason: "invalid session id", lastCseq: undefined }
+        : await this.sessions.resume(asked, clientId);
+      if (result.ok) session = result.session;
+      else {
+        const failed: ResumeFailed = {
+          type: "resume_failed",
+          // Bounded: the echo of an over-long id is cut (it was not looked up).
+          session: asked.slice(0, MAX_SESSION_ID_LENGTH),
+          reason: result.reason,
+        };
+        if (result.lastCseq !== undefined) failed.last_cseq = result.lastCseq;
+        ws.send(JSON.stringify(failed));
+      }
+    }
+    const resumed = session !== undefined;
+    if (!session) {
+      const owner = ws.remoteAddr?.hostname ?? "";
+      session = await this.sessions.create(
+        clientId ?? `anon-${crypto.randomUUID().slice(0, 8)}`,
+        owner,
+      );
+      if (!session) {
+        attachment.replaced = true;
+        ws.close(CloseCode.TryAgainLater, retryAfterReason(FULL_RETRY_AFTER));
+        return;
+      }
+      for (const topic of this.defaultTopics) this.#join(session, topic);
+      await this.sessions.update(session);
+    }
+    // Closed while the store was asked: a new session waits in grace (made detached).
+    if (attachment.replaced) return;
+    this.#known.set(session.id, session);
+    for (const topic of session.topics) this.#members.get(topic)?.add(session);
+    // One live socket per session: the newer connection wins. The older one's client
+    // starts a new session, so it is told the session's lastCseq (final: see #retire).
+    const previous = this.#live.get(session.id);
+    if (previous) this.#retire(previous, SESSION_TAKEN_OVER, takenOverReason(session.lastCseq));
+    attachment.session = session;
+    this.#live.set(session.id, attachment);
+    await this.sessions.attach(session);
+    const welcome: Welcome = {
+      type: "welcome",
+      session: session.id,
+      id: session.clientId,
+      resumed,
+      heartbeat: this.heartbeat,
+      last_cseq: session.lastCseq,
+    };
+    ws.send(JSON.stringify(welcome));
+    // Where each topic stands; publications that race these answers wait behind them.
+    for (const topic of [...session.topics, DIRECT_TOPIC]) {
+      await this.#recover(attachment, session, topic);
+    }
+  }
+
+  /**
+   * Sends `subscribed` for `topic` and, given a position, every publication
+   * after it. Live publications meanwhile wait in `recovering` and follow
+   * in order, so none slips in before the recovered ones or is skipped.
+   */
+  async #recover(
+    attachment: Attachment,
+    session: Session,
+    topic: string,
+    from?: TopicPosition,
+  ): Promise<void> {
+    const held: { offset: number; text: string }[] = [];
+    attachment.recovering.set(topic, held);
+    try {
+      const key = topic === DIRECT_TOPIC ? directKey(session) : topic;
+      const subscribed: SubscribedMessage = { type: "subscribed", topic, epoch: "", offset: 0 };
+      let texts: string[] = [];
+      let top: number;
+      if (from) {
+        const recovery = await this.history.since(key, from);
+        subscribed.epoch = recovery.position.epoch;
+        subscribed.offset = recovery.recovered ? from.offset : recovery.position.offset;
+        subscribed.recovered = recovery.recovered;
+        texts = recovery.texts;
+        top = recovery.position.offset;
+      } else {
+        const position = await this.history.position(key);
+        subscribed.epoch = position.epoch;
+        subscribed.offset = top = position.offset;
+      }
+      if (attachment.replaced) return;
+      const ws = attachment.ws;
+      ws.send(JSON.stringify(subscribed));
+      for (const text of texts) ws.send(text);
+      for (const { offset, text } of held) if (offset > top) ws.send(text);
+    } finally {
+      if (attachment.recovering.get(topic) === held) attachment.recovering.delete(topic);
+    }
+  }
+
+  /** Sends one publication to a session's connection, if it has one. */
+  #deliver(session: Session, topic: string, offset: number, text: string): void {
+    const attachment = this.#live.get(session.id);
+    if (!attachment) return;
+    const held = attachment.recovering.get(topic);
+    if (!held) {
+      attachment.ws.send(text);
+      return;
+    }
+    if (held.length >= this.#maxRecoveryBuffer) {
+      // The store fell far behind: start over rather than hold without bound.
+      attachment.ws.close(CloseCode.TryAgainLater, retryAfterReason(1_000));
+      return;
+    }
+    held.push({ offset, text });
+  }
+
+  /**
+   * Carries out a client message, or refuses an invalid one, once per
+   * `cseq`; then acks the `cseq`. A message counts as processed when its
+   * handler starts (at most once), so a take-over meanwhile reports it.
+   */
+  async #process(attachment: Attachment, message: ClientMessage | MessageError): Promise<void> {
+    const session = attachment.session;
+    if (!session) return;
+    const ws = attachment.ws;
+    const cseq = (message as { cseq?: number }).cseq;
+    if (cseq !== undefined) {
+      if (cseq <= session.lastCseq) {
+        this.#sendAck(ws, cseq); // a re-send after a reconnect: done already
+        return;
+      }
+      if (cseq - session.lastCseq > this.#maxCseqJump) {
+        this.#sendError(
+          ws,
+          `cseq ${cseq} is more than ${this.#maxCseqJump} above the last processed (${session.lastCseq})`,
+        );
+        return;
+      }
+      session.lastCseq = cseq;
+      await this.sessions.update(session);
+    }
+    let reply: unknown;
+    let refused: string | undefined;
+    if (message instanceof MessageError) refused = message.message;
+    else {
+      try {
+        reply = await this.#dispatch(attachment, session, message);
+      } catch (error) {
+        refused = error instanceof Error ? error.message : "the handler failed";
+      }
+    }
+    if (attachment.replaced) return; // the session moved on; its new connection is told
+    if (refused !== undefined) this.#sendError(ws, refused, cseq);
+    if (cseq !== undefined) this.#sendAck(ws, cseq, reply);
+  }
+
+  async #dispatch(attachment: Attachment, session: Session, message: ClientMessage): Promise<unknown> {
+    switch (message.type) {
+      case "subscribe": {
+        const { topic, epoch, offset } = message as SubscribeMessage;
+        if (topic !== DIRECT_TOPIC) {
+          const bad = this.#checkTopic(topic);
+          if (bad) throw new Error(bad);
+          if (!session.topics.has(topic)) {
+            const verdict = await this.#authorize(session, topic);
+            if (verdict !== true) {
+              throw new Error(typeof verdict === "string" ? verdict : `not allowed in "${topic}"`);
+            }
+            const refused = this.#join(session, topic);
+            if (refused) throw new Error(refused);
+            await this.sessions.update(session);
+          }
+        }
+        const from = epoch !== undefined && offset !== undefined ? { epoch, offset } : undefined;
+        await this.#recover(attachment, session, topic, from);
+        return undefined;
+      }
+      case "unsubscribe": {
+        const topic = (message as { topic: string }).topic;
+        if (topic === DIRECT_TOPIC) throw new Error(`"${DIRECT_TOPIC}" cannot be left`);
+        const bad = this.#checkTopic(topic);
+        if (bad) throw new Error(bad);
+        this.#leave(session, topic);
+        await this.sessions.update(session);
+        attachment.ws.send(JSON.stringify({ type: "unsubscribed", topic }));
+        return undefined;
+      }
+    }
+    const handler = this.#handlers.get(message.type) as HubHandler | undefined;
+    if (!handler) throw new Error(`unknown message type "${message.type.slice(0, 32)}"`);
+    const context: HubContext = {
+      hub: this,
+      session,
+      clientId: session.clientId,
+      connection: attachment.ws,
+      send: (type, fields) => this.send(session.id, type, fields),
+    };
+    return await handler(context, message as UserMessage);
+  }
+
+  /** Why `topic` is not a name a client may use, or undefined. */
+  #checkTopic(topic: string): string | undefined {
+    if (typeof topic !== "string" || topic.length === 0 || topic.length > this.#maxTopicNameLength) {
+      return `topic name must have 1 to ${this.#maxTopicNameLength} characters`;
+    }
+    if (topic.startsWith("$") || CONTROL.test(topic)) {
+      return "topic name must not start with $ or hold control characters";
+    }
+    return undefined;
+  }
+
+  /** Adds `session` to `topic`; returns why not if a bound is reached. */
+  #join(session: Session, topic: string): string | undefined {
+    if (session.topics.has(topic)) return undefined;
+    if (session.topics.size >= this.#maxTopicsPerSession) {
+      return `already in ${this.#maxTopicsPerSession} topics`;
+    }
+    let members = this.#members.get(topic);
+    if (!members) {
+      // Exempt from the cap, or a full hub would leave new sessions in no topic.
+      if (!this.defaultTopics.has(topic) && this.#members.size >= this.#maxTopics) {
+        return "too many topics on this server";
+      }
+      members = new Set();
+      this.#members.set(topic, members);
+    }
+    members.add(session);
+    session.topics.add(topic);
+    return undefined;
+  }
+
+  #leave(session: Session, topic: string): void {
+    session.topics.delete(topic);
+    const members = this.#members.get(topic);
+    if (!members) return;
+    members.delete(session);
+    if (members.size === 0) this.#members.delete(topic);
+  }
+
+  /** The store removed a session: forget it here, and end its connection if it has one. */
+  #removed(session: Session): void {
+    for (const topic of session.topics) {
+      const members = this.#members.get(topic);
+      members?.delete(session);
+      if (members?.size === 0) this.#members.delete(topic);
+    }
+    if (this.#known.get(session.id) === session) this.#known.delete(session.id);
+    void this.history.remove(directKey(session));
+    // Its tombstone is written already: the client resumes and learns last_cseq.
+    const attachment = this.#live.get(session.id);
+    if (attachment) this.#retire(attachment, SESSION_ENDED, "session ended");
+  }
+
+  /**
+   * Detaches a live connection from its session for good and closes it with
+   * `code` (4000 or 4001). Its messages are ignored from now on, so the
+   * session's `lastCseq` is final for it.
+   */
+  #retire(attachment: Attachment, code: number, reason: string): void {
+    attachment.replaced = true;
+    const session = attachment.session;
+    if (session && this.#live.get(session.id) === attachment) this.#live.delete(session.id);
+    attachment.ws.close(code, reason);
+  }
+
+  #sendAck(ws: WebSocketConnection, cseq: number, reply?: unknown): void {
+    ws.send(
+      reply === undefined
+        ? `{"type":"ack","cseq":${cseq}}`
+        : JSON.stringify({ type: "ack", cseq, reply }),
+    );
+  }
+
+  #sendError(ws: WebSocketConnection, reason: string, cseq?: number): void {
+    const error: ErrorMessage = { type: "error", reason };
+    if (cseq !== undefined) error.cseq = cseq;
+    ws.send(JSON.stringify(error));
+  }
+}
