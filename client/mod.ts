@@ -25,4 +25,9 @@ export * from "./reconnecting_socket.ts";
 // The protocol types the client's API mentions, so it documents itself (type-only: no bundle cost).
 export type { Clock } from "../protocol/clock.ts";
 export type { Heartbeat, HeartbeatAck } from "../protocol/heartbeat.ts";
-export type { AppMessage, HeartbeatTiming, ResumeFailed } from "../protocol/messages.ts";
+export type {
+  HeartbeatTiming,
+  Publication,
+  ResumeFailed,
+  TopicPosition,
+} from "../protocol/messages.ts";

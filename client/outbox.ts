@@ -123,6 +123,35 @@ export class Outbox {
     return entry;
   }
 
+  /**
+   * Numbers the queued messages afresh from `first` (a new session counts
+   * from its `last_cseq + 1`); returns each old number with its new one.
+   */
+  renumber(first: number): [number, number][] {
+    const moves: [number, number][] = [];
+    this.bytes = 0;
+    this.#entries = this.#entries.map((entry, i) => {
+      const cseq = first + i;
+      moves.push([entry.cseq, cseq]);
+      const text = JSON.stringify({ ...JSON.parse(entry.text), cseq });
+      const bytes = utf8Length(text);
+      this.bytes += bytes;
+      return { cseq, text, bytes };
+    });
+    this.nextCseq = first + this.#entries.length;
+    return moves;
+  }
+
+  /** Puts back what a saved outbox held: `[cseq, text]` pairs, oldest first, and the next `cseq`. */
+  restore(entries: [number, string][], nextCseq: number): void {
+    for (const [cseq, text] of entries) {
+      const bytes = utf8Length(text);
+      this.#entries.push({ cseq, text, bytes });
+      this.bytes += bytes;
+    }
+    this.nextCseq = Math.max(this.nextCseq, nextCseq, (entries.at(-1)?.[0] ?? 0) + 1);
+  }
+
   /** Drops every message with `cseq` <= `cseq` (acks are cumulative); returns how many. */
   ack(cseq: number): number {
     let n = 0;

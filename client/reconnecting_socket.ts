@@ -3,9 +3,10 @@
  *
  * It looks like a WebSocket (`send`, `close`, `readyState`, events) but one
  * object outlives many connections: it reconnects with jittered backoff,
- * finds dead connections with the app heartbeat, resumes the server session
- * so that server messages are delivered exactly once and in order, and keeps
- * client messages in an outbox until the server acknowledged them.
+ * finds dead connections with the app heartbeat, resumes the server session,
+ * recovers every topic it follows from its last offset so that publications
+ * are delivered once and in order (or a loss is reported), and keeps client
+ * messages in an outbox until the server acknowledged them.
  *
  * ```text
  *  new ──▶ CONNECTING ──welcome──▶ OPEN ──drop / dead / retry hint──▶ CONNECTING (after backoff)
@@ -18,15 +19,17 @@
  */
 import type { Clock } from "../protocol/clock.ts";
 import {
-  type AppMessage,
-  type ClientAck,
   type HeartbeatTiming,
-  isAppMessage,
+  isPublication,
   parseLastCseq,
   parseRetryAfter,
   parseServerMessage,
+  type Publication,
+  RESERVED_TYPES,
   type ResumeFailed,
   SESSION_TAKEN_OVER,
+  type SubscribedMessage,
+  type TopicPosition,
   type Welcome,
 } from "../protocol/messages.ts";
 import { checkOption, MAX_TIMER_DELAY } from "./_options.ts";
@@ -145,14 +148,61 @@ export interface ReconnectingSocketOptions {
   minUptime?: number;
   /** Byte bound of unacknowledged client messages. Default 1 MiB. */
   outboxBytes?: number;
-  /** Time (ms) acks of server messages are gathered before one is sent. Default 100. */
-  ackDelay?: number;
+  /**
+   * Keeps the session (client and session id, topic positions, unacked
+   * outbox) across a page reload: `true` for `sessionStorage` under the key
+   * "heartwire", or where and under which key. Default off.
+   */
+  persist?: boolean | { storage?: StorageLike; key?: string };
   /** Overrides the heartbeat timing the server announces. */
   heartbeat?: Partial<HeartbeatTiming>;
   /** For `online`/`offline`. Default `globalThis.window` if there is one; `null` for none. */
   window?: WindowLike | null;
   /** For `visibilitychange`. Default `globalThis.document` if there is one; `null` for none. */
   document?: DocumentLike | null;
+}
+
+/**
+ * Where {@linkcode ReconnectingSocketOptions.persist} keeps the session: the
+ * part of the Web Storage API it uses (`sessionStorage` fits).
+ *
+ * @example
+ * ```ts
+ * import type { StorageLike } from "@heartwire/heartwire/client";
+ * const memory = new Map<string, string>();
+ * const storage: StorageLike = {
+ *   getItem: (key) => memory.get(key) ?? null,
+ *   setItem: (key, value) => void memory.set(key, value),
+ * };
+ * ```
+ */
+export interface StorageLike {
+  /** The value under `key`, or null. */
+  getItem(key: string): string | null;
+  /** Stores `value` under `key`. */
+  setItem(key: string, value: string): void;
+}
+
+/**
+ * `detail` of the `subscribed` event: where a followed topic stands. With
+ * `recovered: false` publications were lost (the history was trimmed, or
+ * its epoch changed) and the topic goes on from `offset`.
+ *
+ * @example
+ * ```ts
+ * import type { SubscribedDetail } from "@heartwire/heartwire/client";
+ * const detail: SubscribedDetail = { topic: "lobby", epoch: "k3", offset: 7, recovered: true };
+ * ```
+ */
+export interface SubscribedDetail {
+  /** The topic. */
+  topic: string;
+  /** Its history's epoch. */
+  epoch: string;
+  /** The last offset delivered, or to be delivered next minus one. */
+  offset: number;
+  /** For a recovery: whether nothing was lost. Absent when the client starts following. */
+  recovered?: boolean;
 }
 
 /**
@@ -188,7 +238,7 @@ export interface OpenDetail {
  * ```
  */
 export interface CloseDetail {
-  /** The close code; 1006 when the client gave the connection up (heartbeat or connect timeout, seq gap). */
+  /** The close code; 1006 when the client gave the connection up (heartbeat or connect timeout). */
   code: number;
   /** The close reason. */
   reason: string;
@@ -238,7 +288,7 @@ export interface HeartbeatDetail {
  * ```
  */
 export interface ErrorDetail {
-  /** What went wrong: a server `error` message, an unreadable message, a seq gap, a socket error. */
+  /** What went wrong: a server `error` message, an unreadable message, an offset gap, a socket error. */
   reason: string;
   /** The `cseq` of the message the server refused (it is acked: not resent). */
   cseq?: number;
@@ -289,14 +339,18 @@ export interface ResumeFailedDetail {
  * @example
  * ```ts
  * import type { ReconnectingSocketEventMap } from "@heartwire/heartwire/client";
- * const onMessage = (event: ReconnectingSocketEventMap["message"]) => console.log(event.data.seq);
+ * const onMessage = (event: ReconnectingSocketEventMap["message"]) => console.log(event.data.offset);
  * ```
  */
 export interface ReconnectingSocketEventMap {
   /** A connection was welcomed; sending goes straight out. */
   open: CustomEvent<OpenDetail>;
-  /** A server application message (`data` is the parsed object), once each, in `seq` order. */
-  message: MessageEvent<AppMessage>;
+  /** A publication (`data` is the parsed object), once each, in `offset` order per topic. */
+  message: MessageEvent<Publication>;
+  /** A followed topic's position: it started, or was recovered (`recovered`). */
+  subscribed: CustomEvent<SubscribedDetail>;
+  /** The server took the session out of a topic (or the client asked). */
+  unsubscribed: CustomEvent<{ topic: string }>;
   /** A connection ended (`willReconnect`), or the socket is done for good. */
   close: CustomEvent<CloseDetail>;
   /** Something went wrong that does not end the socket. */
@@ -317,6 +371,29 @@ export interface ReconnectingSocketEventMap {
   resume_failed: CustomEvent<ResumeFailedDetail>;
 }
 
+/** What a client may not send: the protocol's own types. */
+const OWN_TYPES = "heartbeat, ack and other reserved types";
+
+/** A followed topic: its epoch, the last offset delivered, and whether a recovery is on its way. */
+interface Followed extends TopicPosition {
+  syncing: boolean;
+}
+
+/** A request waiting for its ack. */
+interface Pending {
+  resolve(reply: unknown): void;
+  reject(error: Error): void;
+}
+
+/** What `persist` stores. */
+interface Saved {
+  id?: string;
+  session?: string;
+  topics: [string, string, number][];
+  outbox: [number, string][];
+  next: number;
+}
+
 const CONNECTING = 0;
 const OPEN = 1;
 const CLOSED = 3;
@@ -326,23 +403,29 @@ const ABNORMAL = 1006;
 /**
  * A reconnecting, resuming client for the heartwire `/ws` protocol.
  *
- * - `send(message)` takes an object with a string `type` (or its JSON text),
- *   numbers it with a `cseq` and returns that number. It is queued in the
- *   outbox and goes out at once when open, after the next welcome otherwise;
- *   it is re-sent after reconnects until the server acks it. Throws
+ * - `send("move", payload)` (or `send({type, …})`, or its JSON text) numbers
+ *   a message of any type the server registered with a `cseq` and returns
+ *   that number. It is queued in the outbox and goes out at once when open,
+ *   after the next welcome otherwise; it is re-sent after reconnects until
+ *   the server acks it, and the server processes it at most once.
+ *   `request()` does the same and resolves to the handler's reply. Throws
  *   `OutboxFullError` when the outbox is full, an `Error` after close.
- * - `message` events carry the server's application messages (`event.data`,
- *   parsed, with `seq`), exactly once and in order across reconnects. A gap
- *   in `seq` is never skipped: the client reconnects and resumes from the
- *   last one it has.
+ * - `message` events (and `on(type, …)`) carry publications of the topics
+ *   the session is in (`event.data`, parsed, with `topic` and `offset`),
+ *   once each and in order per topic across reconnects. A gap in a topic's
+ *   offsets is never skipped: the client asks the server to recover from the
+ *   last offset it has; after every reconnect it does so for each topic.
+ *   When the server cannot (history trimmed, epoch changed) a `subscribed`
+ *   event with `recovered: false` says publications were lost.
  * - `close()` is final: every timer and listener is gone when it returns; the
  *   last `close` event follows in a microtask.
  *
- * If a session cannot be resumed (`resume_failed`), server messages sent to
- * it meanwhile are lost and a new session starts. Client messages are still
+ * If a session cannot be resumed (`resume_failed`), a new session starts;
+ * its topics are recovered from their offsets as after any reconnect (direct
+ * messages of the old session are reported lost). Client messages are still
  * processed once: the server tells the last `cseq` the old session processed
  * (`detail.lastCseq`, final), those leave the outbox, and only the rest go to
- * the new session, keeping their numbers (a `cseq` only has to rise). If the
+ * the new session, renumbered from its `last_cseq + 1`. If the
  * server does not know it (it restarted, or its record of the session was
  * overwritten), every unacknowledged message is re-sent: the one case where
  * a message may be processed twice (`detail.resent` counts the ones at
@@ -363,9 +446,10 @@ const ABNORMAL = 1006;
  * import { ReconnectingSocket } from "@heartwire/heartwire/client";
  * const socket = new ReconnectingSocket("ws://localhost:8080/ws", { id: "alice" });
  * socket.addEventListener("open", (event) => console.log("open, resumed:", event.detail.resumed));
- * socket.addEventListener("message", (event) => console.log(event.data.type, event.data.seq));
+ * socket.on<{ from: string; text: string }>("chat", (chat) => console.log(chat.from, chat.text));
  * socket.addEventListener("heartbeat", (event) => console.log(`rtt ${event.detail.rtt} ms`));
- * socket.send({ type: "chat", text: "hello" }); // queued until the welcome
+ * socket.send("chat", { text: "hello" }); // queued until the welcome
+ * const reply = await socket.request("add", { a: 1, b: 2 }); // the handler's return value
  * socket.close();
  * ```
  */
@@ -380,7 +464,11 @@ export class ReconnectingSocket extends EventTarget {
   #state = CONNECTING;
   #session: string | undefined;
   #id: string | undefined;
-  #lastSeq = 0;
+  #topics = new Map<string, Followed>();
+  #pending = new Map<number, Pending>();
+  #storage: StorageLike | undefined;
+  #storageKey = "heartwire";
+  #saving = false;
   #url: URL;
   #options: ReconnectingSocketOptions;
   #WebSocket: WebSocketConstructor;
@@ -393,11 +481,9 @@ export class ReconnectingSocket extends EventTarget {
   #monitor: HeartbeatMonitor | undefined;
   #retryTimer: unknown;
   #connectTimer: unknown;
-  #ackTimer: unknown;
   /** Retries scheduled since the last stable connection. */
   #retries = 0;
   #openedAt = 0;
-  #ackedSeq = 0;
   /** Highest `cseq` ever written to a socket: the outbox entries up to it were sent. */
   #sentCseq = 0;
   #hint: number | undefined;
@@ -412,8 +498,8 @@ export class ReconnectingSocket extends EventTarget {
    * @throws {TypeError} for a URL that does not parse, or if there is no WebSocket class.
    * @throws {RangeError} naming the option, for a `heartbeat.interval`,
    * `heartbeat.timeout`, `connectTimeout`, `outboxBytes`, `backoff.initialDelay`,
-   * `backoff.maxDelay` or `backoff.factor` that is not a finite number > 0, an
-   * `ackDelay`, `minUptime` or `backoff.minDelay` that is not one >= 0, or a
+   * `backoff.maxDelay` or `backoff.factor` that is not a finite number > 0, a
+   * `minUptime` or `backoff.minDelay` that is not one >= 0, or a
    * `maxRetries` that is not a whole number >= 0 or `Infinity`.
    */
   constructor(url: string | URL, options: ReconnectingSocketOptions = {}) {
@@ -424,7 +510,6 @@ export class ReconnectingSocket extends EventTarget {
     checkOption("heartbeat.interval", options.heartbeat?.interval);
     checkOption("heartbeat.timeout", options.heartbeat?.timeout);
     checkOption("connectTimeout", options.connectTimeout);
-    checkOption("ackDelay", options.ackDelay, true);
     checkOption("outboxBytes", options.outboxBytes);
     checkOption("minUptime", options.minUptime, true);
     const maxRetries = options.maxRetries;
@@ -443,6 +528,14 @@ export class ReconnectingSocket extends EventTarget {
     this.#backoff = new Backoff(options.backoff);
     this.#outbox = new Outbox({ maxBytes: options.outboxBytes });
     this.#id = options.id;
+    const persist = options.persist;
+    if (persist) {
+      const where = persist === true ? {} : persist;
+      this.#storage = where.storage ??
+        (globalThis as { sessionStorage?: StorageLike }).sessionStorage;
+      this.#storageKey = where.key ?? this.#storageKey;
+      this.#restore();
+    }
     const g = globalThis as { window?: WindowLike; document?: DocumentLike };
     this.#window = options.window === undefined ? g.window : options.window;
     this.#document = options.document === undefined ? g.document : options.document;
@@ -467,9 +560,9 @@ export class ReconnectingSocket extends EventTarget {
     return this.#id;
   }
 
-  /** Highest server `seq` delivered. */
-  get lastSeq(): number {
-    return this.#lastSeq;
+  /** The topics followed and the last offset delivered of each. */
+  get topics(): ReadonlyMap<string, TopicPosition> {
+    return this.#topics;
   }
 
   /** The endpoint URL (without the resume query the client adds). */
@@ -483,35 +576,92 @@ export class ReconnectingSocket extends EventTarget {
   }
 
   /**
-   * Sends an application message (see the class notes): numbered, queued
-   * until acknowledged, re-sent after reconnects. Returns its `cseq`.
+   * Sends a message of a type the server registered (see the class notes):
+   * numbered, queued until acknowledged, re-sent after reconnects, processed
+   * at most once. Returns its `cseq`.
    *
    * @throws {TypeError} if it is not an object with a string `type`, or the
-   * type is one the client owns (`heartbeat`, `ack`).
-   * @throws {SyntaxError} if a string is not JSON.
+   * type is one of the protocol's own (`heartbeat`, `ack`…; subscribe with
+   * {@linkcode subscribe}).
+   * @throws {SyntaxError} if a string message is not JSON.
    * @throws {OutboxFullError} if the outbox is full.
    * @throws {Error} after `close()`.
    */
-  send(message: { type: string; [field: string]: unknown } | string): number {
-    if (this.#state === CLOSED) throw new Error("ReconnectingSocket is closed");
-    const value = typeof message === "string" ? JSON.parse(message) : message;
-    const type = value?.type;
-    if (typeof type !== "string" || type === "heartbeat" || type === "ack") {
-      throw new TypeError('message must be an object with a string "type" (not heartbeat or ack)');
+  send(type: string, payload?: Record<string, unknown>): number;
+  /** Sends `{type, …}` (or its JSON text) as above. */
+  send(message: { type: string; [field: string]: unknown } | string): number;
+  send(
+    message: { type: string; [field: string]: unknown } | string,
+    payload?: Record<string, unknown>,
+  ): number {
+    let value = message;
+    if (typeof message === "string") {
+      // JSON text (an object, or something else that is refused below) or a type.
+      value = payload !== undefined || !/^\s*[[{]/.test(message)
+        ? { ...payload, type: message }
+        : JSON.parse(message);
     }
+    const type = (value as { type?: unknown })?.type;
+    if (typeof type !== "string" || RESERVED_TYPES.has(type)) {
+      throw new TypeError(`message must be an object with a string "type" (not ${OWN_TYPES})`);
+    }
+    return this.#push(value as { type: string; [field: string]: unknown });
+  }
+
+  /**
+   * Sends like {@linkcode send} and resolves to the server handler's return
+   * value (the `reply` of the ack); rejects with the server's `error`
+   * reason, or if the socket closes first. Resolves undefined when the reply
+   * was lost with a connection (the message was processed).
+   */
+  request(type: string, payload?: Record<string, unknown>): Promise<unknown> {
+    const cseq = this.send(type, payload);
+    return new Promise((resolve, reject) => this.#pending.set(cseq, { resolve, reject }));
+  }
+
+  /** Follows a topic (reliably, as a numbered message); returns the `cseq`. */
+  subscribe(topic: string): number {
+    return this.#push({ type: "subscribe", topic });
+  }
+
+  /** Stops following a topic; returns the `cseq`. */
+  unsubscribe(topic: string): number {
+    return this.#push({ type: "unsubscribe", topic });
+  }
+
+  /**
+   * Calls `handler` with every publication of `type` (any topic); returns
+   * the function that stops it.
+   */
+  on<T = Record<string, unknown>>(
+    type: string,
+    handler: (message: Publication & T) => void,
+  ): () => void {
+    const listener = (event: Event) => {
+      const data = (event as MessageEvent<Publication>).data;
+      if (data.type === type) handler(data as Publication & T);
+    };
+    this.addEventListener("message", listener);
+    return () => this.removeEventListener("message", listener);
+  }
+
+  #push(value: { type: string; [field: string]: unknown }): number {
+    if (this.#state === CLOSED) throw new Error("ReconnectingSocket is closed");
     const entry = this.#outbox.push(value);
     if (this.#state === OPEN) {
       this.#sendText(entry.text);
       this.#sentCseq = entry.cseq;
     }
+    this.#save();
     return entry.cseq;
   }
 
   /**
-   * Closes for good (acks what was received first). Every timer and listener
-   * is released before it returns; the final `close` event follows. What the
-   * outbox still holds (`bufferedAmount`) is not sent again: messages queued
-   * while disconnected are never sent.
+   * Closes for good. Every timer and listener is released before it
+   * returns; the final `close` event follows; pending requests reject. What
+   * the outbox still holds (`bufferedAmount`) is not sent again (unless
+   * `persist` restores it on the next page): messages queued while
+   * disconnected are never sent.
    *
    * @throws {RangeError} for a code a client may not send (RFC 6455 §7.4: 1000 or 3000..4999).
    */
@@ -520,7 +670,6 @@ export class ReconnectingSocket extends EventTarget {
       throw new RangeError(`close code ${code}: use 1000 or 3000..4999`);
     }
     if (this.#state === CLOSED) return;
-    this.#flushAck();
     this.#finish(code, reason, true);
   }
 
@@ -590,12 +739,7 @@ export class ReconnectingSocket extends EventTarget {
     const url = new URL(this.#url);
     const query = url.searchParams;
     if (this.#id !== undefined) query.set("id", this.#id);
-    if (this.#session !== undefined) {
-      query.set("session", this.#session);
-      query.set("last_seq", String(this.#lastSeq));
-    }
-    // The resume query tells the server what we have; no separate ack needed.
-    this.#ackedSeq = this.#lastSeq;
+    if (this.#session !== undefined) query.set("session", this.#session);
     let ws: WebSocketLike;
     try {
       ws = new this.#WebSocket(url.href, this.#options.protocols);
@@ -649,8 +793,7 @@ export class ReconnectingSocket extends EventTarget {
   #stopConnectionTimers(): void {
     const clock = this.#clock;
     clock.clearTimeout(this.#connectTimer);
-    clock.clearTimeout(this.#ackTimer);
-    this.#connectTimer = this.#ackTimer = undefined;
+    this.#connectTimer = undefined;
     this.#monitor?.stop();
     this.#monitor = undefined;
   }
@@ -696,6 +839,9 @@ export class ReconnectingSocket extends EventTarget {
     this.#window?.removeEventListener("online", this.#onOnline);
     this.#window?.removeEventListener("offline", this.#onOffline);
     this.#document?.removeEventListener("visibilitychange", this.#onVisible);
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const request of pending) request.reject(new Error("ReconnectingSocket closed"));
     queueMicrotask(() => this.#emit("close", { code, reason, wasClean, willReconnect: false }));
   }
 
@@ -717,22 +863,7 @@ export class ReconnectingSocket extends EventTarget {
       this.#emit("error", { reason: (error as Error).message });
       return;
     }
-    if (isAppMessage(message)) {
-      // A replay can overlap what was already delivered: drop, never deliver twice.
-      if (message.seq <= this.#lastSeq) return;
-      if (message.seq !== this.#lastSeq + 1) {
-        // Never skip: resuming from lastSeq makes the server replay the missing
-        // ones, or say it cannot (resume_failed) so the loss is reported.
-        this.#emit("error", {
-          reason: `seq gap: expected ${this.#lastSeq + 1}, got ${message.seq}`,
-        });
-        return this.#drop("seq gap");
-      }
-      this.#lastSeq = message.seq;
-      this.#ackTimer ??= this.#later(() => this.#flushAck(), this.#options.ackDelay ?? 100);
-      this.dispatchEvent(new MessageEvent("message", { data: message }));
-      return;
-    }
+    if (isPublication(message)) return this.#publication(message);
     switch (message.type) {
       case "welcome":
         return this.#welcome(message);
@@ -743,29 +874,54 @@ export class ReconnectingSocket extends EventTarget {
       }
       case "ack":
         this.#outbox.ack(message.cseq);
+        this.#settle(message.cseq, message.reply);
+        this.#save();
         return;
+      case "subscribed":
+        return this.#subscribed(message);
+      case "unsubscribed":
+        this.#topics.delete(message.topic);
+        this.#save();
+        return this.#emit("unsubscribed", { topic: message.topic });
       case "resume_failed":
         return this.#resumeFailed(message);
       case "error": {
         const { type: _, ...detail } = message; // { reason, cseq? }
+        const request = detail.cseq === undefined ? undefined : this.#pending.get(detail.cseq);
+        if (request) {
+          this.#pending.delete(detail.cseq!);
+          request.reject(new Error(detail.reason));
+        }
         return this.#emit("error", detail);
       }
       case "reconnect":
         // Close cleanly and come back after at least the asked delay.
         this.#hint = message.delay;
-        this.#flushAck();
         return this.#drop("reconnect requested", true);
     }
   }
 
   #welcome(welcome: Welcome): void {
     this.#stopConnectionTimers();
-    if (!welcome.resumed) this.#lastSeq = this.#ackedSeq = 0; // a new session numbers from 1
     this.#session = welcome.session;
     this.#id = welcome.id;
     this.#outbox.ack(welcome.last_cseq);
+    this.#settle(welcome.last_cseq);
+    if (!welcome.resumed) {
+      // A new session counts from its last_cseq: the rest go on from there, renumbered.
+      for (const [from, to] of this.#outbox.renumber(welcome.last_cseq + 1)) {
+        const request = this.#pending.get(from);
+        if (request) {
+          this.#pending.delete(from);
+          this.#pending.set(to, request);
+        }
+      }
+      this.#sentCseq = 0;
+    }
     this.#state = OPEN;
     this.#openedAt = this.#clock.now();
+    // Every topic followed is recovered from the last offset delivered.
+    for (const topic of this.#topics.keys()) this.#resync(topic);
     // Oldest first: the server processes client messages in cseq order.
     for (const entry of this.#outbox.entries) this.#sendText(entry.text);
     this.#sentCseq = Math.max(this.#sentCseq, this.#outbox.entries.at(-1)?.cseq ?? 0);
@@ -778,6 +934,7 @@ export class ReconnectingSocket extends EventTarget {
       onDead: () => this.#drop("heartbeat timeout"),
     });
     this.#monitor.start();
+    this.#save();
     this.#emit("open", { session: welcome.session, id: welcome.id, resumed: welcome.resumed });
   }
 
@@ -790,6 +947,7 @@ export class ReconnectingSocket extends EventTarget {
     // Only our own session's count applies (the server echoes the id we asked for).
     const lastCseq = ours ? message.last_cseq : undefined;
     const dropped = lastCseq === undefined ? 0 : this.#outbox.ack(lastCseq);
+    if (lastCseq !== undefined) this.#settle(lastCseq);
     let resent = 0;
     for (const entry of this.#outbox.entries) {
       if (entry.cseq > this.#sentCseq) break; // queued while away: never sent
@@ -823,13 +981,104 @@ export class ReconnectingSocket extends EventTarget {
     this.#resumeFailed(failed, true);
   }
 
-  #flushAck(): void {
-    this.#clock.clearTimeout(this.#ackTimer);
-    this.#ackTimer = undefined;
-    if (this.#state === OPEN && this.#lastSeq > this.#ackedSeq) {
-      this.#ackedSeq = this.#lastSeq;
-      this.#sendText(JSON.stringify({ type: "ack", seq: this.#lastSeq } satisfies ClientAck));
+  /** Resolves requests up to `cseq`: `reply` for `cseq` itself, undefined (lost) for earlier ones. */
+  #settle(cseq: number, reply?: unknown): void {
+    if (this.#pending.size === 0) return;
+    for (const [number, request] of this.#pending) {
+      if (number > cseq) continue;
+      this.#pending.delete(number);
+      request.resolve(number === cseq ? reply : undefined);
     }
+  }
+
+  /** A publication: delivered if it is the next of its topic; a gap starts a recovery. */
+  #publication(message: Publication): void {
+    const topic = this.#topics.get(message.topic);
+    // Not followed (yet, or any more), or had already: drop, never deliver twice.
+    if (!topic || message.offset <= topic.offset) return;
+    if (message.offset !== topic.offset + 1) {
+      if (!topic.syncing) {
+        this.#emit("error", {
+          reason: `offset gap in "${message.topic}": expected ${topic.offset + 1}, got ${message.offset}`,
+        });
+        // Never skip: the server sends what is missing, or says it cannot.
+        this.#resync(message.topic);
+      }
+      return;
+    }
+    topic.offset = message.offset;
+    this.#save();
+    this.dispatchEvent(new MessageEvent("message", { data: message }));
+  }
+
+  /** Asks the server for every publication of `topic` after the last one delivered. */
+  #resync(name: string): void {
+    const topic = this.#topics.get(name)!;
+    topic.syncing = true;
+    this.#sendText(
+      JSON.stringify({ type: "subscribe", topic: name, epoch: topic.epoch, offset: topic.offset }),
+    );
+  }
+
+  #subscribed(message: SubscribedMessage): void {
+    const { topic: name, epoch, offset, recovered } = message;
+    const topic = this.#topics.get(name);
+    if (recovered === undefined && topic) {
+      // Where the topic stands, for a topic followed already: a recovery says the rest.
+      if (!topic.syncing && topic.epoch !== epoch) this.#resync(name);
+      return;
+    }
+    if (!topic) this.#topics.set(name, { epoch, offset, syncing: false });
+    else {
+      topic.syncing = false;
+      if (!recovered || topic.epoch !== epoch) {
+        topic.epoch = epoch;
+        topic.offset = offset;
+      }
+    }
+    this.#save();
+    const detail: SubscribedDetail = { topic: name, epoch, offset };
+    if (recovered !== undefined) detail.recovered = recovered;
+    this.#emit("subscribed", detail);
+  }
+
+  /** Stores the session for `persist`, once per turn however much changed. */
+  #save(): void {
+    if (!this.#storage || this.#saving) return;
+    this.#saving = true;
+    queueMicrotask(() => {
+      this.#saving = false;
+      const saved: Saved = {
+        id: this.#id,
+        session: this.#session,
+        topics: [...this.#topics].map(([name, t]) => [name, t.epoch, t.offset]),
+        outbox: this.#outbox.entries.map((entry) => [entry.cseq, entry.text]),
+        next: this.#outbox.nextCseq,
+      };
+      try {
+        this.#storage!.setItem(this.#storageKey, JSON.stringify(saved));
+      } catch {
+        // Storage full or denied: the session just does not survive a reload.
+      }
+    });
+  }
+
+  #restore(): void {
+    let saved: Saved;
+    try {
+      saved = JSON.parse(this.#storage!.getItem(this.#storageKey) ?? "null");
+      if (!saved || !Array.isArray(saved.topics) || !Array.isArray(saved.outbox)) return;
+      this.#outbox.restore(saved.outbox, saved.next);
+    } catch {
+      return; // unreadable: start afresh
+    }
+    this.#id ??= saved.id;
+    this.#session = saved.session;
+    for (const [name, epoch, offset] of saved.topics) {
+      this.#topics.set(name, { epoch, offset, syncing: false });
+    }
+    // They may have been sent by the last page: count them as sent.
+    this.#sentCseq = this.#outbox.entries.at(-1)?.cseq ?? 0;
   }
 
   #onOnline = (): void => {
