@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertFalse, assertThrows } from "@std/assert";
 import {
-  isAppMessage,
+  isPublication,
   MessageError,
   parseClientMessage,
   parseLastCseq,
@@ -12,29 +12,30 @@ import {
   takenOverReason,
 } from "../protocol/messages.ts";
 
-Deno.test("parseClientMessage reads every client message and drops unknown fields", () => {
+Deno.test("parseClientMessage reads protocol messages field by field and passes the application's whole", () => {
   assertEquals(parseClientMessage('{"type":"heartbeat"}'), { type: "heartbeat" });
   assertEquals(
     parseClientMessage('{"type":"heartbeat","id":"a1","ts":12.5,"junk":1}'),
     { type: "heartbeat", id: "a1", ts: 12.5 },
   );
-  assertEquals(parseClientMessage('{"type":"ack","seq":0}'), { type: "ack", seq: 0 });
   assertEquals(
-    parseClientMessage('{"type":"chat","text":"héllo ✓","extra":[1]}'),
-    { type: "chat", text: "héllo ✓" },
+    parseClientMessage('{"type":"subscribe","topic":"x","cseq":1,"extra":2}'),
+    { type: "subscribe", topic: "x", cseq: 1 },
   );
   assertEquals(
-    parseClientMessage('{"type":"chat","cseq":3,"text":"","room":"r"}'),
-    { type: "chat", cseq: 3, text: "", room: "r" },
+    parseClientMessage('{"type":"subscribe","topic":"x","epoch":"e1","offset":0}'),
+    { type: "subscribe", topic: "x", epoch: "e1", offset: 0 },
   );
   assertEquals(
-    parseClientMessage('{"type":"subscribe","room":"x","cseq":1}'),
-    { type: "subscribe", room: "x", cseq: 1 },
+    parseClientMessage('{"type":"unsubscribe","topic":"x"}'),
+    { type: "unsubscribe", topic: "x" },
   );
+  // The application's own types: checked for a valid cseq, kept whole.
   assertEquals(
-    parseClientMessage('{"type":"unsubscribe","room":"x"}'),
-    { type: "unsubscribe", room: "x" },
+    parseClientMessage('{"type":"chat","cseq":3,"text":"héllo ✓","topic":"r"}'),
+    { type: "chat", cseq: 3, text: "héllo ✓", topic: "r" },
   );
+  assertEquals(parseClientMessage('{"type":"move","x":[1,2]}'), { type: "move", x: [1, 2] });
 });
 
 Deno.test("parseClientMessage refuses bad input with a MessageError naming the problem", () => {
@@ -46,18 +47,16 @@ Deno.test("parseClientMessage refuses bad input with a MessageError naming the p
     ['"chat"', 'string "type"'],
     ['{"text":"hi"}', 'string "type"'],
     ['{"type":7}', 'string "type"'],
-    ['{"type":"shout"}', 'unknown message type "shout"'],
-    ['{"type":"chat"}', 'chat field "text" must be a string'],
-    ['{"type":"chat","text":5}', 'chat field "text" must be a string'],
-    ['{"type":"chat","text":"hi","room":1}', 'chat field "room" must be a string'],
+    ['{"type":"ack","cseq":1}', '"ack" is a server message type'],
+    ['{"type":"welcome"}', '"welcome" is a server message type'],
     ['{"type":"chat","text":"hi","cseq":0}', 'chat field "cseq" must be a whole number >= 1'],
     ['{"type":"chat","text":"hi","cseq":1.5}', '"cseq" must be a whole number'],
     ['{"type":"chat","text":"hi","cseq":"1"}', '"cseq" must be a whole number'],
-    ['{"type":"subscribe"}', 'subscribe field "room" must be a string'],
-    ['{"type":"unsubscribe","room":null}', 'unsubscribe field "room" must be a string'],
-    ['{"type":"ack"}', 'ack field "seq" must be a whole number >= 0'],
-    ['{"type":"ack","seq":-1}', 'ack field "seq"'],
-    ['{"type":"ack","seq":1e300}', 'ack field "seq"'],
+    ['{"type":"subscribe"}', 'subscribe field "topic" must be a string'],
+    ['{"type":"subscribe","topic":"x","offset":1}', 'subscribe field "epoch" must be a string'],
+    ['{"type":"subscribe","topic":"x","epoch":"e"}', 'subscribe field "offset"'],
+    ['{"type":"subscribe","topic":"x","epoch":"e","offset":-1}', 'subscribe field "offset"'],
+    ['{"type":"unsubscribe","topic":null}', 'unsubscribe field "topic" must be a string'],
     ['{"type":"heartbeat","ts":"now"}', 'heartbeat field "ts"'],
     [`{"type":"heartbeat","id":"${"x".repeat(257)}"}`, 'heartbeat field "id"'],
   ];
@@ -68,12 +67,12 @@ Deno.test("parseClientMessage refuses bad input with a MessageError naming the p
 
 Deno.test("parseClientMessage names a refused message by its cseq when that one is valid", () => {
   const cases: [string, number | undefined][] = [
-    ['{"type":"chat","text":5,"cseq":4}', 4],
-    ['{"type":"shout","cseq":9}', 9],
+    ['{"type":"subscribe","topic":5,"cseq":4}', 4],
+    ['{"type":"ack","cseq":9}', 9],
     ['{"type":"heartbeat","ts":"now","cseq":2}', 2],
-    ['{"type":"chat","text":5}', undefined],
+    ['{"type":"subscribe","topic":5}', undefined],
     ['{"type":"chat","text":"hi","cseq":0}', undefined],
-    ['{"type":"shout","cseq":"3"}', undefined],
+    ['{"type":"ack","cseq":"3"}', undefined],
     ["not json", undefined],
   ];
   for (const [text, cseq] of cases) {
@@ -83,7 +82,7 @@ Deno.test("parseClientMessage names a refused message by its cseq when that one 
 
 Deno.test("parseClientMessage never echoes a long unknown type in full", () => {
   const error = assertThrows(
-    () => parseClientMessage(JSON.stringify({ type: "y".repeat(1000) })),
+    () => parseClientMessage(JSON.stringify({ type: "y".repeat(1000), cseq: "x" })),
     MessageError,
   );
   assert(error.message.length < 100, error.message);
@@ -135,18 +134,44 @@ Deno.test("parseServerMessage reads protocol messages field by field", () => {
     type: "reconnect",
     delay: 500,
   });
+  assertEquals(parseServerMessage('{"type":"ack","cseq":2,"reply":{"sum":3}}'), {
+    type: "ack",
+    cseq: 2,
+    reply: { sum: 3 },
+  });
+  assertEquals(
+    parseServerMessage('{"type":"subscribed","topic":"t","epoch":"e","offset":4,"x":1}'),
+    { type: "subscribed", topic: "t", epoch: "e", offset: 4 },
+  );
+  assertEquals(
+    parseServerMessage('{"type":"subscribed","topic":"t","epoch":"e","offset":0,"recovered":false}'),
+    { type: "subscribed", topic: "t", epoch: "e", offset: 0, recovered: false },
+  );
+  assertEquals(parseServerMessage('{"type":"unsubscribed","topic":"t"}'), {
+    type: "unsubscribed",
+    topic: "t",
+  });
 });
 
-Deno.test("parseServerMessage keeps app messages whole and requires their seq", () => {
+Deno.test("parseServerMessage keeps publications whole and requires their topic and offset", () => {
   const chat = parseServerMessage(
-    '{"type":"chat","seq":7,"from":"c1","text":"hi","room":"lobby","ts":5}',
+    '{"type":"chat","topic":"lobby","offset":7,"from":"c1","text":"hi","ts":5}',
   );
-  assertEquals(chat, { type: "chat", seq: 7, from: "c1", text: "hi", room: "lobby", ts: 5 });
-  assert(isAppMessage(chat));
-  assertFalse(isAppMessage(parseServerMessage('{"type":"ack","cseq":1}')));
-  assertFalse(isAppMessage(parseServerMessage('{"type":"heartbeat_ack"}')));
-  assertThrows(() => parseServerMessage('{"type":"chat","text":"hi"}'), MessageError, '"seq"');
-  assertThrows(() => parseServerMessage('{"type":"chat","seq":0}'), MessageError, ">= 1");
+  assertEquals(chat, { type: "chat", topic: "lobby", offset: 7, from: "c1", text: "hi", ts: 5 });
+  assert(isPublication(chat));
+  assertFalse(isPublication(parseServerMessage('{"type":"ack","cseq":1}')));
+  assertFalse(isPublication(parseServerMessage('{"type":"heartbeat_ack"}')));
+  assertThrows(() => parseServerMessage('{"type":"chat","offset":1}'), MessageError, '"topic"');
+  assertThrows(
+    () => parseServerMessage('{"type":"chat","topic":"a","offset":0}'),
+    MessageError,
+    ">= 1",
+  );
+  assertThrows(
+    () => parseServerMessage('{"type":"subscribe","topic":"a"}'),
+    MessageError,
+    "client message",
+  );
 });
 
 Deno.test("parseServerMessage refuses malformed protocol messages", () => {
@@ -179,6 +204,9 @@ Deno.test("parseServerMessage refuses malformed protocol messages", () => {
     ['{"type":"error","reason":"x","cseq":0}', 'error field "cseq"'],
     ['{"type":"reconnect","delay":-5}', 'reconnect field "delay"'],
     ['{"type":"heartbeat_ack","server_ts":"x"}', 'heartbeat_ack field "server_ts"'],
+    ['{"type":"subscribed","topic":"t","offset":1}', 'subscribed field "epoch"'],
+    ['{"type":"subscribed","topic":"t","epoch":"e","offset":1,"recovered":1}', '"recovered"'],
+    ['{"type":"unsubscribed"}', 'unsubscribed field "topic"'],
   ];
   for (const [text, expected] of cases) {
     assertThrows(() => parseServerMessage(text), MessageError, expected);
