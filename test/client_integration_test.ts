@@ -1,14 +1,16 @@
 /**
- * The client against the real server on loopback: server restarts and a
- * network that silently stops forwarding, with traffic flowing both ways the
- * whole time. Every message must arrive exactly once, in order, both ways —
- * and client messages exactly once even when the session expires meanwhile.
+ * The client against the real server and hub on loopback: server restarts
+ * and a network that silently stops forwarding, with traffic flowing both
+ * ways the whole time — a custom message type (`move`) from the client, its
+ * publication (`moved`) and server ticks back. Every message must arrive
+ * exactly once, in order, both ways — and client messages exactly once even
+ * when the session expires meanwhile (the topic is recovered from history).
  */
 import { assert, assertEquals } from "@std/assert";
 import { ReconnectingSocket, type WebSocketConstructor } from "../client/mod.ts";
-import type { AppMessage } from "../protocol/messages.ts";
+import { chat, Hub, type MemorySessionStore } from "../hub/mod.ts";
+import type { Publication } from "../protocol/messages.ts";
 import { retryAfterReason } from "../protocol/messages.ts";
-import { WsApp } from "../server/app.ts";
 import { serve, type Server } from "../server/server.ts";
 import { waitFor } from "./_wait.ts";
 
@@ -16,7 +18,21 @@ const N = 120; // messages each way
 const HEARTBEAT = { interval: 200, timeout: 300 };
 const QUICK_BACKOFF = { minDelay: 50, initialDelay: 100, maxDelay: 400 };
 
-function startServer(app: WsApp, port = 0): Server {
+/** The hub: chat, and a custom type `move` whose handler publishes `moved` and replies. */
+function makeHub(grace: number): Hub {
+  const hub = chat(new Hub({ heartbeat: HEARTBEAT, grace }));
+  hub.on<{ text: string }>("move", async (ctx, move) => {
+    const { offset } = await hub.publish("lobby", "moved", { from: ctx.clientId, text: move.text });
+    return { offset };
+  });
+  return hub;
+}
+
+function sessionsOf(hub: Hub): MemorySessionStore {
+  return hub.sessions as MemorySessionStore;
+}
+
+function startServer(app: Hub, port = 0): Server {
   return serve({
     port,
     hostname: "127.0.0.1",
@@ -105,7 +121,7 @@ class BlackholeProxy {
 /** Records what a client saw. */
 function watch(socket: ReconnectingSocket) {
   const seen = {
-    messages: [] as AppMessage[],
+    messages: [] as Publication[],
     opens: [] as boolean[],
     closes: [] as { at: number; code: number; reason: string }[],
   };
@@ -117,13 +133,13 @@ function watch(socket: ReconnectingSocket) {
   return seen;
 }
 
-/** Sends `c0..c{N-1}` from the client and publishes `t0..t{N-1}` from the server, 1 of each per tick. */
-function traffic(socket: ReconnectingSocket, app: WsApp) {
+/** Sends moves `c0..c{N-1}` from the client and publishes ticks `0..N-1` from the server, 1 of each per tick. */
+function traffic(socket: ReconnectingSocket, app: Hub) {
   let i = 0;
   const timer = setInterval(() => {
     if (i >= N) return clearInterval(timer);
-    socket.send({ type: "chat", text: `c${i}` });
-    app.publish("lobby", "tick", { n: i });
+    socket.send("move", { text: `c${i}` });
+    void app.publish("lobby", "tick", { n: i });
     i++;
   }, 8);
   return { sent: () => i, stop: () => clearInterval(timer) };
@@ -132,21 +148,21 @@ function traffic(socket: ReconnectingSocket, app: WsApp) {
 /** Every message exactly once, in order, both ways, and every client message acknowledged. */
 async function assertExactlyOnce(socket: ReconnectingSocket, seen: ReturnType<typeof watch>) {
   const ticks = () => seen.messages.filter((m) => m.type === "tick");
-  const chats = () => seen.messages.filter((m) => m.type === "chat");
+  const chats = () => seen.messages.filter((m) => m.type === "moved");
   await waitFor(
     () => ticks().length >= N && chats().length >= N && socket.bufferedAmount === 0,
     10_000,
   );
-  // Server → client: the ticks, each once, in order; seq contiguous across reconnects.
+  // Server → client: the ticks, each once, in order; offsets contiguous across reconnects.
   assertEquals(ticks().map((m) => m.n), [...Array(N).keys()]);
-  assertEquals(seen.messages.map((m) => m.seq), seen.messages.map((_, i) => i + 1));
-  // Client → server: each chat processed once (one broadcast each, back to us), in order.
+  assertEquals(seen.messages.map((m) => m.offset), seen.messages.map((_, i) => i + 1));
+  // Client → server: each move processed once (one publication each, back to us), in order.
   assertEquals(chats().map((m) => m.text), [...Array(N).keys()].map((i) => `c${i}`));
 }
 
 /** A client against the real server, maybe through a {@linkcode BlackholeProxy}. */
 interface Rig {
-  app: WsApp;
+  app: Hub;
   /** The running server; a test that restarts it puts the new one here. */
   server: Server;
   proxy?: BlackholeProxy;
@@ -170,7 +186,7 @@ interface RigOptions {
 
 /** Runs `test` against a fresh rig and tears it all down afterwards, whatever happened. */
 async function withRig(options: RigOptions, test: (rig: Rig) => Promise<void>): Promise<void> {
-  const app = new WsApp({ heartbeat: HEARTBEAT, grace: options.grace });
+  const app = makeHub(options.grace);
   const server = startServer(app);
   const proxy = options.proxy ? new BlackholeProxy(server.addr.port) : undefined;
   const port = proxy?.port ?? server.addr.port;
@@ -268,7 +284,8 @@ function observe(port: number, from: string) {
   let quiet = false;
   ws.onmessage = (event) => {
     const message = JSON.parse(event.data);
-    if (message.type === "chat" && message.from === from) processed.push(message.text);
+    const kind = message.type === "chat" || message.type === "moved";
+    if (kind && message.from === from) processed.push(message.text);
     if (message.type === "heartbeat_ack" && message.id === "last") quiet = true;
   };
   const closed = new Promise((resolve) => ws.onclose = resolve);
@@ -339,10 +356,10 @@ Deno.test("client: session removed while live, its acks lost: resumed, told last
       await waitFor(() => seen.opens.length === 1 && observer.open());
       for (const text of ["a", "b", "c"]) socket.send({ type: "chat", text });
       const old = socket.session!;
-      const session = app.sessions.get(old)!;
+      const session = sessionsOf(app).get(old)!;
       await waitFor(() => session.lastCseq === 3); // processed; the acks never arrive
       assertEquals(socket.bufferedAmount > 0, true);
-      app.sessions.remove(session);
+      sessionsOf(app).remove(session);
       await waitFor(() => seen.opens.length === 2, 5_000);
       assertEquals(seen.closes.map((c) => [c.code, c.reason]), [[4001, "session ended"]]);
       assertEquals(failures, [{
@@ -378,7 +395,7 @@ Deno.test("client: session taken over while its acks were lost: a new session, l
       await waitFor(() => seen.opens.length === 1 && observer.open());
       for (const text of ["a", "b", "c"]) socket.send({ type: "chat", text });
       const old = socket.session!;
-      await waitFor(() => app.sessions.get(old)!.lastCseq === 3);
+      await waitFor(() => sessionsOf(app).get(old)!.lastCseq === 3);
       // Another tab resumes the same session.
       tab = new WebSocket(`ws://127.0.0.1:${server.addr.port}/ws?id=erin&session=${old}`);
       const tabClosed = new Promise((resolve) => tab!.onclose = resolve);
@@ -402,7 +419,7 @@ Deno.test("client: session taken over while its acks were lost: a new session, l
       assertEquals(observer.processed, ["a", "b", "c", "d"]);
       // The tab keeps the session: the client did not take it back.
       assertEquals(tab.readyState, WebSocket.OPEN);
-      assertEquals(app.sessions.get(old)!.connection !== undefined, true);
+      assertEquals(sessionsOf(app).get(old)!.attached, true);
       tab.close();
       await tabClosed;
     } finally {
@@ -440,8 +457,10 @@ Deno.test("client: session expired while its acks were lost: no client message p
       assert(failure.dropped > 0, "some chats were processed whose acks were lost");
       await waitFor(() => flow.sent() >= N && socket.bufferedAmount === 0, 10_000);
       await observer.settle();
-      // Each chat processed exactly once, in order, across the two sessions.
+      // Each move processed exactly once, in order, across the two sessions.
       assertEquals(observer.processed, [...Array(N).keys()].map((i) => `c${i}`));
+      // And the new session recovered the topic from history: nothing lost the other way.
+      await assertExactlyOnce(socket, seen);
     } finally {
       await observer.close();
     }
