@@ -999,7 +999,9 @@ export class ReconnectingSocket extends EventTarget {
     if (message.offset !== topic.offset + 1) {
       if (!topic.syncing) {
         this.#emit("error", {
-          reason: `offset gap in "${message.topic}": expected ${topic.offset + 1}, got ${message.offset}`,
+          reason: `offset gap in "${message.topic}": expected ${
+            topic.offset + 1
+          }, got ${message.offset}`,
         });
         // Never skip: the server sends what is missing, or says it cannot.
         this.#resync(message.topic);

@@ -53,7 +53,9 @@ export function chat(hub: Hub, options: ChatOptions = {}): Hub {
       throw new Error(`chat text is longer than ${maxTextLength} characters`);
     }
     if (typeof topic !== "string") throw new Error('chat field "topic" must be a string');
-    if (!ctx.session.topics.has(topic)) throw new Error(`subscribe to "${topic.slice(0, 64)}" first`);
+    if (!ctx.session.topics.has(topic)) {
+      throw new Error(`subscribe to "${topic.slice(0, 64)}" first`);
+    }
     await hub.publish(topic, "chat", { from: ctx.clientId, text, ts: wallClock() });
   });
   return hub;

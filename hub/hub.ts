@@ -644,7 +644,11 @@ export class Hub implements WebSocketHandler {
     if (cseq !== undefined) this.#sendAck(ws, cseq, reply);
   }
 
-  async #dispatch(attachment: Attachment, session: Session, message: ClientMessage): Promise<unknown> {
+  async #dispatch(
+    attachment: Attachment,
+    session: Session,
+    message: ClientMessage,
+  ): Promise<unknown> {
     switch (message.type) {
       case "subscribe": {
         const { topic, epoch, offset } = message as SubscribeMessage;
@@ -690,7 +694,9 @@ export class Hub implements WebSocketHandler {
 
   /** Why `topic` is not a name a client may use, or undefined. */
   #checkTopic(topic: string): string | undefined {
-    if (typeof topic !== "string" || topic.length === 0 || topic.length > this.#maxTopicNameLength) {
+    if (
+      typeof topic !== "string" || topic.length === 0 || topic.length > this.#maxTopicNameLength
+    ) {
       return `topic name must have 1 to ${this.#maxTopicNameLength} characters`;
     }
     if (topic.startsWith("$") || CONTROL.test(topic)) {

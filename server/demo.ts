@@ -137,19 +137,23 @@ function connect() {
   const url = new URL(${JSON.stringify(wsPath)}, location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   const id = new URLSearchParams(location.search).get("id") ?? undefined;
-  const socket = demo.socket = new Heartwire.ReconnectingSocket(url, { id });
+  // persist: a reload keeps the session, the topic positions and unsent messages.
+  const socket = demo.socket = new Heartwire.ReconnectingSocket(url, { id, persist: true });
   setState("connecting");
   socket.addEventListener("open", (e) => {
     if (demo.opens++ > 0) $("reconnects").textContent = ++demo.reconnects;
     setState("open", e.detail.resumed ? "open (session resumed)" : "open");
     $("session").textContent = e.detail.session + " as " + e.detail.id;
   });
+  socket.on("chat", (m) => {
+    demo.chats.push(m);
+    log(m.from + ": " + m.text, "#" + m.offset + " in " + m.topic);
+  });
   socket.addEventListener("message", (e) => {
-    const m = e.data;
-    if (m.type === "chat") {
-      demo.chats.push(m);
-      log(m.from + ": " + m.text, "#" + m.seq + " in " + m.room);
-    } else log(m.type + " " + JSON.stringify(m));
+    if (e.data.type !== "chat") log(e.data.type + " " + JSON.stringify(e.data));
+  });
+  socket.addEventListener("subscribed", (e) => {
+    if (e.detail.recovered === false) log("missed messages in " + e.detail.topic, "history was gone");
   });
   socket.addEventListener("heartbeat", (e) => {
     demo.rtt = e.detail.rtt;
@@ -181,7 +185,7 @@ $("form").addEventListener("submit", (e) => {
   const text = $("text").value.trim();
   if (!text || !demo.socket || demo.socket.readyState === 3) return;
   try {
-    demo.socket.send({ type: "chat", text });
+    demo.socket.send("chat", { text });
     $("text").value = "";
   } catch (error) {
     log("not sent", error.message);

@@ -6,7 +6,13 @@
 import { CliError, parseCliArgs, USAGE } from "./cli.ts";
 import { CloseCode } from "../protocol/close.ts";
 import { retryAfterReason } from "../protocol/messages.ts";
-import { echoHandler, serve, type ServeOptions, type Server, type ShutdownOptions } from "./server.ts";
+import {
+  echoHandler,
+  serve,
+  type ServeOptions,
+  type Server,
+  type ShutdownOptions,
+} from "./server.ts";
 import { chat, Hub } from "../hub/mod.ts";
 
 async function main(): Promise<void> {

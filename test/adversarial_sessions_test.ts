@@ -34,7 +34,11 @@ Deno.test("adversarial: a session churn burst from one IP leaves another client'
       if (ws.closedWith) refused++;
       else await hangUp(hub, ws);
     }
-    assertEquals(refused, 0, "the churner evicts its own detached sessions, so it is never refused");
+    assertEquals(
+      refused,
+      0,
+      "the churner evicts its own detached sessions, so it is never refused",
+    );
     assertEquals(store.size <= 1_000, true, `sessions bounded: ${store.size}`);
     assertEquals(store.tombstones <= 4_000, true, `tombstones bounded: ${store.tombstones}`);
 

@@ -1,7 +1,8 @@
 /**
  * End to end in real headless Chromium: the demo page with the bundled
- * client connects to `/ws`, exchanges heartbeats and chat, survives a server
- * restart, and emulated offline/online.
+ * client connects to the hub on `/ws`, exchanges heartbeats and chat,
+ * survives a server restart, emulated offline/online, and a page reload
+ * (the session persists in sessionStorage).
  *
  * Needs Debian's `chromium` (`apt-get install -y chromium`; `.ci/run` installs
  * it) and npm access once for esbuild and playwright-core.
@@ -10,7 +11,7 @@ import { chromium } from "playwright-core";
 import { assert, assertEquals } from "@std/assert";
 import { bundle } from "../client/_bundle.ts";
 import { retryAfterReason } from "../protocol/messages.ts";
-import { WsApp } from "../server/app.ts";
+import { chat as chatHandler, Hub } from "../hub/mod.ts";
 import { demoRoutes } from "../server/demo.ts";
 import { serve, type Server } from "../server/server.ts";
 
@@ -26,11 +27,11 @@ interface DemoState {
   heartbeats: number;
   reconnects: number;
   retries: number;
-  chats: { text: string; seq: number }[];
+  chats: { text: string; offset: number }[];
 }
 
-Deno.test("browser: the demo page connects, beats, chats, survives a restart and offline", async () => {
-  const app = new WsApp({ heartbeat: { interval: 300, timeout: 600 }, grace: 30_000 });
+Deno.test("browser: the demo page connects, beats, chats, survives a restart, offline and a reload", async () => {
+  const app = chatHandler(new Hub({ heartbeat: { interval: 300, timeout: 600 }, grace: 30_000 }));
   const start = (port = 0): Server =>
     serve({ port, hostname: "127.0.0.1", routes: { "/ws": app }, httpRoutes: demoRoutes() });
   let server = start();
@@ -71,7 +72,7 @@ Deno.test("browser: the demo page connects, beats, chats, survives a restart and
 
     // Server restart with a retry hint; the page resumes its session.
     await server.shutdown({ code: 1012, reason: retryAfterReason(200), timeout: 2_000 });
-    app.publish("lobby", "chat", { from: "server", text: "while you were away", room: "lobby" });
+    await app.publish("lobby", "chat", { from: "server", text: "while you were away", ts: 0 });
     server = start(port);
     await until(`heartwireDemo.reconnects === 1 && heartwireDemo.state === "open"`);
     await until(`heartwireDemo.chats.some((m) => m.text === "while you were away")`);
@@ -92,9 +93,16 @@ Deno.test("browser: the demo page connects, beats, chats, survives a restart and
     const end = await demo();
     const texts = end.chats.map((m) => m.text);
     assertEquals(texts, ["hello", "while you were away", "after restart", "typed offline"]);
-    const seqs = end.chats.map((m) => m.seq);
-    assertEquals(seqs, [...seqs].sort((a, b) => a - b)); // in order, none twice
-    assertEquals(new Set(seqs).size, seqs.length);
+    const offsets = end.chats.map((m) => m.offset);
+    assertEquals(offsets, [1, 2, 3, 4]); // in order, none twice, none missed
+
+    // A reload keeps the session (persist): resumed, and only what is new arrives.
+    await page.reload(WAIT);
+    await until(`heartwireDemo.state === "open"`);
+    assertEquals(await page.textContent("#state"), "open (session resumed)");
+    await chat("after reload");
+    await until(`heartwireDemo.chats.some((m) => m.text === "after reload")`);
+    assertEquals((await demo()).chats.map((m) => [m.offset, m.text]), [[5, "after reload"]]);
     assertEquals(errors, []);
     await page.screenshot({ path: "/tmp/heartwire-demo.png" });
   } finally {

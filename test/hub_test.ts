@@ -29,7 +29,11 @@ Deno.test("hub: welcome, then where each topic stands (the default topic and $di
     assertEquals([direct.type, direct.topic, direct.offset], ["subscribed", "$direct", 0]);
     assertEquals("recovered" in lobby, false, "not an answer to a recovering subscribe");
     const [, [anon]] = await connect(hub, "?id=" + encodeURIComponent("bad\nid"));
-    assertMatch(anon.id as string, /^anon-[0-9a-f]{8}$/, "a control character makes the id invalid");
+    assertMatch(
+      anon.id as string,
+      /^anon-[0-9a-f]{8}$/,
+      "a control character makes the id invalid",
+    );
   } finally {
     hub.dispose();
   }
@@ -185,9 +189,12 @@ Deno.test("hub: publish and send from the server; one serialisation per broadcas
     hub.on("whisper", async (ctx) => {
       await ctx.send("whispered", { to: ctx.clientId });
     });
-    assertEquals(await say(hub, b, { type: "whisper", cseq: 1 }), [{ type: "whispered", topic: "$direct", offset: 1, to: "b" },
-      { type: "ack", cseq: 1 },
-    ]);
+    assertEquals(await say(hub, b, { type: "whisper", cseq: 1 }), [{
+      type: "whispered",
+      topic: "$direct",
+      offset: 1,
+      to: "b",
+    }, { type: "ack", cseq: 1 }]);
     await assertRejects(() => hub.publish("lobby", "ack"), TypeError);
     await assertRejects(() => hub.publish("lobby", "x", { offset: 3 }), TypeError);
     await assertRejects(() => hub.publish("$x", "x"), TypeError);
@@ -221,22 +228,31 @@ Deno.test("hub: authorize refuses a join with its reason; bounds on topics and n
     ]);
     const [root] = await connect(hub, "?id=root");
     const [subscribed, ack] = await say(hub, root, { type: "subscribe", topic: "admin", cseq: 1 });
-    assertEquals([subscribed.type, subscribed.topic, subscribed.offset], ["subscribed", "admin", 0]);
+    assertEquals([subscribed.type, subscribed.topic, subscribed.offset], [
+      "subscribed",
+      "admin",
+      0,
+    ]);
     assertEquals(ack, { type: "ack", cseq: 1 });
     await hub.publish("admin", "secret");
     assertEquals(ws.take(), [], "eve got nothing of admin");
     assertEquals(root.take().length, 1);
-    for (const [topic, reason] of [
-      ["", "topic name must have 1 to 64 characters"],
-      ["x".repeat(65), "topic name must have 1 to 64 characters"],
-      ["$direct:abc", "topic name must not start with $ or hold control characters"],
-      ["a\nb", "topic name must not start with $ or hold control characters"],
-    ]) {
+    for (
+      const [topic, reason] of [
+        ["", "topic name must have 1 to 64 characters"],
+        ["x".repeat(65), "topic name must have 1 to 64 characters"],
+        ["$direct:abc", "topic name must not start with $ or hold control characters"],
+        ["a\nb", "topic name must not start with $ or hold control characters"],
+      ]
+    ) {
       assertEquals((await say(hub, ws, { type: "subscribe", topic }))[0].reason, reason);
     }
     await say(hub, ws, { type: "subscribe", topic: "t1" });
     await say(hub, ws, { type: "subscribe", topic: "t2" });
-    assertEquals((await say(hub, ws, { type: "subscribe", topic: "t3" }))[0].reason, "already in 3 topics");
+    assertEquals(
+      (await say(hub, ws, { type: "subscribe", topic: "t3" }))[0].reason,
+      "already in 3 topics",
+    );
     const [other] = await connect(hub, "?id=o");
     assertEquals(
       (await say(hub, other, { type: "subscribe", topic: "t9" }))[0].reason,
@@ -246,7 +262,10 @@ Deno.test("hub: authorize refuses a join with its reason; bounds on topics and n
       { type: "unsubscribed", topic: "lobby" },
       { type: "ack", cseq: 1 },
     ]);
-    assertEquals((await say(hub, other, { type: "unsubscribe", topic: "$direct" }))[0].type, "error");
+    assertEquals(
+      (await say(hub, other, { type: "unsubscribe", topic: "$direct" }))[0].type,
+      "error",
+    );
   } finally {
     hub.dispose();
   }
@@ -469,7 +488,12 @@ Deno.test("hub: direct messages sent while away are recovered on resume", async 
     await hub.send(welcome.session as string, "dm", { text: "while you were out" });
     const [again] = await connect(hub, `?id=a&session=${welcome.session}`);
     assertEquals(
-      await say(hub, again, { type: "subscribe", topic: "$direct", epoch: direct.epoch, offset: 0 }),
+      await say(hub, again, {
+        type: "subscribe",
+        topic: "$direct",
+        epoch: direct.epoch,
+        offset: 0,
+      }),
       [
         { type: "subscribed", topic: "$direct", epoch: direct.epoch, offset: 0, recovered: true },
         { type: "dm", topic: "$direct", offset: 1, text: "while you were out" },

@@ -144,7 +144,9 @@ Deno.test("parseServerMessage reads protocol messages field by field", () => {
     { type: "subscribed", topic: "t", epoch: "e", offset: 4 },
   );
   assertEquals(
-    parseServerMessage('{"type":"subscribed","topic":"t","epoch":"e","offset":0,"recovered":false}'),
+    parseServerMessage(
+      '{"type":"subscribed","topic":"t","epoch":"e","offset":0,"recovered":false}',
+    ),
     { type: "subscribed", topic: "t", epoch: "e", offset: 0, recovered: false },
   );
   assertEquals(parseServerMessage('{"type":"unsubscribed","topic":"t"}'), {

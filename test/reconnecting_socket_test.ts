@@ -53,7 +53,12 @@ function setup(options: ReconnectingSocketOptions = {}) {
 }
 
 /** A chat publication of "lobby" at `offset`. */
-const pub = (offset: number, text = `m${offset}`) => ({ type: "chat", topic: "lobby", offset, text });
+const pub = (offset: number, text = `m${offset}`) => ({
+  type: "chat",
+  topic: "lobby",
+  offset,
+  text,
+});
 
 /** The server says where "lobby" stands: the client follows it from `offset`. */
 const follow = (ws: FakeWebSocket, offset = 0, epoch = "e1") =>
@@ -453,7 +458,13 @@ Deno.test("ReconnectingSocket: recovered:false is reported and the topic goes on
   t.clock.advance(750);
   t.last().welcome({ session: "s1", resumed: true });
   // The server restarted: a new epoch, history gone.
-  t.last().receive({ type: "subscribed", topic: "lobby", epoch: "e2", offset: 4, recovered: false });
+  t.last().receive({
+    type: "subscribed",
+    topic: "lobby",
+    epoch: "e2",
+    offset: 4,
+    recovered: false,
+  });
   t.last().receive(pub(5));
   assertEquals(t.of("subscribed").at(-1)!.detail, {
     topic: "lobby",
