@@ -4,8 +4,10 @@
  * - `@heartwire/heartwire/protocol`: the sans-I/O RFC 6455 core.
  * - `@heartwire/heartwire/server`: the server over raw TCP, with keepalive on
  *   one timer heap.
+ * - `@heartwire/heartwire/hub`: the application layer on a route — sessions,
+ *   topics with recoverable history, your own message types.
  *
- * This entry point re-exports both.
+ * This entry point re-exports all three.
  *
  * @example
  * ```ts
@@ -18,3 +20,4 @@
  */
 export * from "./protocol/mod.ts";
 export * from "./server/mod.ts";
+export * from "./hub/mod.ts";
