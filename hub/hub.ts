@@ -160,6 +160,12 @@ export interface HubOptions {
   clock?: Clock;
   /** Wall-clock ms for `server_ts` of heartbeat acks. Default `Date.now`. */
   wallClock?: () => number;
+  /**
+   * Told about an unexpected error (a store failing, a bad `createId`); the
+   * connection it happened on is closed with 1011. Handler errors are not
+   * unexpected: they go back to the client as `error`. Default `console.error`.
+   */
+  onError?: (error: unknown) => void;
 }
 
 /**
@@ -263,12 +269,20 @@ export class Hub implements WebSocketHandler {
   readonly #maxCseqJump: number;
   readonly #maxRecoveryBuffer: number;
   readonly #wallClock: () => number;
+  readonly #onError: (error: unknown) => void;
   /** Sessions of this hub by id, attached or in grace. */
   readonly #known = new Map<string, Session>();
   /** The live connection of each attached session. */
   readonly #live = new Map<string, Attachment>();
   /** Members of each topic on this hub. */
   readonly #members = new Map<string, Set<Session>>();
+  /**
+   * The epoch this hub last told members of each topic (by history key). A
+   * history that was lost and made anew restarts its offsets under a new
+   * epoch; members are told before its first publication, or they would take
+   * the new offsets for ones they have.
+   */
+  readonly #epochs = new Map<string, string>();
 
   /** Creates the hub; it serves once passed as a route to `serve`. */
   constructor(options: HubOptions = {}) {
@@ -283,6 +297,7 @@ export class Hub implements WebSocketHandler {
     this.#maxCseqJump = Math.max(1, options.maxCseqJump ?? 1_000);
     this.#maxRecoveryBuffer = Math.max(1, options.maxRecoveryBuffer ?? 10_000);
     this.#wallClock = options.wallClock ?? Date.now;
+    this.#onError = options.onError ?? ((error) => console.error("heartwire hub:", error));
     this.history = options.history ?? new MemoryHistory();
     const createId = options.createId;
     this.sessions = options.sessions ?? new MemorySessionStore({
@@ -351,6 +366,7 @@ export class Hub implements WebSocketHandler {
     const { epoch, offset, text } = await this.history.append(topic, encode);
     const members = this.#members.get(topic);
     if (members) {
+      this.#checkEpoch(topic, topic, { epoch, offset: offset - 1 }, members);
       for (const session of members) this.#deliver(session, topic, offset, text);
     }
     return { epoch, offset };
@@ -372,6 +388,7 @@ export class Hub implements WebSocketHandler {
     if (!session) return undefined;
     const { epoch, offset, text } = await this.history.append(directKey(session), encode);
     if (this.#known.get(sessionId) === session) {
+      this.#checkEpoch(directKey(session), DIRECT_TOPIC, { epoch, offset: offset - 1 }, [session]);
       this.#deliver(session, DIRECT_TOPIC, offset, text);
     }
     return { epoch, offset };
@@ -411,6 +428,7 @@ export class Hub implements WebSocketHandler {
     }
     this.sessions.dispose();
     this.#members.clear();
+    this.#epochs.clear();
     this.#known.clear();
   }
 
@@ -476,7 +494,7 @@ export class Hub implements WebSocketHandler {
         await work();
       } catch (error) {
         if (!always) attachment.ws.close(CloseCode.InternalError, "internal error");
-        console.error("heartwire hub:", error);
+        this.#onError(error);
       }
     });
     attachment.chain = next;
@@ -524,7 +542,6 @@ export class Hub implements WebSocketHandler {
     // Closed while the store was asked: a new session waits in grace (made detached).
     if (attachment.replaced) return;
     this.#known.set(session.id, session);
-    for (const topic of session.topics) this.#members.get(topic)?.add(session);
     // One live socket per session: the newer connection wins. The older one's client
     // starts a new session, so it is told the session's lastCseq (final: see #retire).
     const previous = this.#live.get(session.id);
@@ -579,11 +596,36 @@ export class Hub implements WebSocketHandler {
       }
       if (attachment.replaced) return;
       const ws = attachment.ws;
+      const members = topic === DIRECT_TOPIC ? [session] : this.#members.get(topic) ?? [];
+      this.#checkEpoch(key, topic, { epoch: subscribed.epoch, offset: top }, members, session);
       ws.send(JSON.stringify(subscribed));
       for (const text of texts) ws.send(text);
       for (const { offset, text } of held) if (offset > top) ws.send(text);
     } finally {
       if (attachment.recovering.get(topic) === held) attachment.recovering.delete(topic);
+    }
+  }
+
+  /**
+   * Notes the epoch of a topic's history; if it changed since members were
+   * told, tells each live member (but `except`) that what came before
+   * `position.offset` is lost: `subscribed {recovered: false}`.
+   */
+  #checkEpoch(
+    key: string,
+    topic: string,
+    position: TopicPosition,
+    members: Iterable<Session>,
+    except?: Session,
+  ): void {
+    const known = this.#epochs.get(key);
+    this.#epochs.set(key, position.epoch);
+    if (known === undefined || known === position.epoch) return;
+    const text = JSON.stringify(
+      { type: "subscribed", topic, ...position, recovered: false } satisfies SubscribedMessage,
+    );
+    for (const session of members) {
+      if (session !== except) this.#deliver(session, topic, position.offset, text);
     }
   }
 
@@ -730,7 +772,10 @@ export class Hub implements WebSocketHandler {
     const members = this.#members.get(topic);
     if (!members) return;
     members.delete(session);
-    if (members.size === 0) this.#members.delete(topic);
+    if (members.size === 0) {
+      this.#members.delete(topic);
+      this.#epochs.delete(topic);
+    }
   }
 
   /** The store removed a session: forget it here, and end its connection if it has one. */
@@ -738,9 +783,13 @@ export class Hub implements WebSocketHandler {
     for (const topic of session.topics) {
       const members = this.#members.get(topic);
       members?.delete(session);
-      if (members?.size === 0) this.#members.delete(topic);
+      if (members?.size === 0) {
+        this.#members.delete(topic);
+        this.#epochs.delete(topic);
+      }
     }
     if (this.#known.get(session.id) === session) this.#known.delete(session.id);
+    this.#epochs.delete(directKey(session));
     void this.history.remove(directKey(session));
     // Its tombstone is written already: the client resumes and learns last_cseq.
     const attachment = this.#live.get(session.id);

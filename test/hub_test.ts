@@ -507,7 +507,11 @@ Deno.test("hub: direct messages sent while away are recovered on resume", async 
 Deno.test("hub: session ids up to 256 resume; a longer one is refused, never cut; createId is checked", async () => {
   let length = 256;
   let made = 0;
-  const hub = chatHub({ createId: () => String(++made).padStart(length, "s") });
+  const errors: unknown[] = [];
+  const hub = chatHub({
+    createId: () => String(++made).padStart(length, "s"),
+    onError: (error) => errors.push(error),
+  });
   try {
     const [ws, [welcome]] = await connect(hub, "?id=a");
     assertEquals((welcome.session as string).length, 256);
@@ -519,6 +523,8 @@ Deno.test("hub: session ids up to 256 resume; a longer one is refused, never cut
     length = 257;
     const [bad] = await connect(hub, "?id=b");
     assertEquals(bad.closedWith?.[0], 1011);
+    assertEquals(errors.length, 1);
+    assert(errors[0] instanceof RangeError);
   } finally {
     hub.dispose();
   }
@@ -570,3 +576,24 @@ async function waitUntil(check: () => boolean): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
+
+Deno.test("hub: a history lost mid-stream is told to live members before its new offsets arrive", async () => {
+  let epochs = 0;
+  const history = new MemoryHistory({ createEpoch: () => `e${++epochs}` });
+  const hub = chatHub({ history });
+  try {
+    const [a, [, lobby]] = await connect(hub, "?id=a");
+    await hub.publish("lobby", "n", { n: 1 });
+    history.remove("lobby"); // evicted, or a shared store restarted
+    await hub.publish("lobby", "n", { n: 2 });
+    // Without the notice, offset 1 of the new epoch would pass for the old offset 1: dropped.
+    assertEquals(a.take(), [
+      { type: "n", topic: "lobby", offset: 1, n: 1 },
+      { type: "subscribed", topic: "lobby", epoch: "e3", offset: 0, recovered: false },
+      { type: "n", topic: "lobby", offset: 1, n: 2 },
+    ]);
+    assertNotEquals(lobby.epoch, "e3");
+  } finally {
+    hub.dispose();
+  }
+});
