@@ -466,3 +466,36 @@ Deno.test("client: session expired while its acks were lost: no client message p
     }
   });
 });
+
+Deno.test("client: a restart that loses the hub's history is reported as recovered:false, then goes on", async () => {
+  let hub = makeHub(30_000);
+  let server = startServer(hub);
+  const port = server.addr.port;
+  const socket = new ReconnectingSocket(`ws://127.0.0.1:${port}/ws`, {
+    id: "frank",
+    backoff: QUICK_BACKOFF,
+  });
+  const seen = watch(socket);
+  const positions: { topic: string; offset: number; recovered?: boolean }[] = [];
+  socket.addEventListener("subscribed", (event) => positions.push(event.detail));
+  try {
+    await waitFor(() => seen.opens.length === 1 && socket.topics.has("lobby"));
+    for (let n = 0; n < 3; n++) await hub.publish("lobby", "tick", { n });
+    await waitFor(() => seen.messages.length === 3);
+    // A new process: new hub, new histories (new epochs), no sessions.
+    await server.shutdown({ timeout: 500 });
+    hub.dispose();
+    hub = makeHub(30_000);
+    server = startServer(hub, port);
+    await waitFor(() => seen.opens.length === 2, 5_000);
+    await waitFor(() => positions.some((p) => p.topic === "lobby" && p.recovered === false));
+    await hub.publish("lobby", "tick", { n: 3 });
+    await waitFor(() => seen.messages.length === 4);
+    assertEquals(seen.messages.map((m) => [m.n, m.offset]), [[0, 1], [1, 2], [2, 3], [3, 1]]);
+  } finally {
+    socket.close();
+    await waitFor(() => server.connections.size === 0).catch(() => {});
+    await server.shutdown({ timeout: 500 });
+    hub.dispose();
+  }
+});
