@@ -395,6 +395,39 @@ export class Hub implements WebSocketHandler {
   }
 
   /**
+   * Puts a session in a topic from the server (no `authorize`; the
+   * per-session and total bounds apply). Its client is told where the topic
+   * stands, now or after its next welcome. Resolves to why not, or undefined.
+   *
+   * @throws {TypeError} for an invalid topic name.
+   */
+  async subscribe(sessionId: string, topic: string): Promise<string | undefined> {
+    const bad = this.#checkTopic(topic);
+    if (bad) throw new TypeError(bad);
+    const session = this.#known.get(sessionId);
+    if (!session) return "unknown session";
+    if (session.topics.has(topic)) return undefined;
+    const refused = this.#join(session, topic);
+    if (refused) return refused;
+    await this.sessions.update(session);
+    const attachment = this.#live.get(session.id);
+    if (attachment) await this.#recover(attachment, session, topic);
+    return undefined;
+  }
+
+  /**
+   * Takes a session out of a topic from the server; its client is told
+   * `unsubscribed` if connected.
+   */
+  async unsubscribe(sessionId: string, topic: string): Promise<void> {
+    const session = this.#known.get(sessionId);
+    if (!session || !session.topics.has(topic)) return;
+    this.#leave(session, topic);
+    await this.sessions.update(session);
+    this.#live.get(session.id)?.ws.send(JSON.stringify({ type: "unsubscribed", topic }));
+  }
+
+  /**
    * Asks every connected client to close and come back after `delay` ms
    * (`{"type":"reconnect","delay"}`), e.g. before this server goes away.
    * Returns how many were asked.

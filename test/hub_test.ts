@@ -597,3 +597,25 @@ Deno.test("hub: a history lost mid-stream is told to live members before its new
     hub.dispose();
   }
 });
+
+Deno.test("hub: the server puts a session in a topic and takes it out; its client is told", async () => {
+  const hub = chatHub({ maxTopicsPerSession: 2 });
+  try {
+    const [ws, [welcome]] = await connect(hub, "?id=a");
+    const id = welcome.session as string;
+    await hub.publish("news", "n", { n: 1 });
+    assertEquals(await hub.subscribe(id, "news"), undefined);
+    const [subscribed] = ws.take();
+    assertEquals([subscribed.type, subscribed.topic, subscribed.offset], ["subscribed", "news", 1]);
+    await hub.publish("news", "n", { n: 2 });
+    assertEquals(ws.take().map((m) => m.offset), [2]);
+    assertEquals(await hub.subscribe(id, "more"), "already in 2 topics");
+    assertEquals(await hub.subscribe("nobody", "news"), "unknown session");
+    await hub.unsubscribe(id, "news");
+    assertEquals(ws.take(), [{ type: "unsubscribed", topic: "news" }]);
+    await hub.publish("news", "n", { n: 3 });
+    assertEquals(ws.take(), []);
+  } finally {
+    hub.dispose();
+  }
+});
