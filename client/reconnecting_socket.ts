@@ -297,8 +297,9 @@ export interface ErrorDetail {
 /**
  * `detail` of the `resume_failed` event: the session could not be resumed
  * (or was taken over by another connection: close 4000) and a new one
- * follows. Server messages sent to the old session meanwhile are lost;
- * client messages are sorted out as below.
+ * follows. Topics are recovered from their offsets as after any reconnect
+ * (direct messages to the old session are reported lost: its `$direct`
+ * topic comes back `recovered: false`); client messages are sorted out as below.
  *
  * @example
  * ```ts
