@@ -1,0 +1,294 @@
+/**
+ * The Redis {@linkcode PresenceStore}: several nodes share presence, learn of
+ * each other's joins and leaves by pub/sub, and drop a dead node's users
+ * within its lease.
+ *
+ * The client (`npm:redis@5`) is imported only when this store is opened, so
+ * heartwire's core has no npm dependency.
+ *
+ * Layout (prefix `hw:presence:`):
+ * - `lease:<node>` — the node's lease, a key with a TTL (`SET … PX`); renewed
+ *   by its sweep; gone when the node dies;
+ * - `nodes` — set of nodes that hold or held a lease: the sweepers' to-do list;
+ * - `user:<user>` — hash node → {@linkcode UserRecord} JSON;
+ * - `member:<topic>` and `of:<user>` — hashes of {@linkcode MemberRow} JSON;
+ * - `owned:<node>` — set of the rows a node wrote, deleted with it;
+ * - `seen:<user>` — last seen after leaving, with a TTL;
+ * - channel `hw:presence:events` — {@linkcode RemotePresenceEvent} JSON.
+ *
+ * @module
+ */
+import type { MemberRow, PresenceStore, RemotePresenceEvent, UserRecord } from "./types.ts";
+
+/** The few calls of a node-redis v5 client this store makes. */
+export interface RedisClientLike {
+  /** Opens the connection. */
+  connect(): Promise<unknown>;
+  /** Sends one command; concurrent calls are pipelined by the client. */
+  sendCommand(args: string[]): Promise<unknown>;
+  /** A second connection with the same options (pub/sub needs its own). */
+  duplicate(): RedisClientLike;
+  /** Subscribes this connection to `channel`. */
+  subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
+  /** Closes the connection after pending replies. */
+  close(): Promise<unknown>;
+  /** Connection errors (node-redis requires a listener). */
+  on(event: "error", listener: (error: unknown) => void): unknown;
+}
+
+/** Options for {@linkcode RedisPresenceStore.open}. */
+export interface RedisPresenceStoreOptions {
+  /** Key and channel prefix. Default `hw:presence:`. */
+  prefix?: string;
+  /** How long (ms) `lastSeen` of a user who left is kept. Default 30 days. */
+  seenTtl?: number;
+  /** Connection errors; defaults to `console.error`. */
+  onError?: (error: unknown) => void;
+}
+
+const RedisModule = "npm:redis@5";
+
+type Row = ["u", string] | ["m", string, string];
+
+/**
+ * Presence in Redis, shared by every node pointing at the same server.
+ *
+ * @example
+ * ```ts ignore
+ * import { Presence, RedisPresenceStore } from "@heartwire/heartwire/hub/presence";
+ * const store = await RedisPresenceStore.open("redis://127.0.0.1:6379");
+ * const presence = new Presence({ store, nodeId: Deno.hostname() });
+ * await presence.start();
+ * ```
+ */
+export class RedisPresenceStore implements PresenceStore {
+  readonly crossProcess = true;
+  #client: RedisClientLike;
+  #sub: RedisClientLike;
+  #prefix: string;
+  #seenTtl: number;
+  #writes = 0;
+  #listeners = new Set<(event: RemotePresenceEvent) => void>();
+
+  private constructor(
+    client: RedisClientLike,
+    sub: RedisClientLike,
+    options: RedisPresenceStoreOptions,
+  ) {
+    this.#client = client;
+    this.#sub = sub;
+    this.#prefix = options.prefix ?? "hw:presence:";
+    this.#seenTtl = options.seenTtl ?? 30 * 24 * 3600_000;
+  }
+
+  /** Loads `npm:redis@5`, connects twice (commands and pub/sub) and subscribes to events. */
+  static async open(
+    url: string,
+    options: RedisPresenceStoreOptions = {},
+  ): Promise<RedisPresenceStore> {
+    // A computed specifier keeps npm:redis out of the static module graph.
+    const { createClient } = await import(RedisModule) as {
+      createClient(options: { url: string }): RedisClientLike;
+    };
+    return RedisPresenceStore.withClient(createClient({ url }), options);
+  }
+
+  /** Builds the store on an unconnected client (tests may pass their own). */
+  static async withClient(
+    client: RedisClientLike,
+    options: RedisPresenceStoreOptions = {},
+  ): Promise<RedisPresenceStore> {
+    const onError = options.onError ?? ((error) => console.error("presence redis:", error));
+    const sub = client.duplicate();
+    client.on("error", onError);
+    sub.on("error", onError);
+    await Promise.all([client.connect(), sub.connect()]);
+    const store = new RedisPresenceStore(client, sub, options);
+    await sub.subscribe(store.#prefix + "events", (message) => store.#deliver(message));
+    return store;
+  }
+
+  get writes(): number {
+    return this.#writes;
+  }
+
+  #k(...parts: string[]): string {
+    return this.#prefix + parts.join(":");
+  }
+
+  #cmd(...args: string[]): Promise<unknown> {
+    return this.#client.sendCommand(args);
+  }
+
+  #deliver(message: string): void {
+    let event: RemotePresenceEvent;
+    try {
+      event = JSON.parse(message);
+    } catch {
+      return; // not ours
+    }
+    for (const listener of this.#listeners) listener(event);
+  }
+
+  async #liveNodes(nodeIds: Iterable<string>): Promise<Set<string>> {
+    const ids = [...new Set(nodeIds)];
+    if (ids.length === 0) return new Set();
+    const leases = await this.#cmd(
+      "MGET",
+      ...ids.map((id) => this.#k("lease", id)),
+    ) as (string | null)[];
+    return new Set(ids.filter((_, i) => leases[i] !== null));
+  }
+
+  async #setLease(nodeId: string, leaseMs: number): Promise<void> {
+    await Promise.all([
+      this.#cmd(
+        "SET",
+        this.#k("lease", nodeId),
+        String(Date.now() + leaseMs),
+        "PX",
+        String(Math.ceil(leaseMs)),
+      ),
+      this.#cmd("SADD", this.#k("nodes"), nodeId),
+    ]);
+    this.#writes++;
+  }
+
+  async claim(nodeId: string, leaseMs: number): Promise<void> {
+    await this.#dropNode(nodeId);
+    await this.#setLease(nodeId, leaseMs);
+  }
+
+  renew(nodeId: string, leaseMs: number): Promise<void> {
+    return this.#setLease(nodeId, leaseMs);
+  }
+
+  async release(nodeId: string): Promise<void> {
+    await this.#cmd("SREM", this.#k("nodes"), nodeId);
+    await this.#dropNode(nodeId);
+  }
+
+  async reap(): Promise<string[]> {
+    const known = await this.#cmd("SMEMBERS", this.#k("nodes")) as string[];
+    const live = await this.#liveNodes(known);
+    const dead: string[] = [];
+    for (const nodeId of known) {
+      if (live.has(nodeId)) continue;
+      // Whoever removes the node from the set cleans up; the other sweepers hear node-lost.
+      if (await this.#cmd("SREM", this.#k("nodes"), nodeId) !== 1) continue;
+      await this.#dropNode(nodeId);
+      dead.push(nodeId);
+    }
+    return dead;
+  }
+
+  async #dropNode(nodeId: string): Promise<void> {
+    const owned = this.#k("owned", nodeId);
+    const rows = await this.#cmd("SMEMBERS", owned) as string[];
+    const ops: Promise<unknown>[] = [];
+    for (const raw of rows) {
+      const row = JSON.parse(raw) as Row;
+      if (row[0] === "u") {
+        const userId = row[1];
+        ops.push((async () => {
+          const json = await this.#cmd("HGET", this.#k("user", userId), nodeId) as string | null;
+          await this.#cmd("HDEL", this.#k("user", userId), nodeId);
+          if (json) await this.#remember(userId, (JSON.parse(json) as UserRecord).lastSeen);
+        })());
+      } else {
+        const [, topic, userId] = row;
+        ops.push(this.#cmd("HDEL", this.#k("member", topic), JSON.stringify([userId, nodeId])));
+        ops.push(this.#cmd("HDEL", this.#k("of", userId), JSON.stringify([topic, nodeId])));
+      }
+      this.#writes++;
+    }
+    await Promise.all(ops);
+    await this.#cmd("DEL", owned, this.#k("lease", nodeId));
+  }
+
+  async #remember(userId: string, lastSeenAt: number): Promise<void> {
+    const key = this.#k("seen", userId);
+    const old = Number(await this.#cmd("GET", key) ?? 0);
+    if (old >= lastSeenAt) return;
+    await this.#cmd("SET", key, String(lastSeenAt), "PX", String(this.#seenTtl));
+  }
+
+  async putUsers(records: readonly UserRecord[]): Promise<void> {
+    await Promise.all(records.flatMap((record) => [
+      this.#cmd("HSET", this.#k("user", record.userId), record.nodeId, JSON.stringify(record)),
+      this.#cmd("SADD", this.#k("owned", record.nodeId), JSON.stringify(["u", record.userId])),
+    ]));
+    this.#writes += records.length;
+  }
+
+  async removeUser(userId: string, nodeId: string, lastSeenAt: number): Promise<void> {
+    await Promise.all([
+      this.#cmd("HDEL", this.#k("user", userId), nodeId),
+      this.#cmd("SREM", this.#k("owned", nodeId), JSON.stringify(["u", userId])),
+      this.#remember(userId, lastSeenAt),
+    ]);
+    this.#writes++;
+  }
+
+  async putMember(row: MemberRow): Promise<void> {
+    const json = JSON.stringify(row);
+    await Promise.all([
+      this.#cmd(
+        "HSET",
+        this.#k("member", row.topic),
+        JSON.stringify([row.userId, row.nodeId]),
+        json,
+      ),
+      this.#cmd("HSET", this.#k("of", row.userId), JSON.stringify([row.topic, row.nodeId]), json),
+      this.#cmd("SADD", this.#k("owned", row.nodeId), JSON.stringify(["m", row.topic, row.userId])),
+    ]);
+    this.#writes++;
+  }
+
+  async removeMember(topic: string, userId: string, nodeId: string): Promise<void> {
+    await Promise.all([
+      this.#cmd("HDEL", this.#k("member", topic), JSON.stringify([userId, nodeId])),
+      this.#cmd("HDEL", this.#k("of", userId), JSON.stringify([topic, nodeId])),
+      this.#cmd("SREM", this.#k("owned", nodeId), JSON.stringify(["m", topic, userId])),
+    ]);
+    this.#writes++;
+  }
+
+  async #liveValues<T extends { nodeId: string }>(key: string): Promise<T[]> {
+    const values = await this.#cmd("HVALS", key) as string[];
+    const rows = values.map((value) => JSON.parse(value) as T);
+    const live = await this.#liveNodes(rows.map((row) => row.nodeId));
+    return rows.filter((row) => live.has(row.nodeId));
+  }
+
+  members(topic: string): Promise<MemberRow[]> {
+    return this.#liveValues<MemberRow>(this.#k("member", topic));
+  }
+
+  topicsOf(userId: string): Promise<MemberRow[]> {
+    return this.#liveValues<MemberRow>(this.#k("of", userId));
+  }
+
+  records(userId: string): Promise<UserRecord[]> {
+    return this.#liveValues<UserRecord>(this.#k("user", userId));
+  }
+
+  async lastSeenAt(userId: string): Promise<number | undefined> {
+    const value = await this.#cmd("GET", this.#k("seen", userId)) as string | null;
+    return value === null ? undefined : Number(value);
+  }
+
+  async publish(event: RemotePresenceEvent): Promise<void> {
+    await this.#cmd("PUBLISH", this.#prefix + "events", JSON.stringify(event));
+  }
+
+  subscribe(listener: (event: RemotePresenceEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.#listeners.clear();
+    await Promise.allSettled([this.#sub.close(), this.#client.close()]);
+  }
+}

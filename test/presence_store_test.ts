@@ -1,0 +1,200 @@
+/**
+ * One contract, three stores: the same cases run against memory, Deno KV and
+ * a real redis-server.
+ */
+import { assert, assertEquals } from "@std/assert";
+import {
+  KvPresenceStore,
+  MemoryPresenceStore,
+  type PresenceStore,
+  RedisPresenceStore,
+  type UserRecord,
+} from "../hub/presence/mod.ts";
+import { startRedis } from "./_presence_redis.ts";
+import { waitFor } from "./_wait.ts";
+
+interface Harness {
+  /** A fresh, empty store (a second call in one case shares the first's data). */
+  open(): Promise<PresenceStore>;
+  /** Lets `ms` of lease time pass. */
+  pass(ms: number): Promise<void>;
+}
+
+const LEASE = 250;
+
+function record(userId: string, nodeId: string, lastSeen = 5_000): UserRecord {
+  return {
+    userId,
+    nodeId,
+    connectedAt: 1_000,
+    lastSeen,
+    lastActive: 1_000,
+    status: "online",
+    meta: { name: userId.toUpperCase() },
+  };
+}
+
+const cases: Record<string, (h: Harness) => Promise<void>> = {
+  "rows: put, read and remove": async (h) => {
+    const store = await h.open();
+    await store.claim("a", 60_000);
+    const before = store.writes;
+    await store.putUsers([record("ann", "a"), record("bob", "a")]);
+    await store.putMember({ topic: "lobby", userId: "ann", nodeId: "a", joinedAt: 2_000 });
+    await store.putMember({ topic: "lobby", userId: "bob", nodeId: "a", joinedAt: 2_000 });
+    await store.putMember({ topic: "dev", userId: "ann", nodeId: "a", joinedAt: 3_000 });
+    assertEquals(store.writes - before, 5);
+    assertEquals((await store.members("lobby")).map((r) => r.userId).sort(), ["ann", "bob"]);
+    assertEquals((await store.topicsOf("ann")).map((r) => r.topic).sort(), ["dev", "lobby"]);
+    assertEquals(await store.records("ann"), [record("ann", "a")]);
+    assertEquals(await store.lastSeenAt("ann"), undefined);
+
+    await store.removeMember("lobby", "ann", "a");
+    assertEquals((await store.members("lobby")).map((r) => r.userId), ["bob"]);
+    await store.removeMember("dev", "ann", "a");
+    await store.removeUser("ann", "a", 7_000);
+    assertEquals(await store.records("ann"), []);
+    assertEquals(await store.topicsOf("ann"), []);
+    assertEquals(await store.lastSeenAt("ann"), 7_000);
+    // lastSeenAt never goes back.
+    await store.removeUser("ann", "a", 6_000);
+    assertEquals(await store.lastSeenAt("ann"), 7_000);
+    await store.close();
+  },
+
+  "a lapsed lease hides its rows at once; reap deletes them once": async (h) => {
+    const store = await h.open();
+    await store.claim("dead", LEASE);
+    await store.claim("alive", 60_000);
+    await store.putUsers([record("ann", "dead", 4_000), record("ann", "alive", 3_000)]);
+    await store.putMember({ topic: "t", userId: "ann", nodeId: "dead", joinedAt: 1 });
+    await store.putMember({ topic: "t", userId: "bob", nodeId: "dead", joinedAt: 1 });
+    await store.putMember({ topic: "t", userId: "ann", nodeId: "alive", joinedAt: 1 });
+    assertEquals((await store.members("t")).length, 3);
+    assertEquals(await store.reap(), []);
+
+    await h.pass(LEASE + 150);
+    assertEquals(await store.members("t"), [
+      { topic: "t", userId: "ann", nodeId: "alive", joinedAt: 1 },
+    ]);
+    assertEquals((await store.records("ann")).map((r) => r.nodeId), ["alive"]);
+    assertEquals(await store.reap(), ["dead"]);
+    assertEquals(await store.reap(), []);
+    // What the dead node knew of its users survives as last seen.
+    assertEquals(await store.lastSeenAt("ann"), 4_000);
+    await store.close();
+  },
+
+  "claiming an id clears what its crashed predecessor left": async (h) => {
+    const first = await h.open();
+    await first.claim("n1", 60_000);
+    await first.putUsers([record("ann", "n1")]);
+    await first.putMember({ topic: "t", userId: "ann", nodeId: "n1", joinedAt: 1 });
+    // The successor (another instance on the same data) starts with the same id.
+    const second = await h.open();
+    await second.claim("n1", 60_000);
+    assertEquals(await second.members("t"), []);
+    assertEquals(await second.records("ann"), []);
+    await first.close();
+    await second.close();
+  },
+
+  "release removes a node's rows and lease": async (h) => {
+    const store = await h.open();
+    await store.claim("a", 60_000);
+    await store.putUsers([record("ann", "a")]);
+    await store.putMember({ topic: "t", userId: "ann", nodeId: "a", joinedAt: 1 });
+    await store.release("a");
+    assertEquals(await store.members("t"), []);
+    assertEquals(await store.records("ann"), []);
+    assertEquals(await store.reap(), []);
+    await store.close();
+  },
+
+  "publish reaches subscribers": async (h) => {
+    const store = await h.open();
+    const seen: string[] = [];
+    const off = store.subscribe((event) => seen.push(`${event.type}:${event.nodeId}`));
+    await store.publish({ type: "node-lost", nodeId: "x" });
+    await waitFor(() => seen.length === 1, 2_000);
+    assertEquals(seen, ["node-lost:x"]);
+    off();
+    await store.publish({ type: "node-lost", nodeId: "y" });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assertEquals(seen, ["node-lost:x"]);
+    await store.close();
+  },
+};
+
+async function runContract(t: Deno.TestContext, makeHarness: () => Harness): Promise<void> {
+  for (const [name, run] of Object.entries(cases)) {
+    await t.step(name, () => run(makeHarness()));
+  }
+}
+
+Deno.test("presence store contract: memory", async (t) => {
+  await runContract(t, () => {
+    let now = 1_000_000;
+    let shared: MemoryPresenceStore | undefined;
+    return {
+      open: () => {
+        // Two opens in one case share data, like two processes on one database.
+        shared ??= new MemoryPresenceStore({ now: () => now });
+        return Promise.resolve(shared);
+      },
+      pass: (ms) => {
+        now += ms;
+        return Promise.resolve();
+      },
+    };
+  });
+});
+
+Deno.test("presence store contract: Deno KV", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "presence_kv_" });
+  let n = 0;
+  try {
+    await runContract(t, () => {
+      const path = `${dir}/${++n}.db`;
+      return {
+        open: () => KvPresenceStore.open(path),
+        pass: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      };
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("presence store contract: Redis", async (t) => {
+  const redis = await startRedis();
+  let n = 0;
+  try {
+    await runContract(t, () => {
+      const prefix = `t${++n}:`;
+      return {
+        open: () => RedisPresenceStore.open(redis.url, { prefix }),
+        pass: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      };
+    });
+  } finally {
+    await redis.stop();
+  }
+});
+
+Deno.test("Redis store: another process's publish arrives", async () => {
+  const redis = await startRedis();
+  try {
+    const a = await RedisPresenceStore.open(redis.url);
+    const b = await RedisPresenceStore.open(redis.url);
+    assert(b.crossProcess);
+    const got: string[] = [];
+    b.subscribe((event) => got.push(event.type));
+    await a.publish({ type: "node-lost", nodeId: "a" });
+    await waitFor(() => got.length === 1, 2_000);
+    await a.close();
+    await b.close();
+  } finally {
+    await redis.stop();
+  }
+});
