@@ -84,7 +84,10 @@ Deno.test("several connections of one user: one entry, one join, one leave", asy
   assertEquals(events.filter((e) => e.userId === "ann").map((e) => e.type), ["join"]);
   presence.disconnect("ann", "tab2");
   const annEvents = events.filter((e) => e.userId === "ann");
-  assertEquals(annEvents.map((e) => [e.type, e.reason]), [["join", undefined], ["leave", "closed"]]);
+  assertEquals(annEvents.map((e) => [e.type, e.reason]), [["join", undefined], [
+    "leave",
+    "closed",
+  ]]);
   assertEquals(annEvents[1].presence.status, "offline");
   // Offsets count per topic, one per user change.
   assertEquals(events.map((e) => e.offset), [1, 2, 3]);
@@ -116,7 +119,10 @@ Deno.test("throttling: 1 000 touches in one interval cost at most one store writ
 });
 
 Deno.test("throttling: 100 users touching 100 times a second write about users/interval", async () => {
-  const { clock, store, presence } = await setup({ presenceTimeout: 30_000, writeInterval: 10_000 });
+  const { clock, store, presence } = await setup({
+    presenceTimeout: 30_000,
+    writeInterval: 10_000,
+  });
   for (let u = 0; u < 100; u++) presence.connect(`u${u}`, `c${u}`);
   await settle(presence);
   const before = store.recordWrites;
@@ -195,7 +201,11 @@ Deno.test("two nodes on one store: join once across nodes, leave when the last n
 
   a.join("lobby", "ann", "a1", { name: "Ann" });
   await settle(a, b);
-  assertEquals(seenB.map((e) => [e.type, e.userId, e.presence.meta.name]), [["join", "ann", "Ann"]]);
+  assertEquals(seenB.map((e) => [e.type, e.userId, e.presence.meta.name]), [[
+    "join",
+    "ann",
+    "Ann",
+  ]]);
   assertEquals((await b.list("lobby")).map((e) => [e.userId, e.nodes]), [["ann", ["A"]]]);
 
   // Ann opens a second tab on B: still one entry, no second join.
