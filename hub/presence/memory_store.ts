@@ -38,6 +38,7 @@ export class MemoryPresenceStore implements PresenceStore {
   #lastSeen = new Map<string, number>();
   #listeners = new Set<(event: RemotePresenceEvent) => void>();
 
+  /** Creates an empty store. */
   constructor(options: MemoryPresenceStoreOptions = {}) {
     this.#now = options.now ?? Date.now;
   }

@@ -184,6 +184,7 @@ export class Presence {
   #started = false;
   #closed = false;
 
+  /** Creates a tracker; nothing is written until {@linkcode Presence.start}. */
   constructor(options: PresenceOptions = {}) {
     this.store = options.store ?? new MemoryPresenceStore();
     this.nodeId = options.nodeId ?? crypto.randomUUID();
