@@ -39,26 +39,52 @@ const cases: Record<string, (h: Harness) => Promise<void>> = {
     const store = await h.open();
     await store.claim("a", 60_000);
     const before = store.writes;
-    await store.putUsers([record("ann", "a"), record("bob", "a")]);
-    await store.putMember({ topic: "lobby", userId: "ann", nodeId: "a", joinedAt: 2_000 });
-    await store.putMember({ topic: "lobby", userId: "bob", nodeId: "a", joinedAt: 2_000 });
-    await store.putMember({ topic: "dev", userId: "ann", nodeId: "a", joinedAt: 3_000 });
+    await store.write({ users: [record("ann", "a"), record("bob", "a")] });
+    await store.write({
+      joined: [{ topic: "lobby", userId: "ann", nodeId: "a", joinedAt: 2_000 }],
+    });
+    await store.write({
+      joined: [{ topic: "lobby", userId: "bob", nodeId: "a", joinedAt: 2_000 }],
+    });
+    await store.write({ joined: [{ topic: "dev", userId: "ann", nodeId: "a", joinedAt: 3_000 }] });
     assertEquals(store.writes - before, 5);
     assertEquals((await store.members("lobby")).map((r) => r.userId).sort(), ["ann", "bob"]);
     assertEquals((await store.topicsOf("ann")).map((r) => r.topic).sort(), ["dev", "lobby"]);
     assertEquals(await store.records("ann"), [record("ann", "a")]);
     assertEquals(await store.lastSeenAt("ann"), undefined);
 
-    await store.removeMember("lobby", "ann", "a");
+    await store.write({ left: [{ topic: "lobby", userId: "ann", nodeId: "a" }] });
     assertEquals((await store.members("lobby")).map((r) => r.userId), ["bob"]);
-    await store.removeMember("dev", "ann", "a");
-    await store.removeUser("ann", "a", 7_000);
+    await store.write({ left: [{ topic: "dev", userId: "ann", nodeId: "a" }] });
+    await store.write({ gone: [{ userId: "ann", nodeId: "a", lastSeenAt: 7_000 }] });
     assertEquals(await store.records("ann"), []);
     assertEquals(await store.topicsOf("ann"), []);
     assertEquals(await store.lastSeenAt("ann"), 7_000);
     // lastSeenAt never goes back.
-    await store.removeUser("ann", "a", 6_000);
+    await store.write({ gone: [{ userId: "ann", nodeId: "a", lastSeenAt: 6_000 }] });
     assertEquals(await store.lastSeenAt("ann"), 7_000);
+    await store.close();
+  },
+
+  "one batch: puts and deletes of many rows together": async (h) => {
+    const store = await h.open();
+    await store.claim("a", 60_000);
+    const users = Array.from({ length: 700 }, (_, i) => record(`u${i}`, "a"));
+    const joined = users.map((u) => ({ topic: "big", userId: u.userId, nodeId: "a", joinedAt: 1 }));
+    const before = store.writes;
+    await store.write({ users, joined });
+    assertEquals(store.writes - before, 1_400);
+    assertEquals((await store.members("big")).length, 700);
+    await store.write({
+      gone: users.slice(0, 400).map((u) => ({ userId: u.userId, nodeId: "a", lastSeenAt: 9 })),
+      left: joined.slice(0, 400),
+      joined: [{ topic: "other", userId: "u0", nodeId: "a", joinedAt: 2 }],
+    });
+    assertEquals((await store.members("big")).length, 300);
+    assertEquals(await store.records("u1"), []);
+    assertEquals(await store.lastSeenAt("u399"), 9);
+    assertEquals((await store.records("u400")).length, 1);
+    assertEquals((await store.topicsOf("u0")).map((r) => r.topic), ["other"]);
     await store.close();
   },
 
@@ -66,10 +92,10 @@ const cases: Record<string, (h: Harness) => Promise<void>> = {
     const store = await h.open();
     await store.claim("dead", LEASE);
     await store.claim("alive", 60_000);
-    await store.putUsers([record("ann", "dead", 4_000), record("ann", "alive", 3_000)]);
-    await store.putMember({ topic: "t", userId: "ann", nodeId: "dead", joinedAt: 1 });
-    await store.putMember({ topic: "t", userId: "bob", nodeId: "dead", joinedAt: 1 });
-    await store.putMember({ topic: "t", userId: "ann", nodeId: "alive", joinedAt: 1 });
+    await store.write({ users: [record("ann", "dead", 4_000), record("ann", "alive", 3_000)] });
+    await store.write({ joined: [{ topic: "t", userId: "ann", nodeId: "dead", joinedAt: 1 }] });
+    await store.write({ joined: [{ topic: "t", userId: "bob", nodeId: "dead", joinedAt: 1 }] });
+    await store.write({ joined: [{ topic: "t", userId: "ann", nodeId: "alive", joinedAt: 1 }] });
     assertEquals((await store.members("t")).length, 3);
     assertEquals(await store.reap(), []);
 
@@ -88,8 +114,8 @@ const cases: Record<string, (h: Harness) => Promise<void>> = {
   "claiming an id clears what its crashed predecessor left": async (h) => {
     const first = await h.open();
     await first.claim("n1", 60_000);
-    await first.putUsers([record("ann", "n1")]);
-    await first.putMember({ topic: "t", userId: "ann", nodeId: "n1", joinedAt: 1 });
+    await first.write({ users: [record("ann", "n1")] });
+    await first.write({ joined: [{ topic: "t", userId: "ann", nodeId: "n1", joinedAt: 1 }] });
     // The successor (another instance on the same data) starts with the same id.
     const second = await h.open();
     await second.claim("n1", 60_000);
@@ -102,8 +128,8 @@ const cases: Record<string, (h: Harness) => Promise<void>> = {
   "release removes a node's rows and lease": async (h) => {
     const store = await h.open();
     await store.claim("a", 60_000);
-    await store.putUsers([record("ann", "a")]);
-    await store.putMember({ topic: "t", userId: "ann", nodeId: "a", joinedAt: 1 });
+    await store.write({ users: [record("ann", "a")] });
+    await store.write({ joined: [{ topic: "t", userId: "ann", nodeId: "a", joinedAt: 1 }] });
     await store.release("a");
     assertEquals(await store.members("t"), []);
     assertEquals(await store.records("ann"), []);

@@ -16,7 +16,13 @@
  *
  * @module
  */
-import type { MemberRow, PresenceStore, RemotePresenceEvent, UserRecord } from "./types.ts";
+import type {
+  MemberRow,
+  PresenceStore,
+  PresenceWrite,
+  RemotePresenceEvent,
+  UserRecord,
+} from "./types.ts";
 
 /** Options for {@linkcode KvPresenceStore.open}. */
 export interface KvPresenceStoreOptions {
@@ -26,8 +32,8 @@ export interface KvPresenceStoreOptions {
   seenTtl?: number;
 }
 
-// Deno KV caps one atomic operation at 1 000 mutations; stay well below.
-const BATCH = 200;
+// Rows per commit: Deno KV caps one atomic operation at 1 000 mutations (a row takes ≤ 3).
+const BATCH = 300;
 
 /**
  * Presence in Deno KV.
@@ -121,83 +127,88 @@ export class KvPresenceStore implements PresenceStore {
     return dead;
   }
 
-  // Deletes a node's rows (found through its `node` index), its lease and its `known` mark.
+  // Deletes a node's rows (found through its `node` index), its lease and its `known` mark, in
+  // few commits: a crashed node may leave thousands of rows, and each commit is a disk sync.
   async #dropNode(nodeId: string): Promise<void> {
-    let op = this.#kv.atomic();
-    let n = 0;
-    const flush = async () => {
-      if (n > 0) await this.#commit(op);
-      op = this.#kv.atomic();
-      n = 0;
-    };
+    const index: Deno.KvKey[] = [];
     for await (const entry of this.#kv.list({ prefix: this.#key("node", nodeId) })) {
-      const rest = entry.key.slice(this.#prefix.length + 2);
-      op.delete(entry.key);
-      if (rest[0] === "u") {
-        const userId = rest[1] as string;
-        const record = await this.#kv.get<UserRecord>(this.#key("user", userId, nodeId));
-        op.delete(this.#key("user", userId, nodeId));
-        if (record.value) await this.#remember(userId, record.value.lastSeen);
-      } else {
-        const [, topic, userId] = rest as string[];
-        op.delete(this.#key("member", topic, userId, nodeId));
-        op.delete(this.#key("of", userId, topic, nodeId));
-      }
-      this.#writes++;
-      if (++n >= BATCH) await flush();
+      index.push(entry.key);
     }
-    op.delete(this.#key("lease", nodeId)).delete(this.#key("known", nodeId));
-    n++;
-    await flush();
-  }
-
-  async #remember(userId: string, lastSeenAt: number): Promise<void> {
-    const key = this.#key("seen", userId);
-    const old = await this.#kv.get<number>(key);
-    if (old.value !== null && old.value >= lastSeenAt) return;
-    await this.#kv.set(key, lastSeenAt, { expireIn: this.#seenTtl });
-  }
-
-  async putUsers(records: readonly UserRecord[]): Promise<void> {
-    for (let i = 0; i < records.length; i += BATCH) {
+    const rest = (key: Deno.KvKey) => key.slice(this.#prefix.length + 2) as string[];
+    const userIds = index.map(rest).filter((r) => r[0] === "u").map((r) => r[1]);
+    const [records, seen] = await Promise.all([
+      Promise.all(userIds.map((u) => this.#kv.get<UserRecord>(this.#key("user", u, nodeId)))),
+      Promise.all(userIds.map((u) => this.#kv.get<number>(this.#key("seen", u)))),
+    ]);
+    const lastSeen = new Map<string, number>();
+    userIds.forEach((userId, i) => {
+      const at = records[i].value?.lastSeen;
+      if (at !== undefined && at > (seen[i].value ?? -Infinity)) lastSeen.set(userId, at);
+    });
+    for (let i = 0; i < index.length; i += BATCH) {
       const op = this.#kv.atomic();
-      for (const record of records.slice(i, i + BATCH)) {
-        op.set(this.#key("user", record.userId, record.nodeId), record);
-        op.set(this.#key("node", record.nodeId, "u", record.userId), true);
+      for (const key of index.slice(i, i + BATCH)) {
+        op.delete(key);
+        const [kind, a, b] = rest(key);
+        if (kind === "u") {
+          op.delete(this.#key("user", a, nodeId));
+          const at = lastSeen.get(a);
+          if (at !== undefined) op.set(this.#key("seen", a), at, { expireIn: this.#seenTtl });
+        } else {
+          op.delete(this.#key("member", a, b, nodeId)).delete(this.#key("of", b, a, nodeId));
+        }
       }
       await this.#commit(op);
-      this.#writes += Math.min(BATCH, records.length - i);
+      this.#writes += Math.min(BATCH, index.length - i);
     }
+    await this.#commit(
+      this.#kv.atomic().delete(this.#key("lease", nodeId)).delete(this.#key("known", nodeId)),
+    );
   }
 
-  async removeUser(userId: string, nodeId: string, lastSeenAt: number): Promise<void> {
-    await this.#commit(
-      this.#kv.atomic()
-        .delete(this.#key("user", userId, nodeId))
-        .delete(this.#key("node", nodeId, "u", userId)),
+  async write(batch: PresenceWrite): Promise<void> {
+    const gone = batch.gone ?? [];
+    // Last-seen only moves forward: read the current values first (outside the commit; a race
+    // between two nodes letting go of one user at once can at worst keep the earlier time).
+    const seen = await Promise.all(
+      gone.map(({ userId }) => this.#kv.get<number>(this.#key("seen", userId))),
     );
-    await this.#remember(userId, lastSeenAt);
-    this.#writes++;
-  }
-
-  async putMember(row: MemberRow): Promise<void> {
-    await this.#commit(
-      this.#kv.atomic()
-        .set(this.#key("member", row.topic, row.userId, row.nodeId), row)
-        .set(this.#key("of", row.userId, row.topic, row.nodeId), row)
-        .set(this.#key("node", row.nodeId, "m", row.topic, row.userId), true),
-    );
-    this.#writes++;
-  }
-
-  async removeMember(topic: string, userId: string, nodeId: string): Promise<void> {
-    await this.#commit(
-      this.#kv.atomic()
-        .delete(this.#key("member", topic, userId, nodeId))
-        .delete(this.#key("of", userId, topic, nodeId))
-        .delete(this.#key("node", nodeId, "m", topic, userId)),
-    );
-    this.#writes++;
+    const ops: ((op: Deno.AtomicOperation) => void)[] = [];
+    for (const r of batch.users ?? []) {
+      ops.push((op) =>
+        op.set(this.#key("user", r.userId, r.nodeId), r)
+          .set(this.#key("node", r.nodeId, "u", r.userId), true)
+      );
+    }
+    gone.forEach(({ userId, nodeId, lastSeenAt }, i) => {
+      ops.push((op) => {
+        op.delete(this.#key("user", userId, nodeId)).delete(this.#key("node", nodeId, "u", userId));
+        if ((seen[i].value ?? -Infinity) < lastSeenAt) {
+          op.set(this.#key("seen", userId), lastSeenAt, { expireIn: this.#seenTtl });
+        }
+      });
+    });
+    for (const row of batch.joined ?? []) {
+      ops.push((op) =>
+        op.set(this.#key("member", row.topic, row.userId, row.nodeId), row)
+          .set(this.#key("of", row.userId, row.topic, row.nodeId), row)
+          .set(this.#key("node", row.nodeId, "m", row.topic, row.userId), true)
+      );
+    }
+    for (const { topic, userId, nodeId } of batch.left ?? []) {
+      ops.push((op) =>
+        op.delete(this.#key("member", topic, userId, nodeId))
+          .delete(this.#key("of", userId, topic, nodeId))
+          .delete(this.#key("node", nodeId, "m", topic, userId))
+      );
+    }
+    // One commit per BATCH rows: one disk sync for many changes.
+    for (let i = 0; i < ops.length; i += BATCH) {
+      const op = this.#kv.atomic();
+      for (const add of ops.slice(i, i + BATCH)) add(op);
+      await this.#commit(op);
+      this.#writes += Math.min(BATCH, ops.length - i);
+    }
   }
 
   async #liveRows<T extends { nodeId: string }>(prefix: Deno.KvKey): Promise<T[]> {

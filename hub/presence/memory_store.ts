@@ -4,7 +4,13 @@
  *
  * @module
  */
-import type { MemberRow, PresenceStore, RemotePresenceEvent, UserRecord } from "./types.ts";
+import type {
+  MemberRow,
+  PresenceStore,
+  PresenceWrite,
+  RemotePresenceEvent,
+  UserRecord,
+} from "./types.ts";
 
 /** Options for {@linkcode MemoryPresenceStore}. */
 export interface MemoryPresenceStoreOptions {
@@ -104,34 +110,28 @@ export class MemoryPresenceStore implements PresenceStore {
     return Promise.resolve([...dead]);
   }
 
-  putUsers(records: readonly UserRecord[]): Promise<void> {
-    for (const record of records) {
+  write(batch: PresenceWrite): Promise<void> {
+    for (const record of batch.users ?? []) {
       this.#records.set(`${record.userId}\0${record.nodeId}`, { ...record });
       this.#writes++;
     }
-    return Promise.resolve();
-  }
-
-  removeUser(userId: string, nodeId: string, lastSeenAt: number): Promise<void> {
-    this.#records.delete(`${userId}\0${nodeId}`);
-    this.#lastSeen.set(userId, Math.max(this.#lastSeen.get(userId) ?? 0, lastSeenAt));
-    this.#writes++;
-    return Promise.resolve();
-  }
-
-  putMember(row: MemberRow): Promise<void> {
-    let rows = this.#topics.get(row.topic);
-    if (!rows) this.#topics.set(row.topic, rows = new Map());
-    rows.set(`${row.userId}\0${row.nodeId}`, { ...row });
-    this.#writes++;
-    return Promise.resolve();
-  }
-
-  removeMember(topic: string, userId: string, nodeId: string): Promise<void> {
-    const rows = this.#topics.get(topic);
-    rows?.delete(`${userId}\0${nodeId}`);
-    if (rows?.size === 0) this.#topics.delete(topic);
-    this.#writes++;
+    for (const { userId, nodeId, lastSeenAt } of batch.gone ?? []) {
+      this.#records.delete(`${userId}\0${nodeId}`);
+      this.#lastSeen.set(userId, Math.max(this.#lastSeen.get(userId) ?? 0, lastSeenAt));
+      this.#writes++;
+    }
+    for (const row of batch.joined ?? []) {
+      let rows = this.#topics.get(row.topic);
+      if (!rows) this.#topics.set(row.topic, rows = new Map());
+      rows.set(`${row.userId}\0${row.nodeId}`, { ...row });
+      this.#writes++;
+    }
+    for (const { topic, userId, nodeId } of batch.left ?? []) {
+      const rows = this.#topics.get(topic);
+      rows?.delete(`${userId}\0${nodeId}`);
+      if (rows?.size === 0) this.#topics.delete(topic);
+      this.#writes++;
+    }
     return Promise.resolve();
   }
 

@@ -14,7 +14,9 @@
 import type { Clock } from "../../protocol/clock.ts";
 import { MemoryPresenceStore } from "./memory_store.ts";
 import type {
+  GoneUser,
   LeaveReason,
+  LeftMember,
   MemberRow,
   PresenceMeta,
   PresenceStatus,
@@ -176,6 +178,11 @@ export class Presence {
   #topics = new Map<string, TopicView>();
   #listeners = new Set<(event: PresenceEvent) => void>();
   #queue: Promise<void> = Promise.resolve();
+  // Row changes not yet written, keyed so a row appears once per batch (latest state wins).
+  #pendingUsers = new Map<string, UserRecord | GoneUser>();
+  #pendingMembers = new Map<string, MemberRow | LeftMember>();
+  #pendingEvents: RemotePresenceEvent[] = [];
+  #drainQueued = false;
   #timer: unknown;
   #unsubscribe?: () => void;
   #lastRenew = 0;
@@ -253,8 +260,7 @@ export class Presence {
         topics: new Map(),
       };
       this.#users.set(userId, user);
-      const record = this.#record(user);
-      this.#enqueue(() => this.store.putUsers([record]));
+      this.#stageUser(this.#record(user));
     } else if (meta) {
       this.setMeta(userId, meta);
     }
@@ -276,10 +282,13 @@ export class Presence {
     }
     user.topics.set(topic, conns = new Set([connId]));
     const row: MemberRow = { topic, userId, nodeId: this.nodeId, joinedAt: this.#clock.now() };
-    const record = this.#record(user);
-    this.#enqueue(async () => {
-      await this.store.putMember(row);
-      await this.store.publish({ type: "join", topic, userId, nodeId: this.nodeId, record });
+    this.#pendingMembers.set(`${topic}\0${userId}`, row);
+    this.#stageEvent({
+      type: "join",
+      topic,
+      userId,
+      nodeId: this.nodeId,
+      record: this.#record(user),
     });
     this.#addMember(topic, userId, this.nodeId);
   }
@@ -325,10 +334,8 @@ export class Presence {
     user.conns.get(connId)?.topics.delete(topic);
     if (conns.size > 0) return;
     user.topics.delete(topic);
-    this.#enqueue(async () => {
-      await this.store.removeMember(topic, userId, this.nodeId);
-      await this.store.publish({ type: "leave", topic, userId, nodeId: this.nodeId, reason });
-    });
+    this.#pendingMembers.set(`${topic}\0${userId}`, { topic, userId, nodeId: this.nodeId });
+    this.#stageEvent({ type: "leave", topic, userId, nodeId: this.nodeId, reason });
     this.#removeMember(topic, userId, this.nodeId, reason);
   }
 
@@ -341,8 +348,8 @@ export class Presence {
     user.conns.delete(connId);
     if (user.conns.size > 0) return;
     this.#users.delete(userId);
-    const lastSeen = user.lastSeen;
-    this.#enqueue(() => this.store.removeUser(userId, this.nodeId, lastSeen));
+    this.#pendingUsers.set(userId, { userId, nodeId: this.nodeId, lastSeenAt: user.lastSeen });
+    this.#stage();
   }
 
   /** Members of `topic` on every live node, read from the store (this node's own users fresh from memory). */
@@ -394,6 +401,44 @@ export class Presence {
   }
 
   // ---- internals ----
+
+  #stageUser(record: UserRecord): void {
+    this.#pendingUsers.set(record.userId, record);
+    this.#stage();
+  }
+
+  #stageEvent(event: RemotePresenceEvent): void {
+    this.#pendingEvents.push(event);
+    this.#stage();
+  }
+
+  // Changes made in one turn (a reconnect storm, a sweep) go to the store as one batch, each row
+  // once with its latest state; then the events, so other nodes that read on an event see the row.
+  #stage(): void {
+    if (this.#drainQueued) return;
+    this.#drainQueued = true;
+    this.#enqueue(async () => {
+      this.#drainQueued = false;
+      const users: UserRecord[] = [];
+      const gone: GoneUser[] = [];
+      for (const change of this.#pendingUsers.values()) {
+        if ("lastSeenAt" in change) gone.push(change);
+        else users.push(change);
+      }
+      const joined: MemberRow[] = [];
+      const left: LeftMember[] = [];
+      for (const change of this.#pendingMembers.values()) {
+        if ("joinedAt" in change) joined.push(change);
+        else left.push(change);
+      }
+      const events = this.#pendingEvents;
+      this.#pendingUsers = new Map();
+      this.#pendingMembers = new Map();
+      this.#pendingEvents = [];
+      await this.store.write({ users, gone, joined, left });
+      await Promise.all(events.map((event) => this.store.publish(event)));
+    });
+  }
 
   #enqueue(op: () => Promise<unknown>): void {
     // One chain keeps a user's put → remove order; failures are reported, never thrown into callers.
@@ -489,15 +534,8 @@ export class Presence {
     user.dirty = false;
     user.lastWrite = this.#clock.now();
     const record = this.#record(user);
-    this.#enqueue(async () => {
-      await this.store.putUsers([record]);
-      await this.store.publish({
-        type: "update",
-        userId: user.userId,
-        nodeId: this.nodeId,
-        record,
-      });
-    });
+    this.#stageUser(record);
+    this.#stageEvent({ type: "update", userId: user.userId, nodeId: this.nodeId, record });
     for (const topic of user.topics.keys()) this.#emit(topic, "update", user.userId);
   }
 
@@ -561,7 +599,6 @@ export class Presence {
 
   #sweep(): void {
     const now = this.#clock.now();
-    const batch: UserRecord[] = [];
     for (const user of [...this.#users.values()]) {
       for (const conn of [...user.conns.values()]) {
         if (now - conn.lastSeen >= this.#timeout) this.disconnect(user.userId, conn.id, "timeout");
@@ -575,10 +612,9 @@ export class Presence {
       } else if (user.dirty && now - user.lastWrite >= this.#writeInterval) {
         user.dirty = false;
         user.lastWrite = now;
-        batch.push(this.#record(user));
+        this.#stageUser(this.#record(user));
       }
     }
-    if (batch.length > 0) this.#enqueue(() => this.store.putUsers(batch));
     if (now - this.#lastRenew >= this.#lease / 3) {
       this.#lastRenew = now;
       this.#enqueue(() => this.store.renew(this.nodeId, this.#lease));

@@ -18,7 +18,13 @@
  *
  * @module
  */
-import type { MemberRow, PresenceStore, RemotePresenceEvent, UserRecord } from "./types.ts";
+import type {
+  MemberRow,
+  PresenceStore,
+  PresenceWrite,
+  RemotePresenceEvent,
+  UserRecord,
+} from "./types.ts";
 
 /** The few calls of a node-redis v5 client this store makes. */
 export interface RedisClientLike {
@@ -213,45 +219,45 @@ export class RedisPresenceStore implements PresenceStore {
     await this.#cmd("SET", key, String(lastSeenAt), "PX", String(this.#seenTtl));
   }
 
-  async putUsers(records: readonly UserRecord[]): Promise<void> {
-    await Promise.all(records.flatMap((record) => [
-      this.#cmd("HSET", this.#k("user", record.userId), record.nodeId, JSON.stringify(record)),
-      this.#cmd("SADD", this.#k("owned", record.nodeId), JSON.stringify(["u", record.userId])),
-    ]));
-    this.#writes += records.length;
-  }
-
-  async removeUser(userId: string, nodeId: string, lastSeenAt: number): Promise<void> {
-    await Promise.all([
-      this.#cmd("HDEL", this.#k("user", userId), nodeId),
-      this.#cmd("SREM", this.#k("owned", nodeId), JSON.stringify(["u", userId])),
-      this.#remember(userId, lastSeenAt),
-    ]);
-    this.#writes++;
-  }
-
-  async putMember(row: MemberRow): Promise<void> {
-    const json = JSON.stringify(row);
-    await Promise.all([
-      this.#cmd(
-        "HSET",
-        this.#k("member", row.topic),
-        JSON.stringify([row.userId, row.nodeId]),
-        json,
-      ),
-      this.#cmd("HSET", this.#k("of", row.userId), JSON.stringify([row.topic, row.nodeId]), json),
-      this.#cmd("SADD", this.#k("owned", row.nodeId), JSON.stringify(["m", row.topic, row.userId])),
-    ]);
-    this.#writes++;
-  }
-
-  async removeMember(topic: string, userId: string, nodeId: string): Promise<void> {
-    await Promise.all([
-      this.#cmd("HDEL", this.#k("member", topic), JSON.stringify([userId, nodeId])),
-      this.#cmd("HDEL", this.#k("of", userId), JSON.stringify([topic, nodeId])),
-      this.#cmd("SREM", this.#k("owned", nodeId), JSON.stringify(["m", topic, userId])),
-    ]);
-    this.#writes++;
+  async write(batch: PresenceWrite): Promise<void> {
+    // Every command is sent at once; the client pipelines them in one round trip.
+    const ops: Promise<unknown>[] = [];
+    for (const r of batch.users ?? []) {
+      ops.push(this.#cmd("HSET", this.#k("user", r.userId), r.nodeId, JSON.stringify(r)));
+      ops.push(this.#cmd("SADD", this.#k("owned", r.nodeId), JSON.stringify(["u", r.userId])));
+    }
+    for (const { userId, nodeId, lastSeenAt } of batch.gone ?? []) {
+      ops.push(this.#cmd("HDEL", this.#k("user", userId), nodeId));
+      ops.push(this.#cmd("SREM", this.#k("owned", nodeId), JSON.stringify(["u", userId])));
+      ops.push(this.#remember(userId, lastSeenAt));
+    }
+    for (const row of batch.joined ?? []) {
+      const json = JSON.stringify(row);
+      ops.push(
+        this.#cmd(
+          "HSET",
+          this.#k("member", row.topic),
+          JSON.stringify([row.userId, row.nodeId]),
+          json,
+        ),
+        this.#cmd("HSET", this.#k("of", row.userId), JSON.stringify([row.topic, row.nodeId]), json),
+        this.#cmd(
+          "SADD",
+          this.#k("owned", row.nodeId),
+          JSON.stringify(["m", row.topic, row.userId]),
+        ),
+      );
+    }
+    for (const { topic, userId, nodeId } of batch.left ?? []) {
+      ops.push(
+        this.#cmd("HDEL", this.#k("member", topic), JSON.stringify([userId, nodeId])),
+        this.#cmd("HDEL", this.#k("of", userId), JSON.stringify([topic, nodeId])),
+        this.#cmd("SREM", this.#k("owned", nodeId), JSON.stringify(["m", topic, userId])),
+      );
+    }
+    await Promise.all(ops);
+    this.#writes += (batch.users?.length ?? 0) + (batch.gone?.length ?? 0) +
+      (batch.joined?.length ?? 0) + (batch.left?.length ?? 0);
   }
 
   async #liveValues<T extends { nodeId: string }>(key: string): Promise<T[]> {

@@ -59,6 +59,38 @@ export interface MemberRow {
   joinedAt: number;
 }
 
+/** A user record to delete, remembering when the user was last seen. */
+export interface GoneUser {
+  /** The user. */
+  userId: string;
+  /** The node letting go. */
+  nodeId: string;
+  /** Kept as the user's last seen (never moved backwards). */
+  lastSeenAt: number;
+}
+
+/** A membership row to delete. */
+export interface LeftMember {
+  /** The topic. */
+  topic: string;
+  /** The user. */
+  userId: string;
+  /** The node letting go. */
+  nodeId: string;
+}
+
+/** Row changes applied together by {@linkcode PresenceStore.write}; each row at most once. */
+export interface PresenceWrite {
+  /** User records to create or replace. */
+  users?: readonly UserRecord[];
+  /** User records to delete. */
+  gone?: readonly GoneUser[];
+  /** Membership rows to create or replace. */
+  joined?: readonly MemberRow[];
+  /** Membership rows to delete. */
+  left?: readonly LeftMember[];
+}
+
 /** A change one node tells the others about (through {@linkcode PresenceStore.publish}). */
 export type RemotePresenceEvent =
   | { type: "join"; topic: string; userId: string; nodeId: string; record: UserRecord }
@@ -78,7 +110,9 @@ export type RemotePresenceEvent =
  * import { MemoryPresenceStore } from "@heartwire/heartwire/hub/presence";
  * const store = new MemoryPresenceStore();
  * await store.claim("node-a", 30_000);
- * await store.putMember({ topic: "lobby", userId: "ann", nodeId: "node-a", joinedAt: Date.now() });
+ * await store.write({
+ *   joined: [{ topic: "lobby", userId: "ann", nodeId: "node-a", joinedAt: Date.now() }],
+ * });
  * console.log(await store.members("lobby"));
  * ```
  */
@@ -99,14 +133,12 @@ export interface PresenceStore {
   release(nodeId: string): Promise<void>;
   /** Deletes the rows of every node whose lease lapsed; returns those node ids. */
   reap(): Promise<string[]>;
-  /** Writes (creates or replaces) user records. */
-  putUsers(records: readonly UserRecord[]): Promise<void>;
-  /** Deletes a user's record on a node and remembers `lastSeenAt` for the user. */
-  removeUser(userId: string, nodeId: string, lastSeenAt: number): Promise<void>;
-  /** Writes a membership row. */
-  putMember(row: MemberRow): Promise<void>;
-  /** Deletes a membership row. */
-  removeMember(topic: string, userId: string, nodeId: string): Promise<void>;
+  /**
+   * Applies one batch of row changes. A batch names each row at most once
+   * (the tracker coalesces), so the order inside it does not matter; stores
+   * apply it in as few round trips or transactions as they can.
+   */
+  write(batch: PresenceWrite): Promise<void>;
   /** Membership rows of `topic` on live nodes. */
   members(topic: string): Promise<MemberRow[]>;
   /** Membership rows of `userId` (all topics) on live nodes. */

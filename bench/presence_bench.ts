@@ -1,0 +1,172 @@
+/**
+ * Presence under 10 000 users heartbeating every second.
+ *
+ * Two modes:
+ *
+ * - `deno bench --allow-all bench/presence_bench.ts` — the cost of one
+ *   heartbeat through the tracker (`touch`, memory only) against the naive
+ *   peer the seeds describe: writing `lastSeen` to the store on every message.
+ * - `deno run --allow-all bench/presence_bench.ts --load [--seconds S]` — for
+ *   memory, Deno KV and a throwaway redis-server: 10 000 users heartbeat once a
+ *   second for S seconds (default 10) through a real tracker
+ *   (`presenceTimeout` 15 s, so one `lastSeen` write per user per 5 s). Prints
+ *   store writes/s next to the heartbeats/s a write-per-message design would
+ *   cost and the throttling bound users / interval, and the CPU of this
+ *   process (tracker + store client) and of redis-server, as % of one core.
+ *
+ * @module
+ */
+import process from "node:process";
+import {
+  KvPresenceStore,
+  MemoryPresenceStore,
+  Presence,
+  type PresenceStore,
+  RedisPresenceStore,
+} from "../hub/presence/mod.ts";
+import { startRedis } from "../test/_presence_redis.ts";
+
+const USERS = 10_000;
+const HEARTBEAT_MS = 1_000;
+const PRESENCE_TIMEOUT = 15_000;
+const WRITE_INTERVAL = PRESENCE_TIMEOUT / 3;
+
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1_000;
+}
+
+/** utime + stime of another process, in ms (Linux /proc; clock ticks are 100 Hz). */
+async function processCpuMs(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+async function redisPid(url: string): Promise<number | undefined> {
+  const port = new URL(url).port;
+  const out = await new Deno.Command("pgrep", { args: ["-f", `redis-server 127.0.0.1:${port}`] })
+    .output();
+  const pid = Number(new TextDecoder().decode(out.stdout).trim().split("\n")[0]);
+  return pid > 0 ? pid : undefined;
+}
+
+interface LoadResult {
+  store: string;
+  writesPerSecond: number;
+  cpuPercent: number;
+  serverCpuPercent?: number;
+}
+
+async function load(
+  name: string,
+  store: PresenceStore,
+  seconds: number,
+  serverPid?: number,
+): Promise<LoadResult> {
+  const presence = new Presence({ store, presenceTimeout: PRESENCE_TIMEOUT, awayAfter: 0 });
+  await presence.start();
+  for (let u = 0; u < USERS; u++) presence.join("lobby", `user${u}`, `c${u}`, { name: `U${u}` });
+  await presence.flush();
+  // Heartbeats spread evenly: a tenth of the users every 100 ms.
+  let slice = 0;
+  const timer = setInterval(() => {
+    for (let u = slice; u < USERS; u += 10) presence.touch(`user${u}`, `c${u}`);
+    slice = (slice + 1) % 10;
+  }, HEARTBEAT_MS / 10);
+  const writes0 = store.writes;
+  const cpu0 = cpuMs();
+  const server0 = serverPid ? await processCpuMs(serverPid) : 0;
+  const t0 = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1_000));
+  await presence.flush();
+  const elapsed = performance.now() - t0;
+  const result: LoadResult = {
+    store: name,
+    writesPerSecond: (store.writes - writes0) / (elapsed / 1_000),
+    cpuPercent: ((cpuMs() - cpu0) / elapsed) * 100,
+  };
+  if (serverPid) {
+    result.serverCpuPercent = ((await processCpuMs(serverPid) - server0) / elapsed) * 100;
+  }
+  clearInterval(timer);
+  await presence.close();
+  await store.close();
+  return result;
+}
+
+async function runLoad(seconds: number): Promise<void> {
+  const results: LoadResult[] = [];
+  results.push(await load("memory", new MemoryPresenceStore(), seconds));
+  const dir = await Deno.makeTempDir({ prefix: "presence_bench_" });
+  try {
+    results.push(await load("kv", await KvPresenceStore.open(`${dir}/p.db`), seconds));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  const redis = await startRedis();
+  try {
+    const pid = await redisPid(redis.url);
+    results.push(await load("redis", await RedisPresenceStore.open(redis.url), seconds, pid));
+  } finally {
+    await redis.stop();
+  }
+  const heartbeats = USERS / (HEARTBEAT_MS / 1_000);
+  const bound = USERS / (WRITE_INTERVAL / 1_000);
+  console.log(
+    `${USERS} users, heartbeat every ${HEARTBEAT_MS} ms, write interval ${WRITE_INTERVAL} ms, ${seconds} s per store`,
+  );
+  console.log(
+    `peer (one write per heartbeat): ${heartbeats} writes/s; bound users/interval: ${bound}/s`,
+  );
+  for (const r of results) {
+    const ratio = (r.writesPerSecond / heartbeats).toFixed(3);
+    const server = r.serverCpuPercent === undefined
+      ? ""
+      : `, redis-server ${r.serverCpuPercent.toFixed(1)} %`;
+    console.log(
+      `${r.store.padEnd(6)} ${r.writesPerSecond.toFixed(0).padStart(6)} writes/s ` +
+        `(${ratio} × peer, ≤ bound: ${r.writesPerSecond <= bound * 1.05 ? "yes" : "NO"}), ` +
+        `CPU ${r.cpuPercent.toFixed(1)} % of one core${server}`,
+    );
+  }
+}
+
+if (Deno.args.includes("--load")) {
+  const i = Deno.args.indexOf("--seconds");
+  await runLoad(i >= 0 ? Number(Deno.args[i + 1]) : 10);
+} else {
+  // Per-heartbeat cost: the tracker's touch (memory, throttled) against writing to the store every time.
+  const presence = new Presence({ presenceTimeout: PRESENCE_TIMEOUT });
+  const naive = new MemoryPresenceStore();
+  const users = Array.from({ length: USERS }, (_, u) => `user${u}`);
+  const conns = Array.from({ length: USERS }, (_, u) => `c${u}`);
+  for (let u = 0; u < USERS; u++) presence.connect(users[u], conns[u]);
+  const records = Array.from({ length: USERS }, (_, u) => ({
+    userId: `user${u}`,
+    nodeId: "n",
+    connectedAt: 0,
+    lastSeen: 0,
+    lastActive: 0,
+    status: "online" as const,
+    meta: {},
+  }));
+
+  Deno.bench(
+    "10 000 heartbeats: tracker touch (throttled)",
+    { group: "heartbeat", baseline: true },
+    () => {
+      for (let u = 0; u < USERS; u++) presence.touch(`user${u}`, `c${u}`);
+    },
+  );
+
+  Deno.bench("10 000 heartbeats: store write per heartbeat (memory store, naive peer)", {
+    group: "heartbeat",
+  }, async () => {
+    const now = Date.now();
+    for (const record of records) {
+      record.lastSeen = now;
+      await naive.write({ users: [record] });
+    }
+  });
+}
