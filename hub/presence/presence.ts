@@ -365,9 +365,14 @@ export class Presence {
     const rows = await this.store.members(topic);
     const users = [...new Set(rows.map((row) => row.userId))];
     const entries: PresenceEntry[] = [];
-    for (const userId of users) {
-      const entry = this.#entry(userId, await this.#records(userId));
-      if (entry.status !== "offline") entries.push(entry);
+    // Reads in parallel, a bounded number at a time (a topic may hold thousands of users).
+    for (let i = 0; i < users.length; i += 256) {
+      const chunk = users.slice(i, i + 256);
+      const records = await Promise.all(chunk.map((userId) => this.#records(userId)));
+      chunk.forEach((userId, j) => {
+        const entry = this.#entry(userId, records[j]);
+        if (entry.status !== "offline") entries.push(entry);
+      });
     }
     return { topic, epoch, offset, entries };
   }
