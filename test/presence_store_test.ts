@@ -224,3 +224,28 @@ Deno.test("Redis store: another process's publish arrives", async () => {
     await redis.stop();
   }
 });
+
+Deno.test("Redis store: foreign or malformed messages on the channel are ignored", async () => {
+  const redis = await startRedis();
+  try {
+    const store = await RedisPresenceStore.open(redis.url);
+    const other = await RedisPresenceStore.open(redis.url);
+    const got: string[] = [];
+    store.subscribe((event) => got.push(event.type));
+    // Raw publishes of junk, then one real event: only the event arrives.
+    const { createClient } = await import("npm:redis@5");
+    const raw = createClient({ url: redis.url });
+    await raw.connect();
+    await raw.publish("hw:presence:events", "not json");
+    await raw.publish("hw:presence:events", JSON.stringify({ hello: 1 }));
+    await other.publish({ type: "node-lost", nodeId: "z" });
+    await waitFor(() => got.length === 1, 2_000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assertEquals(got, ["node-lost"]);
+    await raw.close();
+    await store.close();
+    await other.close();
+  } finally {
+    await redis.stop();
+  }
+});

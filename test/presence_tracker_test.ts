@@ -236,3 +236,38 @@ Deno.test("two nodes on one store: join once across nodes, leave when the last n
   await a.close();
   await b.close();
 });
+
+Deno.test("a node that starts later learns earlier members from its first snapshot", async () => {
+  const clock = new ManualClock(1_700_000_000_000);
+  const frozen = new ManualClock(1_700_000_000_000);
+  const store = new MemoryPresenceStore({ now: () => clock.now() });
+  const a = new Presence({ store, clock: frozen, nodeId: "A", presenceTimeout: 3_000 });
+  await a.start();
+  a.join("lobby", "ann", "a1");
+  a.join("lobby", "bob", "a2");
+  await settle(a);
+
+  const b = new Presence({ store, clock, nodeId: "B", presenceTimeout: 3_000 });
+  const seenB: PresenceEvent[] = [];
+  b.subscribe((event) => seenB.push(event));
+  await b.start();
+  const snap = await b.snapshot("lobby");
+  assertEquals(snap.entries.map((e) => e.userId).sort(), ["ann", "bob"]);
+  assertEquals(snap.offset, 0);
+  assert(snap.epoch !== "", "the snapshot names the epoch its diffs will carry");
+
+  a.disconnect("bob", "a2");
+  await settle(a, b);
+  assertEquals(seenB.map((e) => [e.type, e.userId, e.epoch, e.offset]), [
+    ["leave", "bob", snap.epoch, 1],
+  ]);
+  for (let i = 0; i < 5; i++) {
+    clock.advance(1_000);
+    await settle(a, b);
+  }
+  assertEquals(seenB.slice(1).map((e) => [e.type, e.userId, e.reason, e.offset]), [
+    ["leave", "ann", "node-lost", 2],
+  ]);
+  await a.close();
+  await b.close();
+});

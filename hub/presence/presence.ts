@@ -359,11 +359,12 @@ export class Presence {
 
   /** {@linkcode Presence.list} plus the offset it reflects: what a subscriber resyncs from. */
   async snapshot(topic: string): Promise<PresenceSnapshot> {
-    const view = this.#topics.get(topic);
-    const epoch = view?.epoch ?? "";
-    const offset = view?.offset ?? 0;
+    const before = this.#topics.get(topic);
+    let epoch = before?.epoch ?? "";
+    let offset = before?.offset ?? 0;
     const rows = await this.store.members(topic);
     const users = [...new Set(rows.map((row) => row.userId))];
+    const memberOn = new Set(rows.map((row) => `${row.userId}\0${row.nodeId}`));
     const entries: PresenceEntry[] = [];
     // Reads in parallel, a bounded number at a time (a topic may hold thousands of users).
     for (let i = 0; i < users.length; i += 256) {
@@ -371,8 +372,26 @@ export class Presence {
       const records = await Promise.all(chunk.map((userId) => this.#records(userId)));
       chunk.forEach((userId, j) => {
         const entry = this.#entry(userId, records[j]);
-        if (entry.status !== "offline") entries.push(entry);
+        if (entry.status === "offline") return;
+        entries.push(entry);
+        // Members on other nodes that joined before this node was listening: from now on their
+        // leave (or their node's loss) is an event here too.
+        for (const record of records[j]) {
+          if (record.nodeId === this.nodeId || !memberOn.has(`${userId}\0${record.nodeId}`)) {
+            continue;
+          }
+          this.#remember(record);
+          const members = this.#view(topic).members;
+          const nodes = members.get(userId) ?? new Set();
+          members.set(userId, nodes.add(record.nodeId));
+        }
       });
+    }
+    const after = this.#topics.get(topic);
+    if (after && after !== before) {
+      // The topic's offsets (re)started while reading: every event of the new epoch may be news.
+      epoch = after.epoch;
+      offset = 0;
     }
     return { topic, epoch, offset, entries };
   }
@@ -513,12 +532,17 @@ export class Presence {
     if (view.members.size === 0) this.#topics.delete(topic);
   }
 
-  #addMember(topic: string, userId: string, nodeId: string): void {
+  #view(topic: string): TopicView {
     let view = this.#topics.get(topic);
     if (!view) {
       view = { epoch: `${this.nodeId}:${++this.#epochs}`, offset: 0, members: new Map() };
       this.#topics.set(topic, view);
     }
+    return view;
+  }
+
+  #addMember(topic: string, userId: string, nodeId: string): void {
+    const view = this.#view(topic);
     let nodes = view.members.get(userId);
     if (!nodes) view.members.set(userId, nodes = new Set());
     const first = nodes.size === 0;

@@ -73,6 +73,7 @@ export class RedisPresenceStore implements PresenceStore {
   #sub: RedisClientLike;
   #prefix: string;
   #seenTtl: number;
+  #onError: (error: unknown) => void;
   #writes = 0;
   #listeners = new Set<(event: RemotePresenceEvent) => void>();
 
@@ -85,6 +86,7 @@ export class RedisPresenceStore implements PresenceStore {
     this.#sub = sub;
     this.#prefix = options.prefix ?? "hw:presence:";
     this.#seenTtl = options.seenTtl ?? 30 * 24 * 3600_000;
+    this.#onError = options.onError ?? ((error) => console.error("presence redis:", error));
   }
 
   /** Loads `npm:redis@5`, connects twice (commands and pub/sub) and subscribes to events. */
@@ -131,9 +133,17 @@ export class RedisPresenceStore implements PresenceStore {
     try {
       event = JSON.parse(message);
     } catch {
-      return; // not ours
+      return; // not JSON: not ours
     }
-    for (const listener of this.#listeners) listener(event);
+    // Anyone with access to the server may publish here; ignore what is not an event.
+    if (typeof event?.type !== "string" || typeof event.nodeId !== "string") return;
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.#onError(error);
+      }
+    }
   }
 
   async #liveNodes(nodeIds: Iterable<string>): Promise<Set<string>> {
