@@ -214,7 +214,7 @@ export class Presence {
     this.#started = true;
     this.#unsubscribe = this.store.subscribe((event) => this.#onRemote(event));
     await this.store.claim(this.nodeId, this.#lease);
-    await this.store.reap();
+    await this.#reap();
     this.#lastRenew = this.#lastReap = this.#clock.now();
     this.#arm();
   }
@@ -621,6 +621,14 @@ export class Presence {
     }
   }
 
+  // Only the node that removes a dead node learns it from reap(); it tells the others.
+  async #reap(): Promise<void> {
+    for (const nodeId of await this.store.reap()) {
+      this.#nodeLost(nodeId);
+      await this.store.publish({ type: "node-lost", nodeId });
+    }
+  }
+
   #arm(): void {
     if (this.#closed) return;
     this.#timer = this.#clock.setTimeout(() => this.#sweep(), this.#sweepInterval);
@@ -650,12 +658,7 @@ export class Presence {
     }
     if (now - this.#lastReap >= this.#lease / 3) {
       this.#lastReap = now;
-      this.#enqueue(async () => {
-        for (const nodeId of await this.store.reap()) {
-          this.#nodeLost(nodeId);
-          await this.store.publish({ type: "node-lost", nodeId });
-        }
-      });
+      this.#enqueue(() => this.#reap());
     }
     this.#arm();
   }
