@@ -271,3 +271,47 @@ Deno.test("a node that starts later learns earlier members from its first snapsh
   await a.close();
   await b.close();
 });
+
+Deno.test("list and get reflect this node's changes before its store writes land", async () => {
+  const { presence } = await setup();
+  presence.join("t", "ann", "c1");
+  presence.join("u", "ann", "c1");
+  // No flush: the batch is still queued.
+  assertEquals((await presence.list("t")).map((e) => e.userId), ["ann"]);
+  assertEquals((await presence.get("ann"))?.topics.sort(), ["t", "u"]);
+  await presence.flush();
+  presence.leave("t", "ann", "c1");
+  assertEquals(await presence.list("t"), []);
+  assertEquals((await presence.get("ann"))?.topics, ["u"]);
+  await presence.close();
+  // After close the tracker takes no new connections.
+  presence.join("t", "bob", "c2");
+  assertEquals(presence.connections, 0);
+});
+
+Deno.test("a node restarting under its old id clears its predecessor's users at once, on every node", async () => {
+  const clock = new ManualClock(1_700_000_000_000);
+  const store = new MemoryPresenceStore({ now: () => clock.now() });
+  const old = new Presence({
+    store,
+    clock: new ManualClock(),
+    nodeId: "A",
+    presenceTimeout: 60_000,
+  });
+  const b = new Presence({ store, clock, nodeId: "B", presenceTimeout: 60_000 });
+  const seenB: PresenceEvent[] = [];
+  b.subscribe((event) => seenB.push(event));
+  await old.start();
+  await b.start();
+  old.join("lobby", "ann", "a1");
+  await settle(old, b);
+  assertEquals(seenB.map((e) => e.type), ["join"]);
+  // "A" crashes (never closes) and comes back long before its 60 s lease ends.
+  const again = new Presence({ store, clock, nodeId: "A", presenceTimeout: 60_000 });
+  await again.start();
+  await settle(again, b);
+  assertEquals(seenB.map((e) => [e.type, e.reason]), [["join", undefined], ["leave", "node-lost"]]);
+  assertEquals(await b.list("lobby"), []);
+  await again.close();
+  await b.close();
+});

@@ -214,6 +214,9 @@ export class Presence {
     this.#started = true;
     this.#unsubscribe = this.store.subscribe((event) => this.#onRemote(event));
     await this.store.claim(this.nodeId, this.#lease);
+    // A crashed predecessor with this id left users other nodes still list: claim() deleted
+    // their rows; this tells the other nodes to let them leave.
+    await this.store.publish({ type: "node-lost", nodeId: this.nodeId });
     await this.#reap();
     this.#lastRenew = this.#lastReap = this.#clock.now();
     this.#arm();
@@ -244,6 +247,7 @@ export class Presence {
 
   /** Registers a connection of `userId`: the user is online (no topic needed). */
   connect(userId: string, connId: string, meta?: PresenceMeta): void {
+    if (this.#closed) return;
     const now = this.#clock.now();
     let user = this.#users.get(userId);
     if (!user) {
@@ -272,6 +276,7 @@ export class Presence {
 
   /** Adds `connId` of `userId` to `topic`; emits `join` when the user was in it nowhere. */
   join(topic: string, userId: string, connId: string, meta?: PresenceMeta): void {
+    if (this.#closed) return;
     this.connect(userId, connId, meta);
     const user = this.#users.get(userId)!;
     user.conns.get(connId)!.topics.add(topic);
@@ -362,8 +367,11 @@ export class Presence {
     const before = this.#topics.get(topic);
     let epoch = before?.epoch ?? "";
     let offset = before?.offset ?? 0;
-    const rows = await this.store.members(topic);
-    const users = [...new Set(rows.map((row) => row.userId))];
+    // Other nodes' members from the store; this node's from memory (its writes may be in flight).
+    const rows = (await this.store.members(topic)).filter((row) => row.nodeId !== this.nodeId);
+    const userSet = new Set(rows.map((row) => row.userId));
+    for (const user of this.#users.values()) if (user.topics.has(topic)) userSet.add(user.userId);
+    const users = [...userSet];
     const memberOn = new Set(rows.map((row) => `${row.userId}\0${row.nodeId}`));
     const entries: PresenceEntry[] = [];
     // Reads in parallel, a bounded number at a time (a topic may hold thousands of users).
@@ -407,8 +415,10 @@ export class Presence {
       if (lastSeen === undefined) return undefined;
       return { ...entry, lastSeen, topics: [] };
     }
-    const topics = [...new Set((await this.store.topicsOf(userId)).map((row) => row.topic))];
-    return { ...entry, topics };
+    const rows = (await this.store.topicsOf(userId)).filter((row) => row.nodeId !== this.nodeId);
+    const topics = new Set(rows.map((row) => row.topic));
+    for (const topic of this.#users.get(userId)?.topics.keys() ?? []) topics.add(topic);
+    return { ...entry, topics: [...topics] };
   }
 
   /** Stops the sweep, lets every local user leave (`closed`), releases the lease. */
