@@ -4,15 +4,16 @@
  * Two modes:
  *
  * - `deno bench --allow-all bench/presence_bench.ts` — the cost of one
- *   heartbeat through the tracker (`touch`, memory only) against the naive
- *   peer the seeds describe: writing `lastSeen` to the store on every message.
+ *   heartbeat through the tracker (`touch`, memory only) against the floor, a
+ *   `Map` holding `lastSeen`.
  * - `deno run --allow-all bench/presence_bench.ts --load [--seconds S]` — for
  *   memory, Deno KV and a throwaway redis-server: 10 000 users heartbeat once a
  *   second for S seconds (default 10) through a real tracker
  *   (`presenceTimeout` 15 s, so one `lastSeen` write per user per 5 s). Prints
  *   store writes/s next to the heartbeats/s a write-per-message design would
  *   cost and the throttling bound users / interval, and the CPU of this
- *   process (tracker + store client) and of redis-server, as % of one core.
+ *   process (tracker + store client) and of redis-server, as % of one core —
+ *   next to the peer the seeds describe, one Redis write per heartbeat.
  *
  * @module
  */
@@ -95,6 +96,40 @@ async function load(
   return result;
 }
 
+/** The peer: the seeds' pattern, one Redis write of lastSeen per heartbeat (pipelined). */
+async function naiveRedis(url: string, seconds: number, serverPid?: number): Promise<LoadResult> {
+  const { createClient } = await import("npm:redis@5");
+  const client = createClient({ url });
+  await client.connect();
+  let writes = 0;
+  let slice = 0;
+  const timer = setInterval(() => {
+    const now = String(Date.now());
+    for (let u = slice; u < USERS; u += 10) {
+      client.hSet("naive:lastSeen", `user${u}`, now).catch(() => {});
+      writes++;
+    }
+    slice = (slice + 1) % 10;
+  }, HEARTBEAT_MS / 10);
+  const cpu0 = cpuMs();
+  const server0 = serverPid ? await processCpuMs(serverPid) : 0;
+  const writes0 = writes;
+  const t0 = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1_000));
+  const elapsed = performance.now() - t0;
+  const result: LoadResult = {
+    store: "redis, write per heartbeat (peer)",
+    writesPerSecond: (writes - writes0) / (elapsed / 1_000),
+    cpuPercent: ((cpuMs() - cpu0) / elapsed) * 100,
+  };
+  if (serverPid) {
+    result.serverCpuPercent = ((await processCpuMs(serverPid) - server0) / elapsed) * 100;
+  }
+  clearInterval(timer);
+  await client.close();
+  return result;
+}
+
 async function runLoad(seconds: number): Promise<void> {
   const results: LoadResult[] = [];
   results.push(await load("memory", new MemoryPresenceStore(), seconds));
@@ -108,6 +143,7 @@ async function runLoad(seconds: number): Promise<void> {
   try {
     const pid = await redisPid(redis.url);
     results.push(await load("redis", await RedisPresenceStore.open(redis.url), seconds, pid));
+    results.push(await naiveRedis(redis.url, seconds, pid));
   } finally {
     await redis.stop();
   }
@@ -125,48 +161,47 @@ async function runLoad(seconds: number): Promise<void> {
       ? ""
       : `, redis-server ${r.serverCpuPercent.toFixed(1)} %`;
     console.log(
-      `${r.store.padEnd(6)} ${r.writesPerSecond.toFixed(0).padStart(6)} writes/s ` +
+      `${r.store.padEnd(8)} ${r.writesPerSecond.toFixed(0).padStart(6)} writes/s ` +
         `(${ratio} × peer, ≤ bound: ${r.writesPerSecond <= bound * 1.05 ? "yes" : "NO"}), ` +
         `CPU ${r.cpuPercent.toFixed(1)} % of one core${server}`,
     );
   }
+  const tracked = results.find((r) => r.store === "redis")!;
+  const peer = results.at(-1)!;
+  console.log(
+    `redis: presence ${tracked.cpuPercent.toFixed(1)} % + server ${
+      tracked.serverCpuPercent?.toFixed(1)
+    } % ` +
+      `vs peer ${peer.cpuPercent.toFixed(1)} % + server ${
+        peer.serverCpuPercent?.toFixed(1)
+      } % of one core ` +
+      `(${
+        ((tracked.cpuPercent + (tracked.serverCpuPercent ?? 0)) /
+          (peer.cpuPercent + (peer.serverCpuPercent ?? 0))).toFixed(2)
+      } × peer)`,
+  );
 }
 
 if (Deno.args.includes("--load")) {
   const i = Deno.args.indexOf("--seconds");
   await runLoad(i >= 0 ? Number(Deno.args[i + 1]) : 10);
 } else {
-  // Per-heartbeat cost: the tracker's touch (memory, throttled) against writing to the store every time.
+  // Per-heartbeat cost of the tracker against the floor: one Map lookup and a timestamp store.
   const presence = new Presence({ presenceTimeout: PRESENCE_TIMEOUT });
-  const naive = new MemoryPresenceStore();
   const users = Array.from({ length: USERS }, (_, u) => `user${u}`);
   const conns = Array.from({ length: USERS }, (_, u) => `c${u}`);
   for (let u = 0; u < USERS; u++) presence.connect(users[u], conns[u]);
-  const records = Array.from({ length: USERS }, (_, u) => ({
-    userId: `user${u}`,
-    nodeId: "n",
-    connectedAt: 0,
-    lastSeen: 0,
-    lastActive: 0,
-    status: "online" as const,
-    meta: {},
-  }));
+  const floor = new Map(users.map((user) => [user, { lastSeen: 0 }]));
 
   Deno.bench(
-    "10 000 heartbeats: tracker touch (throttled)",
+    "10 000 heartbeats: Map lastSeen (floor)",
     { group: "heartbeat", baseline: true },
     () => {
-      for (let u = 0; u < USERS; u++) presence.touch(`user${u}`, `c${u}`);
+      for (let u = 0; u < USERS; u++) floor.get(users[u])!.lastSeen = Date.now();
     },
   );
 
-  Deno.bench("10 000 heartbeats: store write per heartbeat (memory store, naive peer)", {
-    group: "heartbeat",
-  }, async () => {
-    const now = Date.now();
-    for (const record of records) {
-      record.lastSeen = now;
-      await naive.write({ users: [record] });
-    }
+  Deno.bench("10 000 heartbeats: tracker touch (throttled)", { group: "heartbeat" }, () => {
+    for (let u = 0; u < USERS; u++) presence.touch(users[u], conns[u]);
   });
 }

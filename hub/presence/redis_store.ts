@@ -75,6 +75,8 @@ export class RedisPresenceStore implements PresenceStore {
   #seenTtl: number;
   #onError: (error: unknown) => void;
   #writes = 0;
+  // (node, user) pairs this instance already put in `owned:<node>`.
+  #indexed = new Set<string>();
   #listeners = new Set<(event: RemotePresenceEvent) => void>();
 
   private constructor(
@@ -199,6 +201,9 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async #dropNode(nodeId: string): Promise<void> {
+    for (const pair of this.#indexed) {
+      if (pair.startsWith(`${nodeId}\0`)) this.#indexed.delete(pair);
+    }
     const owned = this.#k("owned", nodeId);
     const rows = await this.#cmd("SMEMBERS", owned) as string[];
     const ops: Promise<unknown>[] = [];
@@ -234,9 +239,15 @@ export class RedisPresenceStore implements PresenceStore {
     const ops: Promise<unknown>[] = [];
     for (const r of batch.users ?? []) {
       ops.push(this.#cmd("HSET", this.#k("user", r.userId), r.nodeId, JSON.stringify(r)));
-      ops.push(this.#cmd("SADD", this.#k("owned", r.nodeId), JSON.stringify(["u", r.userId])));
+      // Index a user once, not on every lastSeen refresh (half the commands under heartbeats).
+      const owned = `${r.nodeId}\0${r.userId}`;
+      if (!this.#indexed.has(owned)) {
+        this.#indexed.add(owned);
+        ops.push(this.#cmd("SADD", this.#k("owned", r.nodeId), JSON.stringify(["u", r.userId])));
+      }
     }
     for (const { userId, nodeId, lastSeenAt } of batch.gone ?? []) {
+      this.#indexed.delete(`${nodeId}\0${userId}`);
       ops.push(this.#cmd("HDEL", this.#k("user", userId), nodeId));
       ops.push(this.#cmd("SREM", this.#k("owned", nodeId), JSON.stringify(["u", userId])));
       ops.push(this.#remember(userId, lastSeenAt));
