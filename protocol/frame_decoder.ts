@@ -131,6 +131,10 @@ const SMALL_COPY = 64;
  */
 const PARTIAL_PAYLOAD_START = 16 * 1024;
 
+/** A fragmented message's buffer starts with this much room (or its first fragment's size). */
+const MESSAGE_BUFFER_START = 1024;
+const EMPTY = new Uint8Array(0);
+
 const SLAB_SIZE = 65_536;
 const MAX_SLAB_PIECE = 4_096;
 let slab = new Uint8Array(SLAB_SIZE);
@@ -265,10 +269,12 @@ export class FrameDecoder {
   #payload: Uint8Array | null = null;
   #payloadFilled = 0;
 
-  // The fragmented message in progress (§5.4): its opcode (0 if none), the
-  // unmasked fragments so far and their total size.
+  // The fragmented message in progress (§5.4): its opcode (0 if none), and
+  // its unmasked bytes so far in one buffer that doubles as they arrive (never
+  // past the message limit). Memory follows the bytes, not the fragment count:
+  // a million 1-byte fragments cost a million bytes, not a million arrays.
   #messageOpcode = 0;
-  #fragments: Uint8Array[] = [];
+  #message: Uint8Array = EMPTY;
   #messageLength = 0;
   #utf8 = new Utf8Validator();
 
@@ -282,6 +288,15 @@ export class FrameDecoder {
   /** True after a `close` or `error` event: further input is ignored. */
   get done(): boolean {
     return this.#done;
+  }
+
+  /**
+   * Bytes of memory held for input in progress: a frame cut off at the end of
+   * a chunk and the fragmented message being reassembled (their capacity, not
+   * just what is filled). At most about 2 × the message limit plus a frame.
+   */
+  get bufferedBytes(): number {
+    return (this.#payload?.length ?? 0) + this.#message.length;
   }
 
   /**
@@ -531,7 +546,7 @@ export class FrameDecoder {
       if (opcode === Opcode.Text) this.#emitText(source, start, owned);
       else this.#events.push({ type: "binary", data: this.#ownedPayload(source, start, owned) });
     } else {
-      this.#handleFragment(this.#ownedPayload(source, start, owned));
+      this.#handleFragment(source, start);
     }
   }
 
@@ -570,25 +585,29 @@ export class FrameDecoder {
 
   /**
    * One fragment of a message (§5.4): the first has the message's opcode and
-   * FIN=0, the others are continuations, the last has FIN=1. Text fragments are
-   * validated as they arrive, so bad UTF-8 fails at once (§8.1).
+   * FIN=0, the others are continuations, the last has FIN=1. Each is unmasked
+   * straight into the message buffer. Text fragments are validated as they
+   * arrive, so bad UTF-8 fails at once (§8.1).
    */
-  #handleFragment(data: Uint8Array): void {
+  #handleFragment(source: Uint8Array, start: number): void {
     if (this.#opcode !== Opcode.Continuation) this.#messageOpcode = this.#opcode;
     const isText = this.#messageOpcode === Opcode.Text;
-    if (isText && !this.#utf8.push(data)) {
+    const length = this.#payloadLength;
+    const offset = this.#messageLength;
+    const end = offset + length;
+    if (end > this.#message.length) this.#growMessage(end);
+    const target = this.#message.subarray(offset, end);
+    copyPayload(source, start, target, this.#masked ? this.#maskKey : null);
+    this.#messageLength = end;
+    if (isText && !this.#utf8.push(target)) {
       this.#fail(CloseCode.InvalidPayload, "text message is not valid UTF-8");
       return;
     }
-    if (data.length > 0) this.#fragments.push(data);
-    this.#messageLength += data.length;
     if (!this.#fin) return;
 
-    const message = this.#joinFragments();
+    const message = this.#takeMessage();
     const textComplete = this.#utf8.finish();
     this.#messageOpcode = 0;
-    this.#fragments = [];
-    this.#messageLength = 0;
     this.#utf8.reset();
     if (!isText) {
       this.#events.push({ type: "binary", data: message });
@@ -601,15 +620,31 @@ export class FrameDecoder {
     }
   }
 
-  #joinFragments(): Uint8Array {
-    const fragments = this.#fragments;
-    if (fragments.length === 1) return fragments[0];
-    const message = allocate(this.#messageLength);
-    let offset = 0;
-    for (const fragment of fragments) {
-      message.set(fragment, offset);
-      offset += fragment.length;
-    }
+  /**
+   * Makes room for `needed` bytes of message: at least double the capacity
+   * (amortised O(1) per byte however small the fragments), never past the
+   * message limit, which #checkSizeLimits() has already applied to `needed`.
+   */
+  #growMessage(needed: number): void {
+    const doubled = Math.max(MESSAGE_BUFFER_START, this.#message.length * 2);
+    const grown = new Uint8Array(Math.min(Math.max(needed, doubled), this.#maxMessageSize));
+    grown.set(this.#message.subarray(0, this.#messageLength));
+    this.#message = grown;
+  }
+
+  /**
+   * The finished message, handed to the receiver, and the buffer released.
+   * A buffer at least half full is handed out as it is; otherwise the bytes
+   * are copied out, so the receiver never holds more than twice the message.
+   */
+  #takeMessage(): Uint8Array {
+    const buffer = this.#message;
+    const length = this.#messageLength;
+    this.#message = EMPTY;
+    this.#messageLength = 0;
+    if (length * 2 >= buffer.length) return buffer.subarray(0, length);
+    const message = allocate(length);
+    message.set(buffer.subarray(0, length));
     return message;
   }
 
@@ -637,7 +672,8 @@ export class FrameDecoder {
     this.#events.push({ type: "error", code, reason });
     this.#done = true;
     this.#payload = null;
-    this.#fragments = [];
+    this.#message = EMPTY;
+    this.#messageLength = 0;
     return false;
   }
 }

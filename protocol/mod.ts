@@ -4,6 +4,8 @@
  * Nothing here opens a socket, starts a timer or touches `Deno.*`, so every
  * line can be tested with plain byte arrays and read like a textbook.
  *
+ * - {@linkcode Connection}: one whole connection — ready state, pings, the
+ *   closing handshake, failing — as bytes in, events out, bytes out (§5–§7).
  * - {@linkcode FrameDecoder}: streaming frame parser and message reassembly (§5).
  * - {@linkcode FrameWriter} / {@linkcode encodeFrame}: frame serialisation (§5.2).
  * - {@linkcode validateUpgradeRequest} / {@linkcode buildUpgradeResponse}: the
@@ -32,6 +34,7 @@ export * from "./clock.ts";
 export * from "./utf8.ts";
 export * from "./frame_decoder.ts";
 export * from "./frame_encoder.ts";
+export * from "./connection.ts";
 export * from "./handshake.ts";
 export * from "./heartbeat.ts";
 export * from "./messages.ts";

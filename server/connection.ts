@@ -1,19 +1,21 @@
 /**
- * One WebSocket connection on the server: the read loop, the write queue and
- * the closing handshake, with keepalive driven by a single timer heap entry.
+ * One WebSocket connection on the server: the I/O around a sans-I/O
+ * {@linkcode Connection} (protocol/connection.ts), which keeps every rule of
+ * RFC 6455. This file only moves bytes and keeps time:
  *
- * Data flow: TCP bytes → {@linkcode FrameDecoder} → events (control frames are
- * answered here, messages go to the route's handler) → `send()` →
- * {@linkcode FrameWriter} → per turn of the event loop, one batch: one
- * coalesced `write` for the small frames, plus one for each large binary
- * payload, which is written from the sender's array without a copy.
+ * - a read loop: TCP bytes → `Connection.receive` → events → the route's handler;
+ * - writes: whatever the connection queued (messages, pongs, close frames)
+ *   goes out once per read or per turn of the event loop: one coalesced
+ *   `write` for the small frames, plus one for each large binary payload,
+ *   written from the sender's array without a copy;
+ * - one timer heap entry: keepalive while open, the close timeout (or the
+ *   lingering bound) while closing.
  *
  * @module
  */
-import { CloseCode, CloseHandshake, encodeClosePayload } from "../protocol/close.ts";
+import { CloseCode } from "../protocol/close.ts";
 import type { Clock } from "../protocol/clock.ts";
-import { type DecoderEvent, FrameDecoder } from "../protocol/frame_decoder.ts";
-import { FrameWriter } from "../protocol/frame_encoder.ts";
+import { Connection, ReadyState } from "../protocol/connection.ts";
 import type { HttpRequestHead } from "../protocol/handshake.ts";
 import { type KeepaliveOptions, nextKeepaliveAction } from "./keepalive.ts";
 import type { TimerEntry, TimerHeap } from "./timer_heap.ts";
@@ -34,15 +36,15 @@ import type { TimerEntry, TimerHeap } from "./timer_heap.ts";
  * };
  * ```
  */
-export interface WebSocketHandler {
+export interface WebSocketHandler<T = unknown> {
   /** Subprotocols this route speaks, most preferred first (RFC 6455 §1.9). */
   protocols?: string[];
   /** The handshake completed; the connection is open. */
-  open?(ws: WebSocketConnection): void;
+  open?(ws: WebSocketConnection<T>): void;
   /** A whole text (string) or binary (Uint8Array) message arrived. */
-  message?(ws: WebSocketConnection, data: string | Uint8Array): void;
+  message?(ws: WebSocketConnection<T>, data: string | Uint8Array): void;
   /** The connection is gone (after the close handshake, an error or a timeout). */
-  close?(ws: WebSocketConnection, info: CloseInfo): void;
+  close?(ws: WebSocketConnection<T>, info: CloseInfo): void;
 }
 
 /**
@@ -94,7 +96,7 @@ export interface ConnectionOptions {
 }
 
 /** Everything a server hands a new connection. Internal to server/. */
-export interface ConnectionInit {
+export interface ConnectionInit<T = unknown> {
   /** The TCP (or TLS) connection, already past the handshake. */
   conn: Deno.Conn;
   /** The upgrade request. */
@@ -104,7 +106,9 @@ export interface ConnectionInit {
   /** The negotiated subprotocol, or "". */
   protocol: string;
   /** The route's callbacks. */
-  handler: WebSocketHandler;
+  handler: WebSocketHandler<T>;
+  /** The connection's initial {@linkcode WebSocketConnection.data} (e.g. from `upgrade(request, { data })`). */
+  data?: T;
   /** Time source shared with the heap. */
   clock: Clock;
   /** The server's one timer heap. */
@@ -114,13 +118,10 @@ export interface ConnectionInit {
   /** Bytes that arrived in the same read as the handshake: the client's first frames. */
   initial: Uint8Array;
   /** Told exactly once when the connection has ended, for the server's bookkeeping. */
-  onEnded(ws: WebSocketConnection, info: CloseInfo): void;
+  onEnded(ws: WebSocketConnection<T>, info: CloseInfo): void;
   /** Told about a handler's error after its connection was failed with 1011. */
   onError?(error: unknown): void;
 }
-
-/** The `readyState` values of the WebSocket API. */
-const CONNECTING = 0, OPEN = 1, CLOSING = 2, CLOSED = 3;
 
 /**
  * Read buffers start small, since most connections are idle most of the time
@@ -129,10 +130,20 @@ const CONNECTING = 0, OPEN = 1, CLOSING = 2, CLOSED = 3;
 const READ_BUFFER_MIN = 4 * 1024;
 const READ_BUFFER_MAX = 256 * 1024;
 
+/**
+ * Lingering close: after failing a connection, its close frame written, the
+ * server reads and discards at most this much, for at most this long, until
+ * the peer's FIN. Closing with unread bytes in the kernel would send a reset,
+ * which can destroy the close frame before the peer reads it.
+ */
+const LINGER_MAX_BYTES = 4 * 1024 * 1024;
+const LINGER_MAX_TIME = 2_000;
+
 let nextConnectionId = 1;
 
 /**
  * A server-side WebSocket connection: what a route's handler receives.
+ * `T` is the type of {@linkcode WebSocketConnection.data}.
  *
  * @example
  * ```ts
@@ -151,7 +162,7 @@ let nextConnectionId = 1;
  * await server.shutdown();
  * ```
  */
-export class WebSocketConnection {
+export class WebSocketConnection<T = unknown> {
   /** A process-unique number for logs and maps. */
   readonly id: number = nextConnectionId++;
   /** The HTTP request that opened the connection. */
@@ -162,8 +173,8 @@ export class WebSocketConnection {
   readonly protocol: string;
   /** The peer's address. */
   readonly remoteAddr: Deno.NetAddr;
-  /** Free for the application (e.g. a session or a user id). */
-  data: unknown = undefined;
+  /** Free for the application (e.g. a session or a user id); set from the upgrade's `data`. */
+  data: T;
 
   /** The round-trip time (ms) measured by the last answered ping, or -1. */
   rtt: number = -1;
@@ -171,41 +182,46 @@ export class WebSocketConnection {
   missedPongs: number = 0;
 
   #conn: Deno.Conn;
-  #handler: WebSocketHandler;
+  #handler: WebSocketHandler<T>;
   #clock: Clock;
   #heap: TimerHeap;
   #timer: TimerEntry;
   #options: ConnectionOptions;
-  #onEnded: (ws: WebSocketConnection, info: CloseInfo) => void;
+  #onEnded: (ws: WebSocketConnection<T>, info: CloseInfo) => void;
   #onError: ((error: unknown) => void) | undefined;
 
-  #decoder: FrameDecoder;
-  #writer = new FrameWriter({ role: "server" });
-  #close = new CloseHandshake();
-  #readyState: number = CONNECTING;
+  /** Every rule of the protocol lives here; this class only does its I/O. */
+  #ws: Connection;
+  /** Set once TCP is closed and the end reported. */
+  #ended = false;
   #cause: CloseInfo["cause"] = "peer";
+  /** Since when the timer is the close timeout rather than keepalive. */
+  #closeTimerArmed = false;
 
   // Keepalive state (see keepalive.ts): lastSeen is refreshed on every read.
   #lastSeen: number;
   #pingSentAt = -1;
   #earlyBy: number;
 
-  // Write queue state.
+  // Writing.
   #writing = false;
   #flushQueued = false;
-  /** Inside #receive: sends are flushed when it ends, not in a microtask. */
+  /** Inside #receive: what it queues is flushed when it ends, not in a microtask. */
   #receiving = false;
   #inFlight = 0;
   #writeStartedAt = 0;
-  /** Close TCP once the queue is written (after our last close frame). */
-  #endAfterFlush = false;
+
+  /** After a failed connection's close frame: reading only to discard, until FIN. */
+  #lingering = false;
+  #discarded = 0;
 
   /** Takes over a connection whose handshake the server completed. */
-  constructor(init: ConnectionInit) {
+  constructor(init: ConnectionInit<T>) {
     this.request = init.request;
     this.path = init.path;
     this.protocol = init.protocol;
     this.remoteAddr = init.conn.remoteAddr as Deno.NetAddr;
+    this.data = init.data as T;
     this.#conn = init.conn;
     this.#handler = init.handler;
     this.#clock = init.clock;
@@ -213,25 +229,24 @@ export class WebSocketConnection {
     this.#options = init.options;
     this.#onEnded = init.onEnded;
     this.#onError = init.onError;
-    this.#decoder = new FrameDecoder({ role: "server", maxMessageSize: init.options.maxPayload });
+    this.#ws = new Connection({ role: "server", maxMessageSize: init.options.maxPayload });
     this.#lastSeen = this.#clock.now();
     this.#earlyBy = Math.random() * init.options.pingJitter * init.options.keepalive.interval;
     this.#timer = this.#heap.create(() => this.#onTimer());
-    this.#readyState = OPEN;
     this.#armKeepalive();
     this.#callHandler(() => this.#handler.open?.(this));
-    if (init.initial.length > 0) this.#receive(init.initial);
+    if (init.initial.length > 0 && !this.#ended) this.#receive(init.initial);
     this.#readLoop();
   }
 
   /** 0 connecting, 1 open, 2 closing, 3 closed — as in the WebSocket API. */
   get readyState(): number {
-    return this.#readyState;
+    return this.#ended ? ReadyState.Closed : this.#ws.readyState;
   }
 
   /** Bytes queued or being written and not yet handed to the kernel. */
   get bufferedAmount(): number {
-    return this.#writer.length + this.#inFlight;
+    return this.#ws.bufferedAmount + this.#inFlight;
   }
 
   /** When anything was last read from the peer (clock ms). */
@@ -251,9 +266,7 @@ export class WebSocketConnection {
    * must be reused at once. Strings and smaller arrays are copied right away.
    */
   send(data: string | Uint8Array): boolean {
-    if (!this.#close.canSend || this.#readyState !== OPEN) return false;
-    if (typeof data === "string") this.#writer.text(data);
-    else this.#writer.binary(data);
+    if (!this.#ws.send(data)) return false;
     this.#queued();
     return true;
   }
@@ -264,8 +277,7 @@ export class WebSocketConnection {
    * {@linkcode WebSocketConnection.rtt}.
    */
   ping(payload?: Uint8Array): boolean {
-    if (!this.#close.canSend) return false;
-    this.#writer.ping(payload);
+    if (!this.#ws.ping(payload)) return false;
     this.#queued();
     return true;
   }
@@ -279,10 +291,9 @@ export class WebSocketConnection {
    * if `code` may not be sent (§7.4) or `reason` is over 123 UTF-8 bytes.
    */
   close(code: number = CloseCode.Normal, reason = ""): void {
-    encodeClosePayload(code, reason);
-    if (this.#readyState !== OPEN) return;
+    if (!this.#ws.close(code, reason)) return;
     this.#cause = "local";
-    this.#sendClose(code, reason);
+    this.#stepped();
   }
 
   /** Drops TCP at once, without a close frame (for peers that will never read one). */
@@ -295,48 +306,39 @@ export class WebSocketConnection {
   async #readLoop(): Promise<void> {
     let buffer = new Uint8Array(READ_BUFFER_MIN);
     try {
-      while (this.#readyState !== CLOSED) {
+      while (!this.#ended) {
         const n = await this.#conn.read(buffer);
         if (n === null) break; // EOF: the peer closed TCP
+        if (this.#lingering) {
+          this.#discarded += n;
+          if (this.#discarded > LINGER_MAX_BYTES) break;
+          continue;
+        }
         this.#receive(buffer.subarray(0, n));
         if (n === buffer.length && buffer.length < READ_BUFFER_MAX) {
           buffer = new Uint8Array(buffer.length * 2);
         }
       }
-      this.#end("peer");
+      this.#end(this.#lingering ? this.#cause : "peer");
     } catch {
       // Reset by the peer (an error), or closed under us by #end() (then
       // already ended, and this call does nothing).
-      this.#end("error");
+      this.#end(this.#lingering ? this.#cause : "error");
     }
   }
 
   #receive(bytes: Uint8Array): void {
     this.#lastSeen = this.#clock.now();
-    const events = this.#decoder.push(bytes);
+    const ws = this.#ws;
+    ws.receive(bytes);
     // Replies to this read are flushed right after it, in one write and before
     // the next read is issued: at one message in flight the peer waits on
     // exactly this latency.
     this.#receiving = true;
-    for (let i = 0; i < events.length; i++) {
-      this.#handle(events[i]);
-      if (this.#readyState === CLOSED) break;
-    }
-    this.#receiving = false;
-    if ((this.#writer.length > 0 || this.#endAfterFlush) && !this.#flushQueued) this.#flush();
-  }
-
-  #handle(event: DecoderEvent): void {
-    switch (event.type) {
-      case "text":
-      case "binary":
-        // Delivered while open, and after our close() while the peer may still
-        // send (§7.1.2); not once the connection is being failed (§7.1.7: no
-        // more data is processed), which also ends TCP after the flush.
-        if (
-          this.#close.state === "open" ||
-          (this.#close.state === "closing" && !this.#endAfterFlush)
-        ) {
+    for (let event; (event = ws.nextEvent()) !== undefined;) {
+      switch (event.type) {
+        case "text":
+        case "binary":
           // Inlined rather than through #callHandler: this runs once per message.
           try {
             const result: unknown = this.#handler.message?.(this, event.data);
@@ -344,39 +346,19 @@ export class WebSocketConnection {
           } catch (error) {
             this.#handlerThrew(error);
           }
-        }
-        return;
-      case "ping":
-        // RFC 6455 §5.5.3: answer with the same payload, unless we already sent close.
-        if (this.#close.canSend) {
-          this.#writer.pong(event.data);
-          this.#queued();
-        }
-        return;
-      case "pong":
-        this.#onPong(event.data);
-        return;
-      case "close":
-        this.#onPeerClose(event.code, event.reason);
-        return;
-      case "error":
-        // RFC 6455 §7.1.7: fail the connection — send a close frame, then drop TCP.
-        this.#cause = "protocol";
-        this.#sendClose(event.code, event.reason, true);
-        return;
+          break;
+        case "pong":
+          this.#onPong(event.data);
+          break;
+        case "error":
+          this.#cause = "protocol";
+          break;
+          // "ping" is answered and "close" echoed by the Connection itself.
+      }
+      if (this.#ended) return;
     }
-  }
-
-  #onPeerClose(code: number, reason: string): void {
-    const reply = this.#close.receive(code, reason);
-    if (reply) {
-      // RFC 6455 §5.5.1: echo the peer's code; the server then closes TCP (§7.1.1).
-      this.#startClosing();
-      this.#writer.close(reply.code, reply.reason);
-      this.#close.answered();
-    }
-    this.#endAfterFlush = true;
-    this.#queued();
+    this.#receiving = false;
+    this.#stepped();
   }
 
   #onPong(payload: Uint8Array): void {
@@ -388,6 +370,20 @@ export class WebSocketConnection {
   }
 
   // ---- writing -----------------------------------------------------------
+
+  /**
+   * After the Connection changed state: the first time it has left OPEN, the
+   * timer becomes the close timeout, however the close began — even a peer
+   * that stopped reading (so our close frame never gets written) loses its TCP
+   * connection by then. Then flush.
+   */
+  #stepped(): void {
+    if (this.#ws.readyState !== ReadyState.Open && !this.#closeTimerArmed) {
+      this.#closeTimerArmed = true;
+      this.#heap.schedule(this.#timer, this.#clock.now() + this.#options.closeTimeout);
+    }
+    if (this.#ws.bufferedAmount > 0 || this.#ws.finished) this.#queued();
+  }
 
   /** Called after anything was queued: checks the slow-consumer bound and schedules a flush. */
   #queued(): void {
@@ -406,19 +402,20 @@ export class WebSocketConnection {
   }
 
   /**
-   * Writes batches until the writer is empty. A batch is a list of chunks
-   * (runs of small frames, and large payloads on their own), written in
-   * order, one `write` per chunk — Deno has no vectored write. While a batch
-   * is being written the next one collects in the writer, which is why the
-   * chunks stay valid until the next take.
+   * Writes batches until nothing is queued. A batch is a list of chunks (runs
+   * of small frames, and large payloads on their own), written in order, one
+   * `write` per chunk — Deno has no vectored write. While a batch is being
+   * written the next one collects in the writer, which is why the chunks stay
+   * valid until the next take. Once the Connection is finished, TCP ends.
    */
   async #flush(): Promise<void> {
-    if (this.#writing || this.#readyState === CLOSED) return;
+    if (this.#writing || this.#ended) return;
     this.#writing = true;
+    const ws = this.#ws;
     try {
-      while (this.#writer.length > 0) {
-        const length = this.#writer.length;
-        const chunks = this.#writer.takeChunks();
+      while (ws.bufferedAmount > 0) {
+        const length = ws.bufferedAmount;
+        const chunks = ws.takeChunks();
         // bufferedAmount counts the batch until the kernel has taken each byte.
         this.#inFlight = length;
         this.#writeStartedAt = this.#clock.now();
@@ -437,29 +434,28 @@ export class WebSocketConnection {
       return;
     }
     this.#writing = false;
-    if (this.#endAfterFlush) this.#end(this.#cause);
-  }
-
-  #sendClose(code: number, reason: string, failing = false): void {
-    if (this.#close.start(code, reason)) {
-      this.#writer.close(code, reason);
-    }
-    this.#startClosing();
-    // Failing the connection (§7.1.7) waits for nothing: TCP ends once our
-    // close frame is written. Otherwise we keep reading for the peer's answer.
-    if (failing || this.#close.state === "closed") this.#endAfterFlush = true;
-    this.#queued();
+    if (!ws.finished || this.#ended) return;
+    if (ws.failing) this.#linger();
+    else this.#end(this.#cause); // the closing handshake is complete: the server closes first (§7.1.1)
   }
 
   /**
-   * Leaves OPEN. From here on the timer is the close timeout, however the
-   * close began: even a peer that stopped reading (so our close frame never
-   * gets written) loses its TCP connection by then.
+   * A failed connection's close frame is written, but the peer may still be
+   * sending (a message over the limit, say). Closing TCP now, with its bytes
+   * unread, would make the kernel send a reset that can destroy the close
+   * frame before the peer reads it. So send FIN instead, and keep reading and
+   * discarding — bounded in bytes and time — until the peer's FIN.
    */
-  #startClosing(): void {
-    if (this.#readyState !== OPEN) return;
-    this.#readyState = CLOSING;
-    this.#heap.schedule(this.#timer, this.#clock.now() + this.#options.closeTimeout);
+  #linger(): void {
+    if (this.#lingering) return;
+    this.#lingering = true;
+    try {
+      this.#conn.closeWrite();
+    } catch {
+      // Not connected any more: the read loop will see it.
+    }
+    const wait = Math.min(LINGER_MAX_TIME, this.#options.closeTimeout);
+    this.#heap.schedule(this.#timer, this.#clock.now() + wait);
   }
 
   // ---- timer: keepalive while open, the close timeout while closing -------
@@ -479,11 +475,11 @@ export class WebSocketConnection {
 
   #onTimer(): void {
     const now = this.#clock.now();
-    if (this.#readyState === CLOSING) {
-      this.#end(this.#cause); // the peer never answered our close frame
+    if (this.#ws.readyState !== ReadyState.Open) {
+      // The peer never answered our close frame, or never sent FIN while we lingered.
+      this.#end(this.#cause);
       return;
     }
-    if (this.#readyState !== OPEN) return;
     if (this.#writing && now - this.#writeStartedAt > this.#options.writeTimeout) {
       this.#end("slow", CloseCode.PolicyViolation, "slow consumer");
       return;
@@ -533,29 +529,31 @@ export class WebSocketConnection {
 
   /** A handler bug fails only its own connection, with 1011 (RFC 6455 §7.4.1), and is reported. */
   #handlerThrew(error: unknown): void {
-    if (this.#readyState === OPEN) {
+    if (!this.#ended && this.#ws.readyState === ReadyState.Open) {
       this.#cause = "error";
-      this.#sendClose(CloseCode.InternalError, "internal error", true);
+      this.#ws.fail(CloseCode.InternalError, "internal error");
+      this.#stepped();
     }
     this.#onError?.(error);
   }
 
   /** Closes TCP and reports the end exactly once. */
   #end(cause: CloseInfo["cause"], code?: number, reason?: string): void {
-    if (this.#readyState === CLOSED) return;
-    this.#readyState = CLOSED;
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#receiving = false;
     this.#cause = cause;
     this.#heap.cancel(this.#timer);
-    this.#close.terminated();
+    this.#ws.transportClosed();
     try {
       this.#conn.close();
     } catch {
       // already closed
     }
     const info: CloseInfo = {
-      code: code ?? this.#close.code,
-      reason: reason ?? this.#close.reason,
-      wasClean: this.#close.wasClean,
+      code: code ?? this.#ws.closeCode,
+      reason: reason ?? this.#ws.closeReason,
+      wasClean: this.#ws.wasClean,
       cause,
     };
     if (cause === "timeout") info.code = CloseCode.Abnormal;
