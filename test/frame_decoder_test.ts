@@ -707,3 +707,58 @@ Deno.test("a random stream of frames decodes the same under random chunking", ()
     assertEquals(events, expected, `round ${round}`);
   }
 });
+
+Deno.test("a message in 1-byte fragments costs its bytes, not an array per fragment (§5.4)", () => {
+  const count = 100_000;
+  const decoder = new FrameDecoder({ role: "server", maxMessageSize: count });
+  // One chunk per fragment: FIN=0 binary, then continuations, the last with FIN=1.
+  let peak = 0;
+  for (let i = 0; i < count; i++) {
+    const opcode = i === 0 ? 0x2 : 0x0;
+    const fin = i === count - 1 ? 0x80 : 0;
+    const events = decoder.push(frame({ opcode, fin: fin !== 0, payload: bytesOf(i & 0xff) }));
+    if (i < count - 1) assertEquals(events.length, 0);
+    else {
+      assertEquals(events.length, 1);
+      const data = (events[0] as { data: Uint8Array }).data;
+      assertEquals(data.length, count);
+      assertEquals(data[1234], 1234 & 0xff);
+    }
+    peak = Math.max(peak, decoder.bufferedBytes);
+  }
+  // One doubling buffer, never past the limit; nothing held once the message is out.
+  assertLess(peak, count + 1);
+  assertEquals(decoder.bufferedBytes, 0);
+});
+
+Deno.test("a fragmented text message is validated and reassembled from one buffer", () => {
+  const decoder = new FrameDecoder({ role: "server" });
+  const text = "héllo wörld €";
+  const bytes = utf8(text);
+  const events: DecoderEvent[] = [];
+  for (let i = 0; i < bytes.length; i++) {
+    const last = i === bytes.length - 1;
+    events.push(
+      ...decoder.push(
+        frame({ opcode: i === 0 ? 0x1 : 0x0, fin: last, payload: bytesOf(bytes[i]) }),
+      ),
+    );
+    if (!last) assertLess(0, decoder.bufferedBytes);
+  }
+  assertEquals(events, [{ type: "text", data: text }]);
+  assertEquals(decoder.bufferedBytes, 0);
+});
+
+Deno.test("a fragmented message over the limit fails with 1009 and frees its buffer", () => {
+  const decoder = new FrameDecoder({ role: "server", maxMessageSize: 1000 });
+  for (let i = 0; i < 10; i++) {
+    assertEquals(
+      decoder.push(frame({ opcode: i === 0 ? 0x2 : 0x0, fin: false, payload: pattern(100) })),
+      [],
+    );
+  }
+  const events = decoder.push(frame({ opcode: 0x0, fin: true, payload: bytesOf(1) }));
+  assertEquals(events.map((event) => event.type), ["error"]);
+  assertEquals((events[0] as { code: number }).code, 1009);
+  assertEquals(decoder.bufferedBytes, 0);
+});
