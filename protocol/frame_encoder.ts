@@ -273,7 +273,12 @@ export interface FrameWriterOptions {
    * frame; server frames never are (§5.1, §5.3).
    */
   role: "server" | "client";
-  /** Size in bytes of each of the two batch buffers when first used. Default 16 KiB. */
+  /**
+   * Size in bytes of each of the two batch buffers when first used; they
+   * double as batches need. Default 256 B: a connection that only exchanges
+   * pings and pongs then holds a few hundred bytes, not two large buffers,
+   * while a busy one soon grows to the size of its batches.
+   */
   initialCapacity?: number;
   /**
    * Split data messages into frames of at most this many payload bytes
@@ -292,6 +297,7 @@ export interface FrameWriterOptions {
 }
 
 const EMPTY = new Uint8Array(0);
+const DEFAULT_INITIAL_CAPACITY = 256;
 /** A buffer that grew past this is dropped after its batch, not kept forever. */
 const MAX_RETAINED_CAPACITY = 1024 * 1024;
 /**
@@ -374,7 +380,7 @@ export class FrameWriter {
   /** Creates a writer for one end of one connection. */
   constructor(options: FrameWriterOptions) {
     this.#masked = options.role === "client";
-    const capacity = options.initialCapacity ?? 16 * 1024;
+    const capacity = options.initialCapacity ?? DEFAULT_INITIAL_CAPACITY;
     if (!Number.isSafeInteger(capacity) || capacity < 16) {
       throw new RangeError(`initialCapacity must be an integer of at least 16, got ${capacity}`);
     }

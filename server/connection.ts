@@ -127,7 +127,7 @@ export interface ConnectionInit<T = unknown> {
  * Read buffers start small, since most connections are idle most of the time
  * (bench:idle measures it), and double whenever a read fills one.
  */
-const READ_BUFFER_MIN = 4 * 1024;
+const READ_BUFFER_MIN = 1024;
 const READ_BUFFER_MAX = 256 * 1024;
 
 /**

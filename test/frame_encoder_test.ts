@@ -486,7 +486,7 @@ Deno.test("FrameWriter take() joins the chunks; a batch of small frames needs no
   const view = joined.take();
   assertLessOrEqual(view.length, view.buffer.byteLength);
   assertEquals(view.byteLength, 7);
-  assertEquals(view.buffer.byteLength, 16 * 1024);
+  assertEquals(view.buffer.byteLength, 256, "the default initial capacity");
 });
 
 Deno.test("FrameWriter chunks stay intact when the buffer is replaced mid-batch and until the next take", () => {
@@ -659,3 +659,14 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
+
+Deno.test("FrameWriter: a connection that only pings and pongs holds a few hundred bytes", () => {
+  const writer = new FrameWriter({ role: "server" });
+  for (let i = 0; i < 10; i++) {
+    writer.ping(pattern(8));
+    writer.pong(pattern(125));
+    const batch = writer.take();
+    // Both batch buffers stay at the default 256 B: no 16 KiB buffer for a ping.
+    assertEquals(batch.buffer.byteLength, 256);
+  }
+});

@@ -21,14 +21,20 @@
  * 20 000 open files per process. heartwire's default `maxConnections` is
  * 10 000; past it, its connections fail with 503, as they would in production.
  *
+ * With `--ping-interval MS`, the servers ping (heartwire: `pingInterval`;
+ * Deno: `idleTimeout` of 2 × MS, which pings after MS of silence) and every
+ * client connection answers each ping with a pong: memory per connection as
+ * an operator sees it with keepalive on. Only heartwire and deno have this mode.
+ *
  * ```sh
  * deno task bench:idle [--connections 5000] [--batch 200] [--warmup 200] [--settle 2000]
- *   [--servers raw,deno,heartwire,node,bun] [--json]
+ *   [--ping-interval 0] [--servers raw,deno,heartwire,node,bun] [--json]
  * ```
  *
  * @module
  */
 import { FrameDecoder } from "../../protocol/frame_decoder.ts";
+import { encodeFrame } from "../../protocol/frame_encoder.ts";
 import { intFlag, parseFlags } from "./_flags.ts";
 import { selectServers, SERVERS, type ServerSpec, startServer } from "./_servers.ts";
 import { clientHandshake } from "./_handshake.ts";
@@ -93,6 +99,8 @@ export interface IdleResult {
   openMs: number;
   /** The first few distinct failures, with how often each happened. */
   errors: string[];
+  /** Pings the measured connections received (and answered) in all. */
+  pings: number;
 }
 
 /**
@@ -143,6 +151,8 @@ class IdleConnection {
   #closing = false;
   /** Set when the server closed (or reset) before we did. */
   dropped = false;
+  /** Pings received, each answered with a pong (RFC 6455 §5.5.3). */
+  pings = 0;
   /** Ends when the connection does. */
   readonly watched: Promise<void>;
 
@@ -155,7 +165,7 @@ class IdleConnection {
   /**
    * A pending read per connection notices a server that closes an idle peer:
    * by closing TCP, or by starting the closing handshake (§7.1.2), which
-   * counts as dropped at once. Pings (none is due this early) are ignored.
+   * counts as dropped at once. Pings are answered with a masked pong.
    */
   async #watch(early: Uint8Array): Promise<void> {
     const buffer = new Uint8Array(256);
@@ -163,7 +173,15 @@ class IdleConnection {
     let decoder: FrameDecoder | undefined;
     const closing = (bytes: Uint8Array) => {
       decoder ??= new FrameDecoder({ role: "client" });
-      return decoder.push(bytes).some((event) => event.type === "close" || event.type === "error");
+      let closed = false;
+      for (const event of decoder.push(bytes)) {
+        if (event.type === "close" || event.type === "error") closed = true;
+        if (event.type === "ping") {
+          this.pings++;
+          this.#conn.write(encodeFrame(0xa, event.data, { mask: true })).catch(() => {});
+        }
+      }
+      return closed;
     };
     try {
       if (early.length === 0 || !closing(early)) {
@@ -316,6 +334,7 @@ export async function runIdle(options: IdleOptions): Promise<IdleResult> {
       bytesPerConnection: alive > 0 ? Math.round((after.rss - before.rss) / alive) : NaN,
       openMs: Math.round(openMs),
       errors: failures.list(),
+      pings: measured.reduce((sum, connection) => sum + connection.pings, 0),
     };
   } finally {
     await Promise.all([...warm, ...measured].map((connection) => connection.close()));
@@ -328,7 +347,12 @@ interface Measurement {
   error?: string;
 }
 
-type RunOptions = Required<Pick<IdleOptions, "connections" | "batch" | "warmup" | "settle">>;
+type RunOptions =
+  & Required<Pick<IdleOptions, "connections" | "batch" | "warmup" | "settle">>
+  & { pingInterval: number };
+
+/** Servers whose bench script takes a ping interval (ms) as its second argument. */
+const PING_SERVERS = ["heartwire", "deno"];
 
 async function measure(
   spec: ServerSpec,
@@ -339,7 +363,8 @@ async function measure(
   try {
     const server = await startServer(command);
     try {
-      measurement.result = await runIdle({ port: server.port, pid: server.pid, ...options });
+      const { pingInterval: _, ...idle } = options;
+      measurement.result = await runIdle({ port: server.port, pid: server.pid, ...idle });
     } catch (error) {
       measurement.error = `${error}${server.stderr() ? `\nserver: ${server.stderr()}` : ""}`;
     } finally {
@@ -361,13 +386,13 @@ const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
  */
 const HEARTWIRE_NOTES = [
   "Where an idle heartwire connection's memory goes (serve() defaults):",
-  "- its read buffer: one 4 KiB Uint8Array (connection.ts READ_BUFFER_MIN), held by the " +
+  "- its read buffer: one 1 KiB Uint8Array (connection.ts READ_BUFFER_MIN), held by the " +
   "pending read for the life of the connection; it only doubles (to 256 KiB at most) when a " +
   "read fills it, which an idle peer never does;",
   "- its FrameWriter: nothing until the first send — both batch buffers start as one " +
-  "shared empty array; the first batch allocates one 16 KiB buffer and the next batch the " +
-  "other (frame_encoder.ts), so an /echo connection pays 32 KiB once it has echoed twice, " +
-  "an idle one nothing;",
+  "shared empty array; the first batch allocates one 256 B buffer and the next batch the " +
+  "other, each doubling only when a batch needs it (frame_encoder.ts), so keepalive pings " +
+  "and pongs cost 512 B, and an /echo connection what its largest batches took;",
   "- its FrameDecoder: a 4 B mask key, a 14 B header scratch and a UTF-8 validator; no " +
   "payload buffer until a frame is cut across reads;",
   "- the WebSocketConnection object itself (keepalive, close handshake and write-queue " +
@@ -391,7 +416,10 @@ function report(
     `heartwire idle-connection memory: ${thousands(options.connections)} idle WebSocket ` +
       `connections after ${thousands(options.warmup)} warm-up ones, opened ` +
       `${options.batch} at a time; server RSS (VmRSS) read ${options.settle} ms after each ` +
-      `step; 127.0.0.1, ${navigator.hardwareConcurrency} cores`,
+      `step; 127.0.0.1, ${navigator.hardwareConcurrency} cores` +
+      (options.pingInterval > 0
+        ? `; pings every ${options.pingInterval} ms of silence, each answered with a pong`
+        : ""),
     "",
     "| server | opened | failed | dropped | RSS before | RSS after | peak RSS | " +
       "bytes / idle connection | open time |",
@@ -435,7 +463,7 @@ function report(
   );
   if (heartwire !== undefined && raw !== undefined) {
     // The raw server holds one 16 KiB read buffer (heartwire's starts at
-    // 4 KiB) and one Deno TCP resource with a read pending per connection.
+    // 1 KiB) and one Deno TCP resource with a read pending per connection.
     out.push(
       `heartwire − raw TCP echo (raw: 16 KiB read buffer; both: one Deno socket): ` +
         `${thousands(heartwire - raw)} B per idle connection`,
@@ -457,6 +485,7 @@ async function main(): Promise<void> {
     "batch",
     "warmup",
     "settle",
+    "ping-interval",
     "servers",
     "json",
   ]);
@@ -465,6 +494,7 @@ async function main(): Promise<void> {
     batch: intFlag(flags, "batch", 200),
     warmup: intFlag(flags, "warmup", 200),
     settle: intFlag(flags, "settle", 2_000),
+    pingInterval: intFlag(flags, "ping-interval", 0),
   };
   if (options.connections + options.warmup > 18_000) {
     throw new Error("keep --connections + --warmup ≤ 18 000 (20 000 open files per process)");
@@ -474,7 +504,12 @@ async function main(): Promise<void> {
   const skipped: string[] = [];
   const measurements: Measurement[] = [];
   for (const spec of specs) {
-    const command = await spec.command();
+    let command = await spec.command();
+    if (options.pingInterval > 0 && Array.isArray(command)) {
+      command = PING_SERVERS.includes(spec.name)
+        ? [...command, "0", String(options.pingInterval)]
+        : { skip: "no ping mode" };
+    }
     if (!Array.isArray(command)) {
       skipped.push(`${spec.label}: ${command.skip}`);
       continue;
@@ -482,7 +517,7 @@ async function main(): Promise<void> {
     const m = await measure(spec, command, options);
     const summary = m.result
       ? `${thousands(m.result.bytesPerConnection)} B per idle connection, ` +
-        `${m.result.opened}/${m.result.connections} opened`
+        `${m.result.opened}/${m.result.connections} opened, ${m.result.pings} pings answered`
       : `failed: ${m.error}`;
     console.error(`${spec.name}: ${summary}`);
     measurements.push(m);
