@@ -53,7 +53,7 @@ Deno.test("a connection starts open and echoes messages it is asked to send", ()
 });
 
 Deno.test("a ping is answered with a pong of the same payload (§5.5.3)", () => {
-  const { server, client, deliver, sent } = setup();
+  const { client, deliver, sent } = setup();
   client.ping(utf8("abc"));
   assertEquals(deliver(), [{ type: "ping", data: utf8("abc") }]);
   assertEquals(sent(), [{ type: "pong", data: utf8("abc") }]);
