@@ -36,6 +36,7 @@
  */
 import { Buffer } from "node:buffer";
 import { Receiver, Sender } from "ws";
+import { Connection } from "../protocol/connection.ts";
 import { FrameDecoder } from "../protocol/frame_decoder.ts";
 import { encodeFrame, encodeFrameHeader, FrameWriter } from "../protocol/frame_encoder.ts";
 
@@ -164,6 +165,41 @@ for (const { label, size } of SIZES) {
       let bytes = 0;
       for (let i = 0; i < FRAMES; i++) bytes += encodeFrameHeader(0x2, size).length + size;
       if (bytes < FRAMES * size) throw new Error("heartwire wrote too little");
+    },
+  });
+}
+
+// The sans-I/O Connection adds its rules (ping answers, close, failing) on top
+// of the decoder and writer: an echo of 64-byte text messages through the parts
+// alone (baseline) and through a Connection shows what the rules cost.
+{
+  const group = "echo text 64 B";
+  const frames = maskedFrames(0x1, asciiPayload(64));
+  const decoder = new FrameDecoder({ role: "server" });
+  const writer = new FrameWriter({ role: "server" });
+  const connection = new Connection({ role: "server" });
+  Deno.bench({
+    name: `FrameDecoder + FrameWriter (${group})`,
+    group,
+    baseline: true,
+    fn() {
+      const events = decoder.push(frames);
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i];
+        if (event.type === "text") writer.text(event.data);
+      }
+      if (writer.take().length < FRAMES * 66) throw new Error("lost messages");
+    },
+  });
+  Deno.bench({
+    name: `Connection (${group})`,
+    group,
+    fn() {
+      connection.receive(frames);
+      for (let event; (event = connection.nextEvent()) !== undefined;) {
+        if (event.type === "text") connection.send(event.data);
+      }
+      if (connection.take().length < FRAMES * 66) throw new Error("lost messages");
     },
   });
 }

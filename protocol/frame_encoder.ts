@@ -589,12 +589,14 @@ export class FrameWriter {
   /**
    * Makes room for `extra` more bytes after the current run. A full buffer is
    * replaced, never reused: chunks already cut from it must stay intact. Only
-   * the current run moves to the new buffer, which grows geometrically.
+   * the current run moves to the new buffer, which is at least twice the old
+   * one: even when the run is short (the buffer filled up with the headers of
+   * referenced payloads), so a batch that outgrew it needs a bigger one.
    */
   #reserve(extra: number): void {
     if (this.#length + extra <= this.#buffer.length) return;
     const run = this.#length - this.#runStart;
-    let capacity = Math.max(this.#initialCapacity, this.#buffer.length);
+    let capacity = Math.max(this.#initialCapacity, this.#buffer.length * 2);
     while (capacity < run + extra) capacity *= 2;
     const grown = new Uint8Array(capacity);
     grown.set(this.#buffer.subarray(this.#runStart, this.#length));
