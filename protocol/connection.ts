@@ -6,18 +6,18 @@
  * out, and the bytes to send pile up until the caller takes them.
  *
  * ```text
- *            receive(bytes)                         send / ping / close / fail
- *                 │                                          │
- *                 ▼                                          ▼
- *          ┌─────────────┐   nextEvent()   ┌────────────────────────────────┐
- *  peer ──▶│FrameDecoder │───────────────▶ │ rules: answer pings (§5.5.3),  │
- *          └─────────────┘    events out   │ echo close (§5.5.1), fail      │
- *                                          │ (§7.1.7), ready state (§7)     │
- *                                          └──────────────┬─────────────────┘
- *                                                         ▼
- *                                                  ┌─────────────┐  take() /
- *                                                  │ FrameWriter │──takeChunks()──▶ peer
- *                                                  └─────────────┘
+ *  bytes from the peer                            send() ping() close() fail()
+ *         │ receive()                                        │
+ *         ▼                                                  ▼
+ *  ┌──────────────┐  events  ┌───────────────────────────────────────┐
+ *  │ FrameDecoder │────────▶ │ the rules: pong to ping (§5.5.3),     │
+ *  └──────────────┘          │ echo close (§5.5.1), fail (§7.1.7),   │──▶ nextEvent():
+ *                            │ readyState, CloseHandshake (§7)       │    to the application
+ *                            └───────────────────┬───────────────────┘
+ *                                                ▼
+ *                                         ┌─────────────┐
+ *                                         │ FrameWriter │──▶ take() / takeChunks():
+ *                                         └─────────────┘    bytes for the peer
  * ```
  *
  * Its parts: {@linkcode FrameDecoder} parses frames, {@linkcode FrameWriter}
@@ -145,7 +145,7 @@ const NO_EVENTS: DecoderEvent[] = [];
  * for (let event; (event = server.nextEvent()) !== undefined;) {
  *   if (event.type === "text") server.send(event.data); // echo
  * }
- * const reply = server.take(); // the pong, then the echoed "hello"
+ * const reply = server.take(); // the echoed "hello", then the pong
  * console.log(reply.length); // 9
  * ```
  *
@@ -233,6 +233,15 @@ export class Connection {
   /** Bytes queued to send that {@linkcode Connection.take} has not handed out yet. */
   get bufferedAmount(): number {
     return this.#writer.length;
+  }
+
+  /**
+   * Bytes of memory held for input in progress: a frame cut across reads and
+   * a fragmented message being reassembled. It follows the bytes received,
+   * never the number of fragments: at most about twice the message limit.
+   */
+  get bufferedIncoming(): number {
+    return this.#decoder.bufferedBytes;
   }
 
   // ---- bytes in, events out -------------------------------------------------
@@ -415,10 +424,5 @@ export class Connection {
     this.#events = NO_EVENTS;
     this.#next = 0;
     if (this.#writer.length > 0) this.#writer.takeChunks();
-  }
-
-  /** Bytes the decoder holds for a frame or message in progress (for memory bounds). */
-  get bufferedIncoming(): number {
-    return this.#decoder.bufferedBytes;
   }
 }
