@@ -134,6 +134,7 @@ const PARTIAL_PAYLOAD_START = 16 * 1024;
 /** A fragmented message's buffer starts with this much room (or its first fragment's size). */
 const MESSAGE_BUFFER_START = 1024;
 const EMPTY = new Uint8Array(0);
+const NO_EVENTS: DecoderEvent[] = [];
 
 const SLAB_SIZE = 65_536;
 const MAX_SLAB_PIECE = 4_096;
@@ -253,7 +254,7 @@ export class FrameDecoder {
 
   #done = false;
   /** The events of the push() in progress. */
-  #events: DecoderEvent[] = [];
+  #events: DecoderEvent[] = NO_EVENTS;
 
   // The frame being read (§5.2).
   #fin = false;
@@ -262,8 +263,8 @@ export class FrameDecoder {
   #payloadLength = 0;
   #maskKey = new Uint8Array(4);
 
-  /** A header cut off at the end of a chunk. */
-  #header = new Uint8Array(MAX_HEADER_SIZE);
+  /** A header cut off at the end of a chunk (made the first time one is: most never are). */
+  #header: Uint8Array = EMPTY;
   #headerFilled = 0;
   /** A payload cut off at the end of a chunk; null while reading a header. */
   #payload: Uint8Array | null = null;
@@ -276,7 +277,8 @@ export class FrameDecoder {
   #messageOpcode = 0;
   #message: Uint8Array = EMPTY;
   #messageLength = 0;
-  #utf8 = new Utf8Validator();
+  /** Made for the first fragmented text message: most connections never send one. */
+  #utf8: Utf8Validator | null = null;
 
   /** Creates a decoder for one connection. */
   constructor(options: FrameDecoderOptions) {
@@ -323,7 +325,7 @@ export class FrameDecoder {
       pos += headerSize;
       pos = this.#startPayload(chunk, pos);
     }
-    this.#events = [];
+    this.#events = NO_EVENTS;
     return events;
   }
 
@@ -337,6 +339,7 @@ export class FrameDecoder {
   #readHeaderFromChunk(chunk: Uint8Array, pos: number): number {
     const size = this.#parseHeader(chunk, pos, chunk.length);
     if (size === 0 && !this.#done) {
+      if (this.#header === EMPTY) this.#header = new Uint8Array(MAX_HEADER_SIZE);
       this.#header.set(chunk.subarray(pos));
       this.#headerFilled = chunk.length - pos;
     }
@@ -599,16 +602,16 @@ export class FrameDecoder {
     const target = this.#message.subarray(offset, end);
     copyPayload(source, start, target, this.#masked ? this.#maskKey : null);
     this.#messageLength = end;
-    if (isText && !this.#utf8.push(target)) {
+    if (isText && !(this.#utf8 ??= new Utf8Validator()).push(target)) {
       this.#fail(CloseCode.InvalidPayload, "text message is not valid UTF-8");
       return;
     }
     if (!this.#fin) return;
 
     const message = this.#takeMessage();
-    const textComplete = this.#utf8.finish();
+    const textComplete = !isText || this.#utf8!.finish();
     this.#messageOpcode = 0;
-    this.#utf8.reset();
+    this.#utf8?.reset();
     if (!isText) {
       this.#events.push({ type: "binary", data: message });
     } else if (!textComplete) {

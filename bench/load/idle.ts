@@ -393,11 +393,12 @@ const HEARTWIRE_NOTES = [
   "shared empty array; the first batch allocates one 256 B buffer and the next batch the " +
   "other, each doubling only when a batch needs it (frame_encoder.ts), so keepalive pings " +
   "and pongs cost 512 B, and an /echo connection what its largest batches took;",
-  "- its FrameDecoder: a 4 B mask key, a 14 B header scratch and a UTF-8 validator; no " +
-  "payload buffer until a frame is cut across reads;",
-  "- the WebSocketConnection object itself (keepalive, close handshake and write-queue " +
-  "state), one entry in the server's timer heap (the keepalive; no OS timer of its own), its " +
-  "parsed request head (kept as ws.request), its place in server.connections, and, as for " +
+  "- its FrameDecoder: a 4 B mask key; a 14 B header scratch, a UTF-8 validator and a " +
+  "payload buffer only once a header or payload is cut across reads or a text message is " +
+  "fragmented;",
+  "- the WebSocketConnection object itself (keepalive and write-queue state) and its " +
+  "sans-I/O Connection (ready state, close handshake), one entry in the server's timer " +
+  "heap (the keepalive; no OS timer of its own), its parsed request head (kept as ws.request), its place in server.connections, and, as for " +
   "any Deno.listen server, the Deno.Conn with its Rust-side TCP resource and pending read;",
   "- not per connection for long: the handshake's request-head buffer (2 KiB, doubling " +
   "up to 16 KiB + 1 for long heads; http.ts readRequestHead) is garbage once the 101 is " +
