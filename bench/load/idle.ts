@@ -399,7 +399,8 @@ const HEARTWIRE_NOTES = [
   "- the WebSocketConnection object itself (keepalive and write-queue state) and its " +
   "sans-I/O Connection (ready state, close handshake), one entry in the server's timer " +
   "heap (the keepalive; no OS timer of its own), its parsed request head (kept as " +
-  "ws.request), its place in server.connections, and, as for any Deno.listen server, the Deno.Conn with its Rust-side TCP resource and pending read;",
+  "ws.request), its place in server.connections, and, as for any Deno.listen server, " +
+  "the Deno.Conn with its Rust-side TCP resource and pending read;",
   "- not per connection for long: the handshake's request-head buffer (2 KiB, doubling " +
   "up to 16 KiB + 1 for long heads; http.ts readRequestHead) is garbage once the 101 is " +
   "sent; it counts in RSS until V8 " +
