@@ -2,8 +2,8 @@
  * The opening handshake (RFC 6455 §4): an HTTP/1.1 request that asks to
  * upgrade, answered by `101 Switching Protocols`.
  *
- * Everything here is sans-I/O: it parses bytes the caller read and builds the
- * text the caller writes.
+ * Everything here is sans-I/O: it checks heads the caller parsed (with
+ * http1.ts) and builds the text the caller writes.
  *
  * Server side: {@linkcode parseRequestHead} → {@linkcode validateUpgradeRequest}
  * → {@linkcode buildUpgradeResponse} (or {@linkcode buildHttpResponse} to refuse).
@@ -20,42 +20,19 @@
  * Sec-WebSocket-Version: 13
  * ```
  *
- * HTTP parsing choices (RFC 9112):
- * - Lines may end in CRLF or in a lone LF (§2.2 allows recognising a single
- *   LF). This parser never forwards a request to another server, so reading
- *   bare LF cannot create a disagreement with a downstream parser, and it
- *   lets people type requests by hand with `nc`. A bare CR is rejected (§2.2).
- * - Empty lines before the start line are skipped (§2.2).
- * - The head must be ASCII with no control characters other than HTAB:
- *   non-ASCII bytes (obs-text) have no use in a WebSocket handshake, and
- *   rejecting them at once also fails a TLS ClientHello sent to a plain port
- *   without waiting for a timeout.
- * - Whitespace between a field name and its colon (§5.1) and obsolete line
- *   folding (§5.2) are rejected with 400.
- * - At most 100 header fields by default, else 431 (RFC 6585 §5): a browser's
- *   upgrade request has about 15, and each field costs a search of the ones
- *   before it in `Headers`, so 16 KiB of tiny fields would cost O(n²).
- *
  * @module
  */
 
 import { sha1 } from "./_sha1.ts";
+import { hasToken, headerLines, TOKEN, tokenList } from "./_fields.ts";
+import type { HttpRequestHead, HttpResponseHead } from "./http1.ts";
+// The head types moved to http1.ts; importing them from here keeps working.
+export type { HttpRequestHead, HttpResponseHead } from "./http1.ts";
 
 /** RFC 6455 §1.3: the GUID appended to the client's key before hashing. */
 const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
-const DEFAULT_MAX_HEADER_FIELDS = 100;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-/** RFC 9110 §5.6.2: `token = 1*tchar`. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/**
- * RFC 9110 §5.5: a field value holds visible characters, SP and HTAB. Like the
- * parser, the builders stay within ASCII (no obs-text).
- */
-const FIELD_VALUE = /^[\t\x20-\x7e]*$/;
 
 function toBase64(bytes: Uint8Array): string {
   let binary = "";
@@ -78,289 +55,8 @@ export function acceptKey(key: string): string {
 }
 
 // ---------------------------------------------------------------------------
-// Parsing heads
-// ---------------------------------------------------------------------------
-
-/**
- * A parsed HTTP request head.
- *
- * @example
- * ```ts
- * import type { HttpRequestHead } from "@heartwire/heartwire/protocol";
- * const head: HttpRequestHead = {
- *   method: "GET",
- *   target: "/echo",
- *   version: "1.1",
- *   headers: new Headers({ host: "localhost" }),
- * };
- * ```
- */
-export interface HttpRequestHead {
-  /** The method, case preserved (methods are case-sensitive, RFC 9110 §9.1). */
-  method: string;
-  /** The request target as sent, e.g. `/ws?id=alice`. */
-  target: string;
-  /** The HTTP version without the `HTTP/` prefix, e.g. `"1.1"`. */
-  version: string;
-  /** The header fields; repeated fields are combined with ", ". */
-  headers: Headers;
-}
-
-/**
- * A parsed HTTP response head.
- *
- * @example
- * ```ts
- * import type { HttpResponseHead } from "@heartwire/heartwire/protocol";
- * const head: HttpResponseHead = {
- *   version: "1.1",
- *   status: 101,
- *   statusText: "Switching Protocols",
- *   headers: new Headers({ upgrade: "websocket" }),
- * };
- * ```
- */
-export interface HttpResponseHead {
-  /** The HTTP version without the `HTTP/` prefix, e.g. `"1.1"`. */
-  version: string;
-  /** The status code. */
-  status: number;
-  /** The reason phrase (possibly empty). */
-  statusText: string;
-  /** The header fields; repeated fields are combined with ", ". */
-  headers: Headers;
-}
-
-/**
- * The outcome of parsing a head from the bytes received so far.
- *
- * - `incomplete`: read more and try again with all the bytes.
- * - `complete`: `headLength` bytes (up to and including the empty line) were
- *   the head; anything after them is already the peer's first frames.
- * - `error`: answer with `status` (431 if the head is too large, else 400)
- *   and close.
- *
- * @example
- * ```ts
- * import { parseRequestHead, type ParseHeadResult } from "@heartwire/heartwire/protocol";
- * const result: ParseHeadResult = parseRequestHead(new TextEncoder().encode("GET / HT"));
- * result.kind; // "incomplete"
- * ```
- */
-export type ParseHeadResult<Head = HttpRequestHead> =
-  | { kind: "incomplete" }
-  | { kind: "complete"; head: Head; headLength: number }
-  | { kind: "error"; status: 400 | 431; reason: string };
-
-/**
- * Options for {@linkcode parseRequestHead} and {@linkcode parseResponseHead}.
- *
- * @example
- * ```ts
- * import { parseRequestHead, type ParseHeadOptions } from "@heartwire/heartwire/protocol";
- * const options: ParseHeadOptions = { maxHeaderBytes: 8192 };
- * parseRequestHead(new Uint8Array(0), options);
- * ```
- */
-export interface ParseHeadOptions {
-  /** The largest head accepted, in bytes, including its final empty line. Default 16384. */
-  maxHeaderBytes?: number;
-  /** The most header fields accepted (repeated names count each time). Default 100. */
-  maxHeaderFields?: number;
-}
-
-const LF = 0x0a;
-const CR = 0x0d;
-
-type Scan =
-  | { kind: "incomplete" }
-  | { kind: "error"; status: 400 | 431; reason: string }
-  | { kind: "complete"; lines: string[]; headLength: number };
-
-/**
- * Finds the end of a head (the first empty line), checking every byte on the
- * way, and splits the head into lines. Shared by requests and responses.
- */
-function scanHead(bytes: Uint8Array, maxHeaderBytes: number): Scan {
-  const length = bytes.length;
-  // RFC 9112 §2.2: skip empty lines before the start line.
-  let start = 0;
-  for (;;) {
-    if (bytes[start] === LF) start += 1;
-    else if (bytes[start] === CR && bytes[start + 1] === LF) start += 2;
-    else break;
-  }
-  for (let i = start; i < length; i++) {
-    const byte = bytes[i];
-    if (byte >= 0x20 && byte < 0x7f) continue; // the common case: visible ASCII or SP
-    if (byte === LF) {
-      // A line ended; an empty line right after it ends the head.
-      if (bytes[i + 1] === LF || (bytes[i + 1] === CR && bytes[i + 2] === LF)) {
-        const headLength = bytes[i + 1] === LF ? i + 2 : i + 3;
-        if (headLength > maxHeaderBytes) {
-          return { kind: "error", status: 431, reason: "request head too large" };
-        }
-        const text = decoder.decode(bytes.subarray(start, i));
-        return { kind: "complete", lines: text.split("\n"), headLength };
-      }
-      continue;
-    }
-    if (byte === CR) {
-      // RFC 9112 §2.2: a CR must be followed by LF. (At the very end of the
-      // bytes we cannot tell yet.)
-      if (i + 1 < length && bytes[i + 1] !== LF) {
-        return { kind: "error", status: 400, reason: "bare CR in head" };
-      }
-      continue;
-    }
-    if (byte === 0x09) continue; // HTAB is allowed inside field values
-    return {
-      kind: "error",
-      status: 400,
-      reason: byte >= 0x80
-        ? `non-ASCII byte 0x${byte.toString(16)} in head`
-        : `control character 0x${byte.toString(16).padStart(2, "0")} in head`,
-    };
-  }
-  if (length > maxHeaderBytes) {
-    return { kind: "error", status: 431, reason: "request head too large" };
-  }
-  return { kind: "incomplete" };
-}
-
-/**
- * Parses header field lines (RFC 9112 §5) into a Headers object, or returns
- * the error to answer with. `lines[0]`, the start line, is skipped.
- */
-function parseFields(
-  lines: string[],
-  maxFields = DEFAULT_MAX_HEADER_FIELDS,
-): Headers | { status: 400 | 431; reason: string } {
-  if (lines.length - 1 > maxFields) {
-    return { status: 431, reason: `more than ${maxFields} header fields` };
-  }
-  const malformed = (reason: string) => ({ status: 400 as const, reason });
-  const headers = new Headers();
-  for (let i = 1; i < lines.length; i++) {
-    let line = lines[i];
-    if (line.endsWith("\r")) line = line.slice(0, -1);
-    if (line[0] === " " || line[0] === "\t") return malformed("obsolete line folding in header");
-    const colon = line.indexOf(":");
-    if (colon === -1) return malformed(`header line without a colon: ${JSON.stringify(line)}`);
-    const name = line.slice(0, colon);
-    if (name.endsWith(" ") || name.endsWith("\t")) {
-      // §5.1: MUST be rejected, it has been used to smuggle requests.
-      return malformed(`whitespace before the colon in header ${JSON.stringify(name.trimEnd())}`);
-    }
-    if (!TOKEN.test(name)) return malformed(`invalid header name ${JSON.stringify(name)}`);
-    // §5.1: leading and trailing whitespace (OWS) is not part of the value.
-    // The bytes were already checked, so the value only holds valid characters.
-    headers.append(name, line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, ""));
-  }
-  return headers;
-}
-
-/** RFC 9112 §3: `method SP request-target SP HTTP-version`, single spaces. */
-const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/(\d\.\d)\r?$/;
-/** RFC 9112 §4: `HTTP-version SP status-code SP [reason-phrase]`; the last SP is optional here. */
-const STATUS_LINE = /^HTTP\/(\d\.\d) (\d{3})(?: ([^\r]*))?\r?$/;
-
-/**
- * Parses an HTTP/1.x request head from the start of `bytes`, which may hold
- * only part of it, or more than it (the client's first frames can arrive in
- * the same read). Call it again with all bytes received so far until it
- * returns `complete` or `error`.
- *
- * @example
- * ```ts
- * import { parseRequestHead } from "@heartwire/heartwire/protocol";
- * const bytes = new TextEncoder().encode("GET /echo HTTP/1.1\r\nHost: a\r\n\r\n\x81\x80");
- * const result = parseRequestHead(bytes);
- * if (result.kind === "complete") {
- *   result.head.target; // "/echo"
- *   bytes.subarray(result.headLength); // the 2 bytes of the first frame
- * }
- * ```
- */
-export function parseRequestHead(
-  bytes: Uint8Array,
-  options: ParseHeadOptions = {},
-): ParseHeadResult<HttpRequestHead> {
-  const scan = scanHead(bytes, options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES);
-  if (scan.kind !== "complete") return scan;
-  const match = REQUEST_LINE.exec(scan.lines[0]);
-  if (!match) {
-    return { kind: "error", status: 400, reason: "malformed request line" };
-  }
-  const headers = parseFields(scan.lines, options.maxHeaderFields);
-  if (!(headers instanceof Headers)) return { kind: "error", ...headers };
-  return {
-    kind: "complete",
-    head: { method: match[1], target: match[2], version: match[3], headers },
-    headLength: scan.headLength,
-  };
-}
-
-/**
- * Parses an HTTP/1.x response head (the server's answer to an upgrade
- * request) from the start of `bytes`; see {@linkcode parseRequestHead}.
- *
- * @example
- * ```ts
- * import { parseResponseHead } from "@heartwire/heartwire/protocol";
- * const text = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
- * const result = parseResponseHead(new TextEncoder().encode(text));
- * if (result.kind === "complete") result.head.status; // 101
- * ```
- */
-export function parseResponseHead(
-  bytes: Uint8Array,
-  options: ParseHeadOptions = {},
-): ParseHeadResult<HttpResponseHead> {
-  const scan = scanHead(bytes, options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES);
-  if (scan.kind !== "complete") {
-    return scan.kind === "error" && scan.status === 431
-      ? { ...scan, reason: "response head too large" }
-      : scan;
-  }
-  const match = STATUS_LINE.exec(scan.lines[0]);
-  if (!match) return { kind: "error", status: 400, reason: "malformed status line" };
-  const headers = parseFields(scan.lines, options.maxHeaderFields);
-  if (!(headers instanceof Headers)) return { kind: "error", ...headers };
-  return {
-    kind: "complete",
-    head: {
-      version: match[1],
-      status: Number(match[2]),
-      statusText: match[3] ?? "",
-      headers,
-    },
-    headLength: scan.headLength,
-  };
-}
-
-// ---------------------------------------------------------------------------
 // Server side
 // ---------------------------------------------------------------------------
-
-/**
- * Splits a comma-separated list header (RFC 9110 §5.6.1) into its non-empty,
- * trimmed elements.
- */
-function tokenList(value: string | null): string[] {
-  if (value === null) return [];
-  const items: string[] = [];
-  for (const part of value.split(",")) {
-    const item = part.trim();
-    if (item !== "") items.push(item);
-  }
-  return items;
-}
-
-/** Whether a list header contains `token`, compared ASCII case-insensitively. */
-function hasToken(value: string | null, token: string): boolean {
-  return tokenList(value).some((item) => item.toLowerCase() === token);
-}
 
 /**
  * `Sec-WebSocket-Key` must be base64 of 16 bytes (§4.1): 22 characters, the
@@ -508,18 +204,6 @@ export function validateUpgradeRequest(
 }
 
 /** Renders `Name: value\r\n` lines, refusing anything that could inject a line. */
-function headerLines(headers: Record<string, string>): string {
-  let text = "";
-  for (const [name, value] of Object.entries(headers)) {
-    if (!TOKEN.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
-    if (!FIELD_VALUE.test(value)) {
-      throw new TypeError(`invalid value for header ${name}: ${JSON.stringify(value)}`);
-    }
-    text += `${name}: ${value}\r\n`;
-  }
-  return text;
-}
-
 /**
  * Options for {@linkcode buildUpgradeResponse}.
  *
@@ -562,88 +246,8 @@ export function buildUpgradeResponse(key: string, options: UpgradeResponseOption
     }
     fields["Sec-WebSocket-Protocol"] = options.protocol;
   }
-  return "HTTP/1.1 101 Switching Protocols\r\n" + headerLines(fields) +
-    headerLines(options.headers ?? {}) + "\r\n";
-}
-
-/** Reason phrases (RFC 9110 §15, RFC 6585 for 429 and 431). */
-const STATUS_TEXT: Record<number, string> = {
-  101: "Switching Protocols",
-  200: "OK",
-  204: "No Content",
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  426: "Upgrade Required",
-  429: "Too Many Requests",
-  431: "Request Header Fields Too Large",
-  500: "Internal Server Error",
-  503: "Service Unavailable",
-};
-
-/**
- * Options for {@linkcode buildHttpResponse}.
- *
- * @example
- * ```ts
- * import type { HttpResponseOptions } from "@heartwire/heartwire/protocol";
- * const options: HttpResponseOptions = { body: "ok\n", headers: { "Cache-Control": "no-store" } };
- * ```
- */
-export interface HttpResponseOptions {
-  /** Body text used when `body` is not given: sent as the reason plus a newline. */
-  reason?: string;
-  /** Extra header fields; a field given here replaces the default of the same name. */
-  headers?: Record<string, string>;
-  /** The body (UTF-8). */
-  body?: string;
-  /** The body's type. Default `text/plain; charset=utf-8`. */
-  contentType?: string;
-}
-
-/**
- * Builds a complete, small HTTP/1.1 response: status line, `Content-Type`
- * and `Content-Length` (in UTF-8 bytes) when there is a body, and
- * `Connection: close` for errors (status 400 and up), since heartwire closes
- * the connection after refusing a request. 1xx and 204 responses carry no
- * content and no `Content-Length` (RFC 9110 §8.6).
- *
- * @throws {TypeError} if the status is not a 3-digit code, or a header name
- * or value could break the response.
- *
- * @example
- * ```ts
- * import { buildHttpResponse } from "@heartwire/heartwire/protocol";
- * buildHttpResponse(404, { reason: "no route for /nope" });
- * // "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n" +
- * // "Content-Length: 19\r\nConnection: close\r\n\r\nno route for /nope\n"
- * ```
- */
-export function buildHttpResponse(status: number, options: HttpResponseOptions = {}): string {
-  if (!Number.isInteger(status) || status < 100 || status > 999) {
-    throw new TypeError(`invalid HTTP status ${status}`);
-  }
-  const noContent = status < 200 || status === 204;
-  const body = noContent
-    ? ""
-    : options.body ?? (options.reason !== undefined ? options.reason + "\n" : "");
-  const fields: Record<string, string> = {};
-  if (!noContent) {
-    if (body !== "") fields["Content-Type"] = options.contentType ?? "text/plain; charset=utf-8";
-    fields["Content-Length"] = String(encoder.encode(body).length);
-  }
-  if (status >= 400) fields["Connection"] = "close";
-  // Caller headers win over the defaults, whatever their capitalisation.
-  const extra = options.headers ?? {};
-  const overridden = new Set(Object.keys(extra).map((name) => name.toLowerCase()));
-  for (const name of Object.keys(fields)) {
-    if (overridden.has(name.toLowerCase())) delete fields[name];
-  }
-  const statusText = STATUS_TEXT[status] ?? "";
-  return `HTTP/1.1 ${status} ${statusText}\r\n` + headerLines(fields) + headerLines(extra) +
-    "\r\n" + body;
+  return "HTTP/1.1 101 Switching Protocols\r\n" + headerLines(Object.entries(fields)) +
+    headerLines(Object.entries(options.headers ?? {})) + "\r\n";
 }
 
 // ---------------------------------------------------------------------------
@@ -728,8 +332,8 @@ export function buildUpgradeRequest(options: UpgradeRequestOptions): string {
     fields["Sec-WebSocket-Protocol"] = protocols.join(", ");
   }
   if (options.origin !== undefined) fields["Origin"] = options.origin;
-  return `GET ${options.path} HTTP/1.1\r\n` + headerLines(fields) +
-    headerLines(options.headers ?? {}) + "\r\n";
+  return `GET ${options.path} HTTP/1.1\r\n` + headerLines(Object.entries(fields)) +
+    headerLines(Object.entries(options.headers ?? {})) + "\r\n";
 }
 
 /**

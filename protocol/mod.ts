@@ -35,6 +35,7 @@ export * from "./utf8.ts";
 export * from "./frame_decoder.ts";
 export * from "./frame_encoder.ts";
 export * from "./connection.ts";
+export * from "./http1.ts";
 export * from "./handshake.ts";
 export * from "./heartbeat.ts";
 export * from "./messages.ts";

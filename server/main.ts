@@ -1,9 +1,11 @@
 /**
- * The program behind `deno task start`.
+ * The program behind `deno task start`: composes the library's `serve()` with
+ * the demo page, `/healthz`, `/echo` and the WebSocket app on `/ws`.
  *
  * @module
  */
-import { CliError, parseCliArgs, USAGE } from "./cli.ts";
+import { CliError, parseCliArgs, USAGE } from "./_cli.ts";
+import { demoRoutes } from "./_demo.ts";
 import { CloseCode } from "../protocol/close.ts";
 import { retryAfterReason } from "../protocol/messages.ts";
 import {
@@ -12,7 +14,7 @@ import {
   type ServeOptions,
   type Server,
   type ShutdownOptions,
-} from "./server.ts";
+} from "./mod.ts";
 import { chat, Hub } from "../hub/mod.ts";
 
 async function main(): Promise<void> {
@@ -39,24 +41,36 @@ async function main(): Promise<void> {
       fail(2, `cannot read the TLS certificate or key: ${(error as Error).message}`);
     }
   }
+  const pingInterval = cli.pingInterval ?? 25_000;
+  const pingTimeout = cli.pingTimeout ?? 10_000;
+
   // /ws: the hub with chat in "lobby"; the app heartbeat a browser is told
   // to use matches the ping timing.
-  const hub = chat(
-    new Hub({
-      heartbeat: { interval: cli.pingInterval ?? 25_000, timeout: cli.pingTimeout ?? 10_000 },
-    }),
-    { topic: "lobby" },
-  );
+  const hub = chat(new Hub({ heartbeat: { interval: pingInterval, timeout: pingTimeout } }), {
+    topic: "lobby",
+  });
+
+  const pages: Record<string, (request: Request) => Response | Promise<Response>> = {
+    ...demoRoutes(),
+    "/healthz": () => new Response("ok\n"),
+  };
   let server: Server;
   try {
     server = serve({
       port: cli.port,
       hostname: cli.hostname,
       tls,
-      pingInterval: cli.pingInterval,
-      pingTimeout: cli.pingTimeout,
+      pingInterval,
+      pingTimeout,
       maxPayload: cli.maxPayload,
-      routes: { "/echo": echoHandler, "/ws": hub },
+      maxConnections: cli.maxConnections,
+      maxConnectionsPerIp: cli.maxConnectionsPerIp,
+      routes: { "/ws": hub, "/echo": echoHandler },
+      fetch(request) {
+        const page = pages[new URL(request.url).pathname];
+        if (page) return page(request);
+        return new Response(`no route for ${new URL(request.url).pathname}\n`, { status: 404 });
+      },
       onListen(addr) {
         const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
         const origin = `${host}:${addr.port}`;

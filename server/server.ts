@@ -1,24 +1,22 @@
 /**
- * `serve()`: accept TCP (or TLS) connections, answer HTTP, upgrade WebSocket
- * routes, and keep every connection's timers on one heap.
+ * `serve()`: accept TCP (or TLS) connections, speak HTTP/1.1 with keep-alive,
+ * hand requests to a `fetch` handler in the shape of `Deno.serve` /
+ * `Bun.serve`, upgrade WebSocket requests, and keep every connection's
+ * timers on one heap.
  *
  * @module
  */
 import { CloseCode, encodeClosePayload } from "../protocol/close.ts";
 import type { Clock } from "../protocol/clock.ts";
-import {
-  buildUpgradeResponse,
-  type HttpRequestHead,
-  validateUpgradeRequest,
-} from "../protocol/handshake.ts";
+import { buildUpgradeResponse, validateUpgradeRequest } from "../protocol/handshake.ts";
+import { type HttpRequestHead, type RequestEvent, RequestParser } from "../protocol/http1.ts";
 import {
   type CloseInfo,
   type ConnectionOptions,
   WebSocketConnection,
   type WebSocketHandler,
 } from "./connection.ts";
-import { demoRoutes } from "./demo.ts";
-import { type HttpResponse, readRequestHead, respondAndClose, writeAll } from "./http.ts";
+import { closeQuietly, respondAndClose, writeAll, writeResponse } from "./_http_io.ts";
 import { systemClock, TimerHeap } from "./timer_heap.ts";
 
 /**
@@ -34,26 +32,19 @@ import { systemClock, TimerHeap } from "./timer_heap.ts";
 export type AuthResult = boolean | { status: 401 | 403; reason?: string };
 
 /**
- * A plain-HTTP route: returns the response for a GET (or any method) on its path.
- *
- * @example
- * ```ts
- * import type { HttpRoute } from "@heartwire/heartwire/server";
- * const hello: HttpRoute = () => ({ status: 200, body: "hello\n" });
- * ```
- */
-export type HttpRoute = (request: HttpRequestHead) => HttpResponse | Promise<HttpResponse>;
-
-/**
  * Everything {@linkcode serve} can be told. Every field has a default.
  *
  * @example
  * ```ts
  * import type { ServeOptions } from "@heartwire/heartwire/server";
- * const options: ServeOptions = { port: 8080, pingInterval: 25_000, pingTimeout: 10_000 };
+ * const options: ServeOptions = {
+ *   port: 8080,
+ *   fetch: () => new Response("hello\n"),
+ *   pingInterval: 25_000,
+ * };
  * ```
  */
-export interface ServeOptions {
+export interface ServeOptions<T = unknown> {
   /** TCP port; 0 picks a free one (see {@linkcode Server.addr}). Default 8080. */
   port?: number;
   /** Interface to listen on. Default "0.0.0.0". */
@@ -61,15 +52,22 @@ export interface ServeOptions {
   /** PEM certificate and key: serve wss:// with `Deno.listenTls`. */
   tls?: { cert: string; key: string };
   /**
-   * WebSocket routes by path. Default: `/echo` ({@linkcode echoHandler}).
-   * The application layer (hub/) is mounted by the program, server/main.ts.
+   * Answers every HTTP request that is not on one of `routes`, as in
+   * `Deno.serve`: request bodies stream from the connection, and a
+   * `Response` whose body is a stream is written chunked. Inside it,
+   * {@linkcode Server.upgrade} turns the request's connection into a
+   * WebSocket handled by `websocket`. Without it, such requests get 404.
+   * If it throws, the client gets 500 and `onError` the error.
+   */
+  fetch?: (request: Request, server: Server<T>) => Response | Promise<Response>;
+  /** The callbacks of connections upgraded with {@linkcode Server.upgrade}. */
+  websocket?: WebSocketHandler<T>;
+  /**
+   * WebSocket endpoints by path, upgraded before `fetch` is asked: requests
+   * on them get the handshake checks (405, 426, 400), `allowedOrigins` (403)
+   * and `authenticate`. Default: none.
    */
   routes?: Record<string, WebSocketHandler>;
-  /**
-   * Plain HTTP routes by path, added to the defaults: `/healthz`, and the
-   * demo page `/` with `/heartwire-client.js` ({@linkcode demoRoutes}).
-   */
-  httpRoutes?: Record<string, HttpRoute>;
   /** Silence (ms) before a connection is pinged. Default 25 000: well under nginx's 60 s. */
   pingInterval?: number;
   /** Time (ms) a pinged peer has to answer before it is dropped. Default 10 000. */
@@ -78,18 +76,26 @@ export interface ServeOptions {
   pingJitter?: number;
   /** Largest message in bytes; larger ones close with 1009. Default 1 MiB. */
   maxPayload?: number;
-  /** Open sockets (handshaking or upgraded) before new ones get 503. Default 10 000. */
+  /** Open sockets (HTTP or upgraded) before new ones get 503. Default 10 000. */
   maxConnections?: number;
   /** Open sockets per remote IP before new ones get 429. Default: no cap. */
   maxConnectionsPerIp?: number;
-  /** Allowed `Origin` values for upgrades; others get 403. Default: any origin. */
+  /** Allowed `Origin` values for upgrades on `routes`; others get 403. Default: any origin. */
   allowedOrigins?: string[];
-  /** Decides whether an upgrade may go on (after the handshake checks). */
+  /** Decides whether an upgrade on `routes` may go on (after the handshake checks). */
   authenticate?: (request: HttpRequestHead) => AuthResult | Promise<AuthResult>;
   /** Largest request head (bytes) before 431. Default 16 KiB. */
   maxHeaderBytes?: number;
-  /** Time (ms) a client has to send its whole request head. Default 10 000. */
+  /** Largest request body (bytes) before 413. Default 16 MiB. */
+  maxBodyBytes?: number;
+  /**
+   * Time (ms) a client has to send a whole request head, counted from
+   * the connection's start, or from the first byte of a later request on
+   * a kept-alive connection (the slowloris guard). Default 10 000.
+   */
   handshakeTimeout?: number;
+  /** Time (ms) a kept-alive connection may wait idle for its next request. Default 5 000. */
+  keepAliveTimeout?: number;
   /** Time (ms) to wait for the peer's close frame. Default 5 000. */
   closeTimeout?: number;
   /** Bytes queued to a non-reading peer before it is dropped. Default 16 MiB. */
@@ -105,8 +111,8 @@ export interface ServeOptions {
   /** Called once listening. Default: silent. If it throws, serve() closes the listener and rethrows. */
   onListen?: (addr: Deno.NetAddr) => void;
   /**
-   * Called for errors the server contained: accept failures, a route handler
-   * that threw (its connection was closed with 1011), an HTTP route or
+   * Called for errors the server contained: accept failures, a WebSocket
+   * handler that threw (its connection was closed with 1011), `fetch` or
    * `authenticate` that threw (answered 500). Default: silent. If it throws
    * itself, that is ignored.
    */
@@ -119,7 +125,7 @@ export interface ServeOptions {
  * @example
  * ```ts
  * import { serve } from "@heartwire/heartwire/server";
- * const server = serve({ port: 0 });
+ * const server = serve({ port: 0, fetch: () => new Response("ok\n") });
  * console.log(server.stats.accepted);
  * await server.shutdown();
  * ```
@@ -127,14 +133,32 @@ export interface ServeOptions {
 export interface ServerStats {
   /** TCP connections accepted. */
   accepted: number;
+  /** HTTP requests read (several per kept-alive connection). */
+  requests: number;
   /** Successful WebSocket upgrades. */
   upgraded: number;
-  /** Plain HTTP responses and refused upgrades, by status. */
+  /** HTTP responses (including refused upgrades), by status. */
   responses: Record<number, number>;
-  /** Connections ended, by cause. */
+  /** WebSocket connections ended, by cause. */
   closed: Record<CloseInfo["cause"], number>;
-  /** Connections dropped because their handshake did not finish in time. */
+  /** Connections dropped because a request head did not arrive in time. */
   handshakeTimeouts: number;
+}
+
+/**
+ * Options for {@linkcode Server.upgrade}.
+ *
+ * @example
+ * ```ts
+ * import type { UpgradeOptions } from "@heartwire/heartwire/server";
+ * const options: UpgradeOptions<{ user: string }> = { data: { user: "ada" } };
+ * ```
+ */
+export interface UpgradeOptions<T = unknown> {
+  /** Becomes `ws.data` of the new connection. */
+  data?: T;
+  /** Extra header fields for the `101 Switching Protocols` response. */
+  headers?: HeadersInit;
 }
 
 /**
@@ -143,12 +167,12 @@ export interface ServerStats {
  * @example
  * ```ts
  * import { serve } from "@heartwire/heartwire/server";
- * const server = serve({ port: 0 });
+ * const server = serve({ port: 0, fetch: () => new Response("ok\n") });
  * console.log(`listening on ${server.addr.port}, ${server.connections.size} open`);
  * await server.shutdown();
  * ```
  */
-export interface Server {
+export interface Server<T = unknown> {
   /** Where the server listens. */
   readonly addr: Deno.NetAddr;
   /** The open WebSocket connections. */
@@ -157,6 +181,16 @@ export interface Server {
   readonly stats: ServerStats;
   /** Resolves once the server has shut down. */
   readonly finished: Promise<void>;
+  /**
+   * Called inside `fetch`: upgrades `request`'s own connection to a
+   * WebSocket handled by the `websocket` option, once `fetch` returns (its
+   * return value is then ignored). Returns false, changing nothing, if
+   * `request` is not a valid upgrade request (RFC 6455 §4.2.1) from this
+   * server; `fetch` then answers it as it likes.
+   *
+   * @throws {TypeError} if serve() was given no `websocket` handler.
+   */
+  upgrade(request: Request, options?: UpgradeOptions<T>): boolean;
   /**
    * Stops accepting, closes every connection with `code` (1001 going away, or
    * 1012 for a restart) and waits up to `timeout` ms before dropping the rest.
@@ -185,7 +219,7 @@ export interface ShutdownOptions {
 }
 
 /**
- * The `/echo` route: sends every message back exactly as it came.
+ * A WebSocket handler that sends every message back exactly as it came.
  *
  * @example
  * ```ts
@@ -201,7 +235,7 @@ export const echoHandler: WebSocketHandler = {
 };
 
 /**
- * Starts a WebSocket server on raw TCP (or TLS).
+ * Starts an HTTP/1.1 and WebSocket server on raw TCP (or TLS).
  *
  * @throws {RangeError} if a timing option is not a finite number of ms (the
  * ping interval and timeout must be at least 1) or `pingJitter` is not in [0, 1).
@@ -209,19 +243,63 @@ export const echoHandler: WebSocketHandler = {
  * @example
  * ```ts
  * import { serve } from "@heartwire/heartwire/server";
- * const server = serve({ port: 0, onListen: (addr) => console.log(`ws://localhost:${addr.port}/echo`) });
+ * const server = serve<{ user: string }>({
+ *   port: 0,
+ *   fetch(request, server) {
+ *     const user = new URL(request.url).searchParams.get("user") ?? "guest";
+ *     if (server.upgrade(request, { data: { user } })) return new Response(null);
+ *     return new Response("hello\n");
+ *   },
+ *   websocket: {
+ *     open: (ws) => ws.send(`welcome, ${ws.data.user}`),
+ *     message: (ws, data) => ws.send(data),
+ *   },
+ * });
  * await server.shutdown();
  * ```
  */
-export function serve(options: ServeOptions = {}): Server {
-  return new HeartwireServer(options);
+export function serve<T = unknown>(options: ServeOptions<T> = {}): Server<T> {
+  return new HeartwireServer<T>(options);
 }
 
-class HeartwireServer implements Server {
+/** An upgrade that `fetch` asked for with `server.upgrade()`. */
+interface PendingUpgrade {
+  key: string;
+  protocol?: string;
+  data: unknown;
+  headers?: HeadersInit;
+}
+
+/** What `server.upgrade()` needs to know about a request handed to `fetch`. */
+interface RequestState {
+  head: HttpRequestHead;
+  upgrade?: PendingUpgrade;
+}
+
+/** One HTTP connection: the socket, its parser and its head deadline. */
+interface HttpConn {
+  conn: Deno.Conn;
+  parser: RequestParser;
+  buffer: Uint8Array;
+  /** Serialises reads: a request body's stream and the connection loop share the parser. */
+  lock: Promise<unknown>;
+  /** Waiting, idle, for the next request on a kept-alive connection. */
+  idle: boolean;
+  /** The head deadline (or idle timeout) timer. */
+  deadline: ReturnType<TimerHeap["create"]>;
+  /** The body of the request being answered: to end it, and to drain it. */
+  body?: { done: boolean; started: boolean };
+}
+
+/** Bytes read from a connection at a time while it speaks HTTP. */
+const HTTP_READ_BUFFER = 4096;
+
+class HeartwireServer<T> implements Server<T> {
   readonly addr: Deno.NetAddr;
   readonly connections: Set<WebSocketConnection> = new Set();
   readonly stats: ServerStats = {
     accepted: 0,
+    requests: 0,
     upgraded: 0,
     responses: {},
     closed: { peer: 0, local: 0, protocol: 0, timeout: 0, slow: 0, error: 0 },
@@ -233,31 +311,25 @@ class HeartwireServer implements Server {
   #clock: Clock;
   #heap: TimerHeap;
   #routes: Record<string, WebSocketHandler>;
-  #httpRoutes: Record<string, HttpRoute>;
   #connectionOptions: ConnectionOptions;
-  #options: ServeOptions;
-  /** Every accepted socket not yet upgraded or answered. */
-  #handshaking = new Set<Deno.Conn>();
+  #options: ServeOptions<T>;
+  #baseUrl: string;
+  /** Every accepted socket still speaking HTTP (not upgraded, not closed). */
+  #http = new Set<Deno.Conn>();
+  #requests = new WeakMap<Request, RequestState>();
   #perIp = new Map<string, number>();
   #shuttingDown: Promise<void> | undefined;
   #resolveFinished!: () => void;
   #drained: (() => void) | undefined;
 
-  constructor(options: ServeOptions) {
+  constructor(options: ServeOptions<T>) {
     checkTimings(options);
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
     this.#heap = new TimerHeap({ clock: this.#clock });
-    this.#httpRoutes = {
-      "/healthz": () => ({ status: 200, body: "ok\n" }),
-      ...demoRoutes(),
-      ...options.httpRoutes,
-    };
+    this.#routes = options.routes ?? {};
     const pingInterval = options.pingInterval ?? 25_000;
     const pingTimeout = options.pingTimeout ?? 10_000;
-    this.#routes = options.routes ?? {
-      "/echo": echoHandler,
-    };
     this.#connectionOptions = {
       keepalive: { interval: pingInterval, timeout: pingTimeout },
       pingJitter: options.pingJitter ?? 0.1,
@@ -272,6 +344,8 @@ class HeartwireServer implements Server {
       ? Deno.listenTls({ hostname, port, cert: options.tls.cert, key: options.tls.key })
       : Deno.listen({ hostname, port });
     this.addr = this.#listener.addr as Deno.NetAddr;
+    const host = this.addr.hostname.includes(":") ? `[${this.addr.hostname}]` : this.addr.hostname;
+    this.#baseUrl = `${options.tls ? "https" : "http"}://${host}:${this.addr.port}`;
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
     try {
       options.onListen?.(this.addr);
@@ -300,7 +374,7 @@ class HeartwireServer implements Server {
   }
 
   #openSockets(): number {
-    return this.#handshaking.size + this.connections.size;
+    return this.#http.size + this.connections.size;
   }
 
   async #accept(conn: Deno.Conn): Promise<void> {
@@ -326,23 +400,32 @@ class HeartwireServer implements Server {
       return this.#refuse(conn, 429, "too many connections from your address");
     }
     this.#perIp.set(ip, fromIp + 1);
-    this.#handshaking.add(conn);
-    // Slowloris guard: the whole head must arrive within the handshake timeout.
-    const deadline = this.#heap.create(() => {
-      this.stats.handshakeTimeouts++;
-      this.#handshaking.delete(conn);
-      closeQuietly(conn);
-    });
-    this.#heap.schedule(deadline, this.#clock.now() + (this.#options.handshakeTimeout ?? 10_000));
+    this.#http.add(conn);
+    const http: HttpConn = {
+      conn,
+      parser: new RequestParser({
+        maxHeaderBytes: this.#options.maxHeaderBytes ?? 16 * 1024,
+        maxBodyBytes: this.#options.maxBodyBytes,
+      }),
+      buffer: new Uint8Array(HTTP_READ_BUFFER),
+      lock: Promise.resolve(),
+      idle: false,
+      deadline: this.#heap.create(() => {
+        // Slowloris guard, or an idle kept-alive connection: drop it.
+        if (!http.idle) this.stats.handshakeTimeouts++;
+        this.#http.delete(conn);
+        closeQuietly(conn);
+      }),
+    };
     let upgraded = false;
     try {
-      upgraded = await this.#handshake(conn);
+      upgraded = await this.#serveHttp(http);
     } catch (error) {
       this.#report(error);
       closeQuietly(conn);
     } finally {
-      this.#heap.cancel(deadline);
-      this.#handshaking.delete(conn);
+      this.#heap.cancel(http.deadline);
+      this.#http.delete(conn);
       if (!upgraded) this.#releaseIp(ip);
     }
     this.#drainedCheck();
@@ -357,104 +440,323 @@ class HeartwireServer implements Server {
     }
   }
 
-  /** Runs application code on the handshake path; if it throws, answers 500 and reports it. */
-  async #guard<T>(conn: Deno.Conn, call: () => T | Promise<T>): Promise<T | undefined> {
-    try {
-      return await call();
-    } catch (error) {
-      this.#report(error);
-      await this.#refuse(conn, 500, "internal error");
-      return undefined;
-    }
-  }
-
   #releaseIp(ip: string): void {
     const left = (this.#perIp.get(ip) ?? 1) - 1;
     if (left > 0) this.#perIp.set(ip, left);
     else this.#perIp.delete(ip);
   }
 
-  #refuse(conn: Deno.Conn, status: number, reason: string): Promise<void> {
+  #refuse(
+    conn: Deno.Conn,
+    status: number,
+    reason: string,
+    headers?: Record<string, string>,
+  ): Promise<void> {
     this.#count(status);
-    return respondAndClose(conn, { status, body: reason + "\n" });
+    return respondAndClose(conn, status, reason, headers);
   }
 
   #count(status: number): void {
     this.stats.responses[status] = (this.stats.responses[status] ?? 0) + 1;
   }
 
-  /** Reads the request and answers it; true if it became a WebSocket connection. */
-  async #handshake(conn: Deno.Conn): Promise<boolean> {
-    const result = await readRequestHead(conn, this.#options.maxHeaderBytes ?? 16 * 1024);
-    if (result.kind === "closed") {
-      closeQuietly(conn);
-      return false;
+  #arm(http: HttpConn, ms: number): void {
+    this.#heap.schedule(http.deadline, this.#clock.now() + ms);
+  }
+
+  /** The next parser event, reading from the socket as needed; one reader at a time. */
+  #nextEvent(http: HttpConn): Promise<RequestEvent> {
+    const next = http.lock.then(() => this.#readEvent(http));
+    http.lock = next.catch(() => {});
+    return next;
+  }
+
+  async #readEvent(http: HttpConn): Promise<RequestEvent> {
+    for (;;) {
+      const event = http.parser.next();
+      if (event.type !== "need-data") return event;
+      let n: number | null;
+      try {
+        n = await http.conn.read(http.buffer);
+      } catch {
+        n = null; // reset, or closed by a timeout
+      }
+      if (n === null) {
+        http.parser.receiveEof();
+        continue;
+      }
+      if (http.idle) {
+        // The next request started: from now on its head has the head timeout.
+        http.idle = false;
+        this.#arm(http, this.#options.handshakeTimeout ?? 10_000);
+      }
+      http.parser.receive(http.buffer.subarray(0, n));
     }
-    if (result.kind === "error") {
-      await this.#refuse(conn, result.status, result.reason);
-      return false;
+  }
+
+  /** Answers requests until the connection closes; true if it became a WebSocket. */
+  async #serveHttp(http: HttpConn): Promise<boolean> {
+    this.#arm(http, this.#options.handshakeTimeout ?? 10_000);
+    for (;;) {
+      const event = await this.#nextEvent(http);
+      if (event.type === "closed") {
+        closeQuietly(http.conn);
+        return false;
+      }
+      if (event.type === "error") {
+        // Not to a socket the deadline or a shutdown already closed.
+        if (this.#http.has(http.conn)) await this.#refuse(http.conn, event.status, event.reason);
+        closeQuietly(http.conn);
+        return false;
+      }
+      if (event.type !== "request") throw new Error(`unexpected ${event.type} before a head`);
+      this.#heap.cancel(http.deadline);
+      this.stats.requests++;
+      const outcome = await this.#answer(http, event);
+      if (outcome === "upgraded") return true;
+      if (outcome === "close" || !(await this.#finishBody(http))) {
+        closeQuietly(http.conn);
+        return false;
+      }
+      if (this.#shuttingDown) {
+        closeQuietly(http.conn);
+        return false;
+      }
+      http.idle = true;
+      this.#arm(http, this.#options.keepAliveTimeout ?? 5_000);
     }
-    const { head, rest } = result;
+  }
+
+  /**
+   * Reads and drops what the handler left of the request body, so the next
+   * request starts where it should; false if the connection cannot go on.
+   */
+  async #finishBody(http: HttpConn): Promise<boolean> {
+    const body = http.body;
+    http.body = undefined;
+    if (!body || body.done) return true;
+    body.done = true; // a late read of the stream must not eat the next request
+    for (;;) {
+      const event = await this.#nextEvent(http);
+      if (event.type === "end") return true;
+      if (event.type !== "data") return false;
+    }
+  }
+
+  async #answer(
+    http: HttpConn,
+    event: Extract<RequestEvent, { type: "request" }>,
+  ): Promise<"keep" | "close" | "upgraded"> {
+    const { head } = event;
     const path = head.target.split("?", 1)[0];
     const route = this.#routes[path];
-    if (!route) {
-      const httpRoute = this.#httpRoutes[path];
-      const response = httpRoute
-        ? await this.#guard(conn, () => httpRoute(head))
-        : { status: 404, body: `no route for ${path}\n` };
-      if (response === undefined) return false; // it threw: answered 500
-      this.#count(response.status);
-      await respondAndClose(conn, response);
-      return false;
+    if (route) return await this.#routeUpgrade(http, head, path, route);
+    const fetch = this.#options.fetch;
+    if (!fetch) {
+      http.body = event.body.kind === "none" ? undefined : { done: false, started: false };
+      return await this.#respond(
+        http,
+        event,
+        new Response(`no route for ${path}\n`, { status: 404 }),
+      );
     }
+    // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host is refused.
+    const host = head.headers.get("host");
+    if (head.version !== "1.0" && (host === null || host === "" || host.includes(","))) {
+      await this.#refuse(http.conn, 400, "exactly one Host header is required");
+      return "close";
+    }
+    let url: URL;
+    try {
+      url = new URL(
+        head.target,
+        host ? `${this.#baseUrl.split("://")[0]}://${host}` : this.#baseUrl,
+      );
+    } catch {
+      await this.#refuse(http.conn, 400, `invalid request target ${head.target}`);
+      return "close";
+    }
+    const request = new Request(url, {
+      method: head.method,
+      headers: head.headers,
+      body: this.#bodyStream(http, event),
+    });
+    const state: RequestState = { head };
+    this.#requests.set(request, state);
+    let response: Response;
+    try {
+      response = await fetch(request, this);
+    } catch (error) {
+      if (state.upgrade) {
+        // It upgraded, then threw: the upgrade stands, as its return value would be ignored.
+        this.#report(error);
+      } else {
+        const failed = http.parser.next();
+        if (failed.type === "error") {
+          // The body it was reading broke a limit: say that, not 500.
+          await this.#refuse(http.conn, failed.status, failed.reason);
+          return "close";
+        }
+        this.#report(error);
+        response = new Response("internal error\n", { status: 500 });
+        return await this.#respond(http, event, response);
+      }
+    }
+    if (state.upgrade) {
+      return await this.#completeUpgrade(http, head, path, this.#options.websocket!, state.upgrade);
+    }
+    if (!(response! instanceof Response)) {
+      this.#report(new TypeError("fetch must return a Response"));
+      response = new Response("internal error\n", { status: 500 });
+    }
+    return await this.#respond(http, event, response);
+  }
+
+  /** The request body as a stream fed from the connection, or null if it has none. */
+  #bodyStream(
+    http: HttpConn,
+    event: Extract<RequestEvent, { type: "request" }>,
+  ): ReadableStream<Uint8Array> | null {
+    if (event.body.kind === "none") return null;
+    const body = { done: false, started: false };
+    http.body = body;
+    // GET and HEAD may not carry a body in a Request; it is read and dropped.
+    if (event.head.method === "GET" || event.head.method === "HEAD") return null;
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        if (body.done) return controller.close();
+        if (!body.started && event.expectContinue) {
+          // RFC 9110 §10.1.1: the client waits for this before sending the body.
+          await writeAll(http.conn, "HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        body.started = true;
+        const next = await this.#nextEvent(http);
+        if (next.type === "data") return controller.enqueue(next.data);
+        body.done = true;
+        if (next.type === "end") return controller.close();
+        controller.error(
+          new Error(next.type === "error" ? next.reason : "request body ended early"),
+        );
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  async #respond(
+    http: HttpConn,
+    event: Extract<RequestEvent, { type: "request" }>,
+    response: Response,
+  ): Promise<"keep" | "close"> {
+    this.#count(response.status);
+    // A client told "100 Continue" never sends its body unasked: rather than
+    // wait for it to give up waiting, end the connection (RFC 9110 §10.1.1).
+    const unsentBody = event.expectContinue && http.body !== undefined && !http.body.started;
+    const keepAlive = await writeResponse(http.conn, response, {
+      head: event.head.method === "HEAD",
+      http10: event.head.version === "1.0",
+      keepAlive: event.keepAlive && !unsentBody && !this.#shuttingDown,
+    });
+    return keepAlive ? "keep" : "close";
+  }
+
+  upgrade(request: Request, options: UpgradeOptions<T> = {}): boolean {
+    const websocket = this.#options.websocket;
+    if (!websocket) throw new TypeError("serve() was given no websocket handler to upgrade to");
+    const state = this.#requests.get(request);
+    if (!state || state.upgrade) return false;
+    const decision = validateUpgradeRequest(state.head, { protocols: websocket.protocols });
+    if (!decision.ok) return false;
+    state.upgrade = {
+      key: decision.key,
+      protocol: decision.protocol,
+      data: options.data,
+      headers: options.headers,
+    };
+    return true;
+  }
+
+  /** An upgrade on one of `routes`: the handshake checks, origins and authenticate. */
+  async #routeUpgrade(
+    http: HttpConn,
+    head: HttpRequestHead,
+    path: string,
+    route: WebSocketHandler,
+  ): Promise<"close" | "upgraded"> {
+    const { conn } = http;
     const decision = validateUpgradeRequest(head, { protocols: route.protocols });
     if (!decision.ok) {
-      this.#count(decision.status);
-      await respondAndClose(conn, {
-        status: decision.status,
-        body: decision.reason + "\n",
-        headers: decision.headers,
-      });
-      return false;
+      await this.#refuse(conn, decision.status, decision.reason, decision.headers);
+      return "close";
     }
     const allowed = this.#options.allowedOrigins;
     if (allowed && !allowed.includes(head.headers.get("origin") ?? "")) {
       await this.#refuse(conn, 403, "origin not allowed");
-      return false;
+      return "close";
     }
-    if (this.#options.authenticate) {
-      const authenticate = this.#options.authenticate;
-      const verdict = await this.#guard(conn, () => authenticate(head));
-      if (verdict === undefined) return false; // it threw: answered 500
+    const authenticate = this.#options.authenticate;
+    if (authenticate) {
+      let verdict: AuthResult;
+      try {
+        verdict = await authenticate(head);
+      } catch (error) {
+        this.#report(error);
+        await this.#refuse(conn, 500, "internal error");
+        return "close";
+      }
       if (verdict !== true) {
         const status = verdict === false ? 401 : verdict.status;
         const reason = verdict === false ? "unauthorized" : verdict.reason ?? "forbidden";
         await this.#refuse(conn, status, reason);
-        return false;
+        return "close";
       }
     }
-    if (this.#shuttingDown || !this.#handshaking.has(conn)) {
+    return await this.#completeUpgrade(http, head, path, route, {
+      key: decision.key,
+      protocol: decision.protocol,
+      data: undefined,
+    });
+  }
+
+  /** Writes the 101 and hands the socket to a WebSocketConnection. */
+  async #completeUpgrade(
+    http: HttpConn,
+    head: HttpRequestHead,
+    path: string,
+    handler: WebSocketHandler<T> | WebSocketHandler,
+    upgrade: PendingUpgrade,
+  ): Promise<"close" | "upgraded"> {
+    const { conn } = http;
+    if (this.#shuttingDown || !this.#http.has(conn)) {
       // Shut down, or timed out, while we were deciding.
       closeQuietly(conn);
-      return false;
+      return "close";
     }
-    await writeAll(conn, buildUpgradeResponse(decision.key, { protocol: decision.protocol }));
+    const headers = upgrade.headers === undefined
+      ? undefined
+      : Object.fromEntries(new Headers(upgrade.headers));
+    await writeAll(
+      conn,
+      buildUpgradeResponse(upgrade.key, { protocol: upgrade.protocol, headers }),
+    );
+    this.#count(101);
     this.stats.upgraded++;
+    this.#http.delete(conn);
     const ws = new WebSocketConnection({
       conn,
       request: head,
       path,
-      protocol: decision.protocol ?? "",
-      handler: route,
+      protocol: upgrade.protocol ?? "",
+      handler: handler as WebSocketHandler,
+      data: upgrade.data,
       clock: this.#clock,
       heap: this.#heap,
       options: this.#connectionOptions,
-      initial: rest,
+      // The client's first frames may have come in the same read as its head.
+      initial: http.parser.takeRest(),
       onEnded: (ended, info) => this.#onEnded(ended, info),
       onError: (error) => this.#report(error),
     });
     if (ws.readyState !== 3) this.connections.add(ws);
-    return true;
+    return "upgraded";
   }
 
   #onEnded(ws: WebSocketConnection, info: CloseInfo): void {
@@ -484,8 +786,8 @@ class HeartwireServer implements Server {
     } catch {
       // already closed
     }
-    for (const conn of this.#handshaking) closeQuietly(conn);
-    this.#handshaking.clear();
+    for (const conn of this.#http) closeQuietly(conn);
+    this.#http.clear();
     for (const ws of this.connections) ws.close(code, reason);
     if (this.#openSockets() > 0) {
       const drained = new Promise<void>((resolve) => this.#drained = resolve);
@@ -505,12 +807,13 @@ class HeartwireServer implements Server {
  * NaN deadline cannot be armed (every connection would fail right after its
  * 101), and a jitter of 1 or more would ping as soon as anything was heard.
  */
-function checkTimings(options: ServeOptions): void {
+function checkTimings(options: ServeOptions<unknown>): void {
   const timings: [name: string, value: number | undefined, min: number][] = [
     ["pingInterval", options.pingInterval, 1],
     ["pingTimeout", options.pingTimeout, 1],
     ["closeTimeout", options.closeTimeout, 0],
     ["handshakeTimeout", options.handshakeTimeout, 0],
+    ["keepAliveTimeout", options.keepAliveTimeout, 0],
     ["writeTimeout", options.writeTimeout, 0],
   ];
   for (const [name, value, min] of timings) {
@@ -521,13 +824,5 @@ function checkTimings(options: ServeOptions): void {
   const jitter = options.pingJitter;
   if (jitter !== undefined && !(jitter >= 0 && jitter < 1)) {
     throw new RangeError(`pingJitter must be at least 0 and below 1; got ${jitter}`);
-  }
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // already closed
   }
 }

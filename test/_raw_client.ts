@@ -11,6 +11,7 @@ import { encodeFrame } from "../protocol/frame_encoder.ts";
 import { concat, toBytes, utf8 } from "./_bytes.ts";
 
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
 
 /** An event read from the server, or the end of the TCP stream. */
 export type RawEvent = DecoderEvent | { type: "eof" };
@@ -156,10 +157,20 @@ export async function rawHttp(
     await writeAll(conn, toBytes(request));
     const chunks: Uint8Array[] = [];
     const buffer = new Uint8Array(16 * 1024);
+    // Until the server closes, or one whole Content-Length response came
+    // (the connection may be kept alive for another request).
     for (;;) {
       const n = await conn.read(buffer).catch(() => null);
       if (n === null) break;
       chunks.push(buffer.slice(0, n));
+      const sofar = concat(chunks);
+      const text = decoder.decode(sofar);
+      const end = text.indexOf("\r\n\r\n");
+      const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end + 2));
+      if (
+        end >= 0 && length &&
+        sofar.length >= encoder.encode(text.slice(0, end + 4)).length + Number(length[1])
+      ) break;
     }
     const text = decoder.decode(concat(chunks));
     const end = text.indexOf("\r\n\r\n");

@@ -12,7 +12,7 @@ import { assert, assertEquals } from "@std/assert";
 import { bundle } from "../client/_bundle.ts";
 import { retryAfterReason } from "../protocol/messages.ts";
 import { chat as chatHandler, Hub } from "../hub/mod.ts";
-import { demoRoutes } from "../server/demo.ts";
+import { demoRoutes } from "../server/_demo.ts";
 import { serve, type Server } from "../server/server.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -32,8 +32,15 @@ interface DemoState {
 
 Deno.test("browser: the demo page connects, beats, chats, survives a restart, offline and a reload", async () => {
   const app = chatHandler(new Hub({ heartbeat: { interval: 300, timeout: 600 }, grace: 30_000 }));
+  const pages = demoRoutes();
   const start = (port = 0): Server =>
-    serve({ port, hostname: "127.0.0.1", routes: { "/ws": app }, httpRoutes: demoRoutes() });
+    serve({
+      port,
+      hostname: "127.0.0.1",
+      routes: { "/ws": app },
+      fetch: (request) =>
+        pages[new URL(request.url).pathname]?.(request) ?? new Response(null, { status: 404 }),
+    });
   let server = start();
   const port = server.addr.port;
   const browser = await chromium.launch({

@@ -1,9 +1,15 @@
 import { assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
-import { CliError, parseCliArgs } from "../server/cli.ts";
+import { CliError, parseCliArgs } from "../server/_cli.ts";
 import { runMain } from "./_program.ts";
 
 Deno.test("defaults: port 8080 on 0.0.0.0, PORT from the environment", () => {
-  assertEquals(parseCliArgs([]), { port: 8080, hostname: "0.0.0.0", help: false });
+  assertEquals(parseCliArgs([]), {
+    port: 8080,
+    hostname: "0.0.0.0",
+    maxConnections: 18_000,
+    maxConnectionsPerIp: 1_000,
+    help: false,
+  });
   assertEquals(parseCliArgs([], { PORT: "9001" }).port, 9001);
   assertEquals(parseCliArgs(["--port", "9002"], { PORT: "9001" }).port, 9002);
 });
@@ -21,6 +27,9 @@ Deno.test("every flag in both spellings", () => {
     "--tls-cert",
     "c.pem",
     "--tls-key=k.pem",
+    "--max-connections",
+    "500",
+    "--max-connections-per-ip=20",
   ]);
   assertEquals(parsed, {
     port: 1,
@@ -30,6 +39,8 @@ Deno.test("every flag in both spellings", () => {
     maxPayload: 4096,
     tlsCert: "c.pem",
     tlsKey: "k.pem",
+    maxConnections: 500,
+    maxConnectionsPerIp: 20,
     help: false,
   });
   assertEquals(parseCliArgs(["-h"]).help, true);
@@ -44,6 +55,10 @@ Deno.test("bad flags are CliErrors that say what is wrong", () => {
   assertThrows(() => parseCliArgs(["--ping-timeout", "-5"]), CliError, 'whole number, got "-5"');
   assertThrows(() => parseCliArgs(["--tls-cert", "c.pem"]), CliError, "go together");
   assertThrows(() => parseCliArgs([], { PORT: "x" }), CliError, "PORT");
+  assertThrows(() => parseCliArgs(["--max-connections", "0"]), CliError, "between 1");
+  assertThrows(() => parseCliArgs(["--max-connections", "lots"]), CliError, "whole number");
+  assertThrows(() => parseCliArgs(["--max-connections-per-ip"]), CliError, "needs a value");
+  assertThrows(() => parseCliArgs(["--max-connections-per-ip=1.5"]), CliError, "whole number");
 });
 
 Deno.test("the program: a bad flag prints usage to stderr and exits 2", async () => {
@@ -53,8 +68,19 @@ Deno.test("the program: a bad flag prints usage to stderr and exits 2", async ()
   assertStringIncludes(stderr, "Usage: deno task start");
 });
 
+Deno.test("the program: a bad --max-connections prints usage and exits 2", async () => {
+  for (const args of [["--max-connections", "-1"], ["--max-connections-per-ip=none"]]) {
+    const { code, stderr } = await runMain(args);
+    assertEquals(code, 2);
+    assertStringIncludes(stderr, args[0].split("=")[0]);
+    assertStringIncludes(stderr, "Usage: deno task start");
+  }
+});
+
 Deno.test("the program: --help prints usage and exits 0", async () => {
   const { code, stdout } = await runMain(["--help"]);
   assertEquals(code, 0);
   assertStringIncludes(stdout, "--ping-interval MS");
+  assertStringIncludes(stdout, "--max-connections N");
+  assertStringIncludes(stdout, "--max-connections-per-ip N");
 });

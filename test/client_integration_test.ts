@@ -37,7 +37,6 @@ function startServer(app: Hub, port = 0): Server {
     port,
     hostname: "127.0.0.1",
     routes: { "/ws": app },
-    httpRoutes: {},
     closeTimeout: 300,
   });
 }

@@ -17,7 +17,7 @@
 import { assertEquals } from "@std/assert";
 import { encodeFrame } from "../protocol/frame_encoder.ts";
 import { Opcode } from "../protocol/opcodes.ts";
-import { serve, type ServeOptions, type Server } from "../server/mod.ts";
+import { echoHandler, serve, type ServeOptions, type Server } from "../server/mod.ts";
 import { type ByteSource, concat, toBytes, utf8 } from "./_bytes.ts";
 import { RawClient, type RawEvent } from "./_raw_client.ts";
 import { UTF8_EDGE_CODE_POINTS } from "./_utf8_samples.ts";
@@ -182,7 +182,12 @@ async function runCase(port: number, testCase: Case): Promise<void> {
  * throughout that must still be served after every case.
  */
 async function suite(t: Deno.TestContext, cases: Case[], options: ServeOptions = {}) {
-  const server: Server = serve({ port: 0, hostname: "127.0.0.1", ...options });
+  const server: Server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    routes: { "/echo": echoHandler },
+    ...options,
+  });
   const port = server.addr.port;
   const bystander = await connect(port);
   try {

@@ -2,17 +2,19 @@ import { assert, assertEquals, assertMatch, assertNotEquals, assertThrows } from
 import { sha1 } from "../protocol/_sha1.ts";
 import {
   acceptKey,
-  buildHttpResponse,
   buildUpgradeRequest,
   buildUpgradeResponse,
   generateKey,
+  validateUpgradeRequest,
+  verifyUpgradeResponse,
+} from "../protocol/handshake.ts";
+import {
+  buildHttpResponse,
   type HttpRequestHead,
   type HttpResponseHead,
   parseRequestHead,
   parseResponseHead,
-  validateUpgradeRequest,
-  verifyUpgradeResponse,
-} from "../protocol/handshake.ts";
+} from "../protocol/http1.ts";
 
 const encoder = new TextEncoder();
 const RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ==";

@@ -10,6 +10,7 @@ import { encodeFrame } from "../protocol/frame_encoder.ts";
 import { Opcode } from "../protocol/opcodes.ts";
 import {
   DEFAULT_COALESCE_MS,
+  echoHandler,
   nextKeepaliveAction,
   serve,
   type ServeOptions,
@@ -78,6 +79,7 @@ async function withClockServer(
   const server = serve({
     port: 0,
     hostname: "127.0.0.1",
+    routes: { "/echo": echoHandler },
     clock,
     pingInterval: 25_000,
     pingTimeout: 10_000,
@@ -262,6 +264,7 @@ Deno.test("real time: a peer that stops reading is dropped within interval + tim
   const server = serve({
     port: 0,
     hostname: "127.0.0.1",
+    routes: { "/echo": echoHandler },
     pingInterval: 300,
     pingTimeout: 200,
     pingJitter: 0,

@@ -8,13 +8,13 @@ import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { runLoad } from "../bench/load/client.ts";
 import { runIdle } from "../bench/load/idle.ts";
 import { startRawEcho } from "../bench/load/servers/raw_echo.ts";
-import { serve, type WebSocketHandler } from "../server/mod.ts";
+import { echoHandler, serve, type WebSocketHandler } from "../server/mod.ts";
 import { waitFor } from "./_wait.ts";
 
 const SHORT_RUN = { connections: 4, inflight: 16, warmup: 100, duration: 400 };
 
 Deno.test("load client: heartwire /echo returns every message intact", async () => {
-  const server = serve({ port: 0, hostname: "127.0.0.1" });
+  const server = serve({ port: 0, hostname: "127.0.0.1", routes: { "/echo": echoHandler } });
   try {
     const result = await runLoad({ port: server.addr.port, ...SHORT_RUN });
     assertEquals(result.errors, []);
@@ -60,7 +60,7 @@ Deno.test("load client: an echo that differs from what was sent is counted as co
 const SMALL_IDLE_RUN = { connections: 20, warmup: 2, batch: 8, settle: 50 };
 
 Deno.test("idle mode: every connection opens, RSS is read, all are closed at the end", async () => {
-  const server = serve({ port: 0, hostname: "127.0.0.1" });
+  const server = serve({ port: 0, hostname: "127.0.0.1", routes: { "/echo": echoHandler } });
   try {
     const result = await runIdle({ port: server.addr.port, pid: Deno.pid, ...SMALL_IDLE_RUN });
     assertEquals(result.errors, []);
@@ -77,7 +77,7 @@ Deno.test("idle mode: every connection opens, RSS is read, all are closed at the
 });
 
 Deno.test("idle mode: refused handshakes are counted as failures, not measured", async () => {
-  const server = serve({ port: 0, hostname: "127.0.0.1" });
+  const server = serve({ port: 0, hostname: "127.0.0.1", routes: { "/echo": echoHandler } });
   try {
     const result = await runIdle({
       port: server.addr.port,

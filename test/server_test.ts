@@ -18,7 +18,12 @@ async function withServer(
   options: ServeOptions,
   body: (server: Server, port: number) => Promise<void>,
 ): Promise<void> {
-  const server = serve({ port: 0, hostname: "127.0.0.1", ...options });
+  const server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    routes: { "/echo": echoHandler },
+    ...options,
+  });
   try {
     await body(server, server.addr.port);
   } finally {
@@ -163,12 +168,22 @@ Deno.test("an empty close frame is answered with an empty one", async () => {
   });
 });
 
-Deno.test("plain HTTP: healthz, 404, 405, 400, 426 and 431", async () => {
-  await withServer({}, async (_server, port) => {
+Deno.test("plain HTTP: fetch, 404 without it, 405, 400, 426 and 431", async () => {
+  await withServer({
+    fetch: (request) =>
+      new URL(request.url).pathname === "/healthz"
+        ? new Response("ok\n")
+        : new Response("none\n", { status: 404 }),
+  }, async (_server, port) => {
     const health = await rawHttp(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assertEquals(health.status, 200);
     assertEquals(health.body, "ok\n");
     assertEquals((await rawHttp(port, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")).status, 404);
+    await withServer({}, async (_server, bare) => {
+      // serve() mounts nothing: without fetch, every page is 404.
+      const none = await rawHttp(bare, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+      assertEquals(none.status, 404);
+    });
     const upgrade = (method: string, extra: string) =>
       `${method} /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
       `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`;
@@ -227,7 +242,7 @@ Deno.test("origin allow-list, authenticate hook, and per-IP cap", async () => {
 });
 
 Deno.test("graceful shutdown sends 1001 to every client", async () => {
-  const server = serve({ port: 0, hostname: "127.0.0.1" });
+  const server = serve({ port: 0, hostname: "127.0.0.1", routes: { "/echo": echoHandler } });
   const port = server.addr.port;
   const sockets = await Promise.all([1, 2, 3].map(() => denoSocket(`ws://127.0.0.1:${port}/echo`)));
   const events = sockets.map(closed);
@@ -432,13 +447,11 @@ Deno.test("after a handler throws, no further message reaches it (§7.1.7)", asy
   });
 });
 
-Deno.test("an HTTP route or authenticate that throws is answered 500 and reported; a throwing onError is contained", async () => {
+Deno.test("fetch or authenticate that throws is answered 500 and reported; a throwing onError is contained", async () => {
   const reported: string[] = [];
   await withServer({
-    httpRoutes: {
-      "/broken": () => {
-        throw new Error("route broke");
-      },
+    fetch: () => {
+      throw new Error("route broke");
     },
     authenticate: (request) => {
       if (request.target.includes("explode")) throw new Error("auth broke");

@@ -7,10 +7,10 @@
 import {
   buildUpgradeRequest,
   generateKey,
-  parseResponseHead,
   verifyUpgradeResponse,
 } from "../../protocol/handshake.ts";
-import { writeAll } from "../../server/http.ts";
+import { parseResponseHead } from "../../protocol/http1.ts";
+import { writeAll } from "../../server/_http_io.ts";
 
 /**
  * Sends the upgrade request for `path` to `host` over `conn` and checks the

@@ -28,7 +28,7 @@
 import { FrameDecoder } from "../../protocol/frame_decoder.ts";
 import { FrameWriter } from "../../protocol/frame_encoder.ts";
 import { intFlag, parseFlags } from "./_flags.ts";
-import { writeAll } from "../../server/http.ts";
+import { writeAll } from "../../server/_http_io.ts";
 import { clientHandshake } from "./_handshake.ts";
 
 /**

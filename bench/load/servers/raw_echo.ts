@@ -18,8 +18,9 @@
  *
  * @module
  */
-import { buildUpgradeResponse, parseRequestHead } from "../../../protocol/handshake.ts";
-import { writeAll } from "../../../server/http.ts";
+import { buildUpgradeResponse } from "../../../protocol/handshake.ts";
+import { parseRequestHead } from "../../../protocol/http1.ts";
+import { writeAll } from "../../../server/_http_io.ts";
 
 /** Handshake, then echo bytes until EOF. */
 async function handle(conn: Deno.Conn): Promise<void> {

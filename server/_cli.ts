@@ -1,6 +1,6 @@
 /**
  * Command-line flags of `deno task start`, parsed by hand (JSR's std/cli is out
- * of reach here, and the flag set is small).
+ * of reach here, and the flag set is small). Internal to the program.
  *
  * @module
  */
@@ -10,8 +10,14 @@
  *
  * @example
  * ```ts
- * import type { CliOptions } from "@heartwire/heartwire/server";
- * const options: CliOptions = { port: 8080, hostname: "0.0.0.0", help: false };
+ * import type { CliOptions } from "./_cli.ts";
+ * const options: CliOptions = {
+ *   port: 8080,
+ *   hostname: "0.0.0.0",
+ *   maxConnections: 18_000,
+ *   maxConnectionsPerIp: 1_000,
+ *   help: false,
+ * };
  * ```
  */
 export interface CliOptions {
@@ -25,6 +31,10 @@ export interface CliOptions {
   pingTimeout?: number;
   /** `--max-payload BYTES`. */
   maxPayload?: number;
+  /** `--max-connections N`, default {@linkcode DEFAULT_MAX_CONNECTIONS}. */
+  maxConnections: number;
+  /** `--max-connections-per-ip N`, default {@linkcode DEFAULT_MAX_CONNECTIONS_PER_IP}. */
+  maxConnectionsPerIp: number;
   /** `--tls-cert FILE`. */
   tlsCert?: string;
   /** `--tls-key FILE`. */
@@ -34,17 +44,33 @@ export interface CliOptions {
 }
 
 /**
+ * Open sockets the program holds before answering 503. A process here may
+ * hold 20 000 files; the rest is headroom for the listener, the files the
+ * demo reads, stdio and the sockets that are being refused (each needs an
+ * fd for as long as its 503 takes).
+ */
+export const DEFAULT_MAX_CONNECTIONS = 18_000;
+
+/**
+ * Open sockets one address may hold before 429: enough for a large office
+ * behind one NAT, while one client opening sockets in a loop cannot take
+ * every slot in seconds. Load tests from 127.0.0.1 raise it.
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_IP = 1_000;
+
+/**
  * The usage text printed by `--help` and after a bad flag.
  *
  * @example
  * ```ts
- * import { USAGE } from "@heartwire/heartwire/server";
+ * import { USAGE } from "./_cli.ts";
  * console.log(USAGE);
  * ```
  */
 export const USAGE = `Usage: deno task start [options]
 
-Runs the heartwire WebSocket server (routes: /echo, /ws, /healthz).
+Runs the heartwire server: the demo page on /, the WebSocket app on /ws,
+an echo endpoint on /echo and a health check on /healthz.
 
 Options:
   --port N              TCP port (default 8080, or env PORT)
@@ -52,6 +78,9 @@ Options:
   --ping-interval MS    ping a connection after MS of silence (default 25000)
   --ping-timeout MS     drop it if nothing comes back within MS (default 10000)
   --max-payload BYTES   largest message accepted; bigger ones close with 1009 (default 1048576)
+  --max-connections N   open sockets before new ones get 503 (default ${DEFAULT_MAX_CONNECTIONS})
+  --max-connections-per-ip N
+                        open sockets per client address before 429 (default ${DEFAULT_MAX_CONNECTIONS_PER_IP})
   --tls-cert FILE       PEM certificate: serve wss:// (needs --tls-key)
   --tls-key FILE        PEM private key (needs --tls-cert)
   -h, --help            show this help
@@ -62,7 +91,7 @@ Options:
  *
  * @example
  * ```ts
- * import { CliError, parseCliArgs } from "@heartwire/heartwire/server";
+ * import { CliError, parseCliArgs } from "./_cli.ts";
  * try {
  *   parseCliArgs(["--port", "http"]);
  * } catch (error) {
@@ -75,11 +104,20 @@ export class CliError extends Error {
   override name: string = "CliError";
 }
 
-const NUMERIC: Record<string, "port" | "pingInterval" | "pingTimeout" | "maxPayload"> = {
+type NumericOption =
+  | "port"
+  | "pingInterval"
+  | "pingTimeout"
+  | "maxPayload"
+  | "maxConnections"
+  | "maxConnectionsPerIp";
+const NUMERIC: Record<string, NumericOption> = {
   "--port": "port",
   "--ping-interval": "pingInterval",
   "--ping-timeout": "pingTimeout",
   "--max-payload": "maxPayload",
+  "--max-connections": "maxConnections",
+  "--max-connections-per-ip": "maxConnectionsPerIp",
 };
 const TEXT: Record<string, "hostname" | "tlsCert" | "tlsKey"> = {
   "--hostname": "hostname",
@@ -95,7 +133,7 @@ const TEXT: Record<string, "hostname" | "tlsCert" | "tlsKey"> = {
  *
  * @example
  * ```ts
- * import { parseCliArgs } from "@heartwire/heartwire/server";
+ * import { parseCliArgs } from "./_cli.ts";
  * parseCliArgs(["--port=9000", "--ping-interval", "5000"]).port; // 9000
  * ```
  */
@@ -103,7 +141,13 @@ export function parseCliArgs(
   args: string[],
   env: { PORT?: string } = {},
 ): CliOptions {
-  const options: CliOptions = { port: 8080, hostname: "0.0.0.0", help: false };
+  const options: CliOptions = {
+    port: 8080,
+    hostname: "0.0.0.0",
+    maxConnections: DEFAULT_MAX_CONNECTIONS,
+    maxConnectionsPerIp: DEFAULT_MAX_CONNECTIONS_PER_IP,
+    help: false,
+  };
   if (env.PORT !== undefined) options.port = parseNumber("PORT", env.PORT, 0, 65535);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];

@@ -7,19 +7,13 @@
  * out of reach, and a build step on every start would slow it down. Run
  * `deno task bundle` once; until then the script route answers 503 saying so.
  *
+ * Internal to the program: serve() mounts nothing by default.
+ *
  * @module
  */
-import type { HttpRequestHead } from "../protocol/handshake.ts";
-import type { HttpResponse } from "./http.ts";
 
 /**
  * Options for {@linkcode demoRoutes}.
- *
- * @example
- * ```ts
- * import type { DemoOptions } from "@heartwire/heartwire/server";
- * const options: DemoOptions = { dist: new URL("file:///srv/heartwire/dist/"), wsPath: "/ws" };
- * ```
  */
 export interface DemoOptions {
   /** Directory holding `heartwire-client.iife.js` (ending in `/`). Default: the repository's `dist/`. */
@@ -28,31 +22,15 @@ export interface DemoOptions {
   wsPath?: string;
 }
 
-/**
- * A route of the demo: the shape of the server's `HttpRoute`, declared here
- * so that server.ts can import this module without an import cycle.
- *
- * @example
- * ```ts
- * import type { DemoRoute } from "@heartwire/heartwire/server";
- * const ok: DemoRoute = () => ({ status: 200, body: "ok\n" });
- * ```
- */
-export type DemoRoute = (request: HttpRequestHead) => Promise<HttpResponse> | HttpResponse;
+/** A route of the demo: answers a request on its path. */
+export type DemoRoute = (request: Request) => Response | Promise<Response>;
 
 const BUNDLE = "heartwire-client.iife.js";
 
 /**
  * The demo's HTTP routes: `/` (the page), `/heartwire-client.js` (the
- * bundle) and its source map. Pass them in `serve({ httpRoutes })`;
- * `serve` includes them by default.
- *
- * @example
- * ```ts
- * import { demoRoutes, serve } from "@heartwire/heartwire/server";
- * const server = serve({ port: 0, httpRoutes: demoRoutes() });
- * await server.shutdown();
- * ```
+ * bundle) and its source map. The program (server/main.ts) serves them from
+ * its `fetch` handler.
  */
 export function demoRoutes(options: DemoOptions = {}): Record<string, DemoRoute> {
   const dist = options.dist ?? new URL("../dist/", import.meta.url);
@@ -61,16 +39,17 @@ export function demoRoutes(options: DemoOptions = {}): Record<string, DemoRoute>
     try {
       // Read per request: a fresh `deno task bundle` shows without a restart.
       const body = await Deno.readTextFile(new URL(name, dist));
-      return { status: 200, body, contentType, headers: { "Cache-Control": "no-cache" } };
+      return new Response(body, {
+        headers: { "Content-Type": contentType, "Cache-Control": "no-cache" },
+      });
     } catch {
-      return {
+      return new Response(`${name} is not built: run \`deno task bundle\`, then reload\n`, {
         status: 503,
-        body: `${name} is not built: run \`deno task bundle\`, then reload\n`,
-      };
+      });
     }
   };
   return {
-    "/": () => ({ status: 200, body: page, contentType: "text/html; charset=utf-8" }),
+    "/": () => new Response(page, { headers: { "Content-Type": "text/html; charset=utf-8" } }),
     "/heartwire-client.js": file(BUNDLE, "text/javascript; charset=utf-8"),
     // The bundle's sourceMappingURL names the file esbuild wrote.
     [`/${BUNDLE}.map`]: file(`${BUNDLE}.map`, "application/json"),
