@@ -33,7 +33,7 @@ export type {
   UpgradeOptions,
 } from "./server.ts";
 export { WebSocketConnection } from "./connection.ts";
-export type { CloseInfo, WebSocketHandler } from "./connection.ts";
+export type { CloseInfo, ConnectionOptions, WebSocketHandler } from "./connection.ts";
 export * from "./keepalive.ts";
 export * from "./timer_heap.ts";
 export * from "./metrics.ts";
