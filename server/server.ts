@@ -287,8 +287,10 @@ interface HttpConn {
   idle: boolean;
   /** The head deadline (or idle timeout) timer. */
   deadline: ReturnType<TimerHeap["create"]>;
-  /** The body of the request being answered: to end it, and to drain it. */
-  body?: { done: boolean; started: boolean };
+  /** The body of the request being answered: whether it was read to its end, and begun. */
+  body: { done: boolean; started: boolean };
+  /** The request body broke the framing or a limit while the handler read it. */
+  failed?: { status: number; reason: string };
 }
 
 /** Bytes read from a connection at a time while it speaks HTTP. */
@@ -410,6 +412,7 @@ class HeartwireServer<T> implements Server<T> {
       buffer: new Uint8Array(HTTP_READ_BUFFER),
       lock: Promise.resolve(),
       idle: false,
+      body: { done: true, started: false },
       deadline: this.#heap.create(() => {
         // Slowloris guard, or an idle kept-alive connection: drop it.
         if (!http.idle) this.stats.handshakeTimeouts++;
@@ -512,6 +515,8 @@ class HeartwireServer<T> implements Server<T> {
       if (event.type !== "request") throw new Error(`unexpected ${event.type} before a head`);
       this.#heap.cancel(http.deadline);
       this.stats.requests++;
+      // Every request's events run to an `end`, even with no body.
+      http.body = { done: false, started: false };
       const outcome = await this.#answer(http, event);
       if (outcome === "upgraded") return true;
       if (outcome === "close" || !(await this.#finishBody(http))) {
@@ -533,8 +538,7 @@ class HeartwireServer<T> implements Server<T> {
    */
   async #finishBody(http: HttpConn): Promise<boolean> {
     const body = http.body;
-    http.body = undefined;
-    if (!body || body.done) return true;
+    if (body.done) return true;
     body.done = true; // a late read of the stream must not eat the next request
     for (;;) {
       const event = await this.#nextEvent(http);
@@ -553,7 +557,6 @@ class HeartwireServer<T> implements Server<T> {
     if (route) return await this.#routeUpgrade(http, head, path, route);
     const fetch = this.#options.fetch;
     if (!fetch) {
-      http.body = event.body.kind === "none" ? undefined : { done: false, started: false };
       return await this.#respond(
         http,
         event,
@@ -591,8 +594,8 @@ class HeartwireServer<T> implements Server<T> {
         // It upgraded, then threw: the upgrade stands, as its return value would be ignored.
         this.#report(error);
       } else {
-        const failed = http.parser.next();
-        if (failed.type === "error") {
+        const failed = http.failed;
+        if (failed) {
           // The body it was reading broke a limit: say that, not 500.
           await this.#refuse(http.conn, failed.status, failed.reason);
           return "close";
@@ -618,8 +621,7 @@ class HeartwireServer<T> implements Server<T> {
     event: Extract<RequestEvent, { type: "request" }>,
   ): ReadableStream<Uint8Array> | null {
     if (event.body.kind === "none") return null;
-    const body = { done: false, started: false };
-    http.body = body;
+    const body = http.body;
     // GET and HEAD may not carry a body in a Request; it is read and dropped.
     if (event.head.method === "GET" || event.head.method === "HEAD") return null;
     return new ReadableStream<Uint8Array>({
@@ -634,6 +636,7 @@ class HeartwireServer<T> implements Server<T> {
         if (next.type === "data") return controller.enqueue(next.data);
         body.done = true;
         if (next.type === "end") return controller.close();
+        if (next.type === "error") http.failed = next;
         controller.error(
           new Error(next.type === "error" ? next.reason : "request body ended early"),
         );
@@ -649,7 +652,7 @@ class HeartwireServer<T> implements Server<T> {
     this.#count(response.status);
     // A client told "100 Continue" never sends its body unasked: rather than
     // wait for it to give up waiting, end the connection (RFC 9110 §10.1.1).
-    const unsentBody = event.expectContinue && http.body !== undefined && !http.body.started;
+    const unsentBody = event.expectContinue && !http.body.started;
     const keepAlive = await writeResponse(http.conn, response, {
       head: event.head.method === "HEAD",
       http10: event.head.version === "1.0",
