@@ -8,6 +8,8 @@
  *   closing handshake, failing — as bytes in, events out, bytes out (§5–§7).
  * - {@linkcode FrameDecoder}: streaming frame parser and message reassembly (§5).
  * - {@linkcode FrameWriter} / {@linkcode encodeFrame}: frame serialisation (§5.2).
+ * - {@linkcode RequestParser} / {@linkcode buildResponseHead}: HTTP/1.1 for a
+ *   server (RFC 9112), bodies, keep-alive and pipelining included.
  * - {@linkcode validateUpgradeRequest} / {@linkcode buildUpgradeResponse}: the
  *   opening handshake (§4).
  * - {@linkcode CloseHandshake}: the closing handshake (§7).

@@ -424,7 +424,10 @@ class HeartwireServer<T> implements Server<T> {
     try {
       upgraded = await this.#serveHttp(http);
     } catch (error) {
-      this.#report(error);
+      // A peer that reset, or a socket our deadline or shutdown closed, is
+      // business as usual; anything else (a response body stream that
+      // failed, say) is worth reporting.
+      if (!isIoError(error)) this.#report(error);
       closeQuietly(conn);
     } finally {
       this.#heap.cancel(http.deadline);
@@ -828,4 +831,9 @@ function checkTimings(options: ServeOptions<unknown>): void {
   if (jitter !== undefined && !(jitter >= 0 && jitter < 1)) {
     throw new RangeError(`pingJitter must be at least 0 and below 1; got ${jitter}`);
   }
+}
+
+/** Whether `error` is one of Deno's I/O errors (reset, broken pipe, closed resource…). */
+function isIoError(error: unknown): boolean {
+  return Object.values(Deno.errors).some((type) => error instanceof type);
 }

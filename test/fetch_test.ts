@@ -304,3 +304,39 @@ Deno.test("kept-alive connections: idle timeout, and the head timeout for each l
     conn.close();
   });
 });
+
+Deno.test("upgrade(): extra 101 headers; false for foreign or repeated requests; TypeError without websocket", async () => {
+  const answers: boolean[] = [];
+  await withServer({
+    fetch(request, server) {
+      answers.push(server.upgrade(new Request(request.url, { headers: request.headers })));
+      answers.push(server.upgrade(request, { headers: { "X-Served-By": "heartwire" } }));
+      answers.push(server.upgrade(request));
+      return new Response("ignored");
+    },
+    websocket: { open: (ws) => ws.close(1000, "bye") },
+  }, async (server) => {
+    const { text } = await raw(
+      server.addr.port,
+      "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      (text) => text.includes("\r\n\r\n"),
+    );
+    assert(text.startsWith("HTTP/1.1 101 "), text);
+    assertStringIncludes(text.toLowerCase(), "x-served-by: heartwire\r\n");
+    assert(!text.includes("ignored"));
+    assertEquals(answers, [false, true, false]);
+  });
+  const errors: unknown[] = [];
+  await withServer({
+    fetch: (request, server) => new Response(String(server.upgrade(request))),
+    onError: (error) => errors.push(error),
+  }, async (server) => {
+    const { text } = await raw(
+      server.addr.port,
+      "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert(text.startsWith("HTTP/1.1 500 "), text);
+    assert(errors[0] instanceof TypeError);
+  });
+});

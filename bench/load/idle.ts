@@ -289,8 +289,8 @@ function sleep(ms: number): Promise<void> {
  * @example
  * ```ts
  * import { runIdle } from "./idle.ts";
- * import { serve } from "../../server/mod.ts";
- * const server = serve({ port: 0, hostname: "127.0.0.1" });
+ * import { echoHandler, serve } from "../../server/mod.ts";
+ * const server = serve({ port: 0, hostname: "127.0.0.1", routes: { "/echo": echoHandler } });
  * const result = await runIdle({ port: server.addr.port, pid: Deno.pid, connections: 10 });
  * console.log(result.opened, result.bytesPerConnection);
  * await server.shutdown();
