@@ -315,7 +315,10 @@ class HeartwireServer<T> implements Server<T> {
   #routes: Record<string, WebSocketHandler>;
   #connectionOptions: ConnectionOptions;
   #options: ServeOptions<T>;
-  #baseUrl: string;
+  /** `http` or `https`: the scheme of request URLs. */
+  #scheme: string;
+  /** The origin of request URLs when the client named no Host (HTTP/1.0). */
+  #origin: string;
   /** Every accepted socket still speaking HTTP (not upgraded, not closed). */
   #http = new Set<Deno.Conn>();
   #requests = new WeakMap<Request, RequestState>();
@@ -347,7 +350,8 @@ class HeartwireServer<T> implements Server<T> {
       : Deno.listen({ hostname, port });
     this.addr = this.#listener.addr as Deno.NetAddr;
     const host = this.addr.hostname.includes(":") ? `[${this.addr.hostname}]` : this.addr.hostname;
-    this.#baseUrl = `${options.tls ? "https" : "http"}://${host}:${this.addr.port}`;
+    this.#scheme = options.tls ? "https" : "http";
+    this.#origin = `${this.#scheme}://${host}:${this.addr.port}`;
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
     try {
       options.onListen?.(this.addr);
@@ -574,10 +578,7 @@ class HeartwireServer<T> implements Server<T> {
     }
     let url: URL;
     try {
-      url = new URL(
-        head.target,
-        host ? `${this.#baseUrl.split("://")[0]}://${host}` : this.#baseUrl,
-      );
+      url = requestUrl(head.target, host ? `${this.#scheme}://${host}` : this.#origin);
     } catch {
       await this.#refuse(http.conn, 400, `invalid request target ${head.target}`);
       return "close";
@@ -831,6 +832,25 @@ function checkTimings(options: ServeOptions<unknown>): void {
   if (jitter !== undefined && !(jitter >= 0 && jitter < 1)) {
     throw new RangeError(`pingJitter must be at least 0 and below 1; got ${jitter}`);
   }
+}
+
+/**
+ * The URL of a request: origin-form (`/path?query`, RFC 9112 §3.2.1) joined
+ * to the Host by plain concatenation (resolving `//evil/x` against it would
+ * change the host), or absolute-form as it is. A Host that would end up as
+ * anything but a host (`a/b`, `a@b`) is refused.
+ *
+ * @throws {TypeError} for any other target, or a malformed Host.
+ */
+function requestUrl(target: string, origin: string): URL {
+  if (target.startsWith("/")) {
+    if (/[/?#@\\]/.test(origin.slice(origin.indexOf("//") + 2))) {
+      throw new TypeError(`invalid Host in ${origin}`);
+    }
+    return new URL(origin + target);
+  }
+  if (/^https?:\/\//i.test(target)) return new URL(target);
+  throw new TypeError(`invalid request target ${target}`);
 }
 
 /** Whether `error` is one of Deno's I/O errors (reset, broken pipe, closed resource…). */

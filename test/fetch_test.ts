@@ -340,3 +340,22 @@ Deno.test("upgrade(): extra 101 headers; false for foreign or repeated requests;
     assert(errors[0] instanceof TypeError);
   });
 });
+
+Deno.test("request URLs: the Host header's, never one a target or a Host could smuggle in", async () => {
+  await withServer({ fetch: (request) => new Response(request.url) }, async (server) => {
+    const port = server.addr.port;
+    const get = (target: string, host = "example.com:8080") =>
+      raw(port, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    assert((await get("/a?b=c")).text.endsWith("\r\n\r\nhttp://example.com:8080/a?b=c"));
+    assert(
+      (await get("//evil.example/x")).text.endsWith("http://example.com:8080//evil.example/x"),
+    );
+    assert((await get("http://other.example/y")).text.endsWith("http://other.example/y"));
+    assert((await get("/", "a@b")).text.startsWith("HTTP/1.1 400 "));
+    assert((await get("/", "a/b")).text.startsWith("HTTP/1.1 400 "));
+    assert((await get("*")).text.startsWith("HTTP/1.1 400 "));
+    // HTTP/1.0 may omit Host: the listening address stands in.
+    const old = await raw(port, "GET /old HTTP/1.0\r\n\r\n");
+    assert(old.text.endsWith(`http://127.0.0.1:${port}/old`), old.text);
+  });
+});
