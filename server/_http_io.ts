@@ -60,6 +60,20 @@ export interface ResponseContext {
   keepAlive: boolean;
 }
 
+let dateSecond = -1;
+let dateText = "";
+
+/** The current time as an HTTP-date (RFC 9110 §5.6.7), formatted at most once a second. */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
+
 /** Resolves with `promise`'s value if it settles within this turn of the event loop, else "later". */
 function settledSoon<T>(promise: Promise<T>): Promise<T | "later"> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -101,11 +115,14 @@ export async function writeResponse(
   let keepAlive = context.keepAlive &&
     !(response.headers.get("connection") ?? "").toLowerCase().includes("close");
   const connection = keepAlive ? (context.http10 ? "keep-alive" : undefined) : "close";
+  // RFC 9110 §6.6.1: an origin server with a clock sends Date.
+  const fields: [string, string][] = [...response.headers];
+  if (!response.headers.has("date")) fields.push(["Date", httpDate()]);
   const status = response.status;
   const headFor = (body: ResponseBody) =>
     buildResponseHead(status, {
       statusText: response.statusText,
-      headers: response.headers,
+      headers: fields,
       body,
       connection,
     });
@@ -149,7 +166,7 @@ export async function writeResponse(
         encoder.encode(
           buildResponseHead(status, {
             statusText: response.statusText,
-            headers: response.headers,
+            headers: fields,
             body: chunked ? "chunked" : "until-close",
             connection: keepAlive ? undefined : "close",
           }),

@@ -222,6 +222,8 @@ Deno.test("pipelined requests on a raw socket are answered in order; HEAD has no
     const statuses = text.match(/HTTP\/1\.1 \d+/g);
     assertEquals(statuses, ["HTTP/1.1 200", "HTTP/1.1 200", "HTTP/1.1 200"]);
     assertStringIncludes(text, "\r\n\r\nyou asked for /oneHTTP/1.1 200 OK");
+    // RFC 9110 §6.6.1: every response is dated.
+    assertEquals(text.match(/\r\nDate: \w{3}, \d\d \w{3} \d{4} [\d:]{8} GMT\r\n/g)?.length, 3);
     // HEAD: no body, so the third response follows the second's head directly.
     assert(!text.includes("/two"), text);
     assert(text.endsWith("\r\n\r\nyou asked for /three"), text);
