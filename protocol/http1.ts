@@ -518,11 +518,6 @@ export class RequestParser {
     return this.#end - this.#start;
   }
 
-  /** Whether the parser waits for a request head (between requests, or in one). */
-  get inHead(): boolean {
-    return this.#state === "head";
-  }
-
   /** Adds bytes read from the connection (they are copied). */
   receive(bytes: Uint8Array): void {
     if (bytes.length === 0) return;

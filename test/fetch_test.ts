@@ -361,3 +361,34 @@ Deno.test("request URLs: the Host header's, never one a target or a Host could s
     assert(old.text.endsWith(`http://127.0.0.1:${port}/old`), old.text);
   });
 });
+
+Deno.test("Expect: 100-continue: sent when the handler reads the body; unread, the connection closes", async () => {
+  await withServer({
+    fetch: async (request) =>
+      new URL(request.url).pathname === "/read"
+        ? new Response(`got ${await request.text()}`)
+        : new Response("not reading that", { status: 413 }),
+  }, async (server) => {
+    const port = server.addr.port;
+    const head = (path: string) =>
+      `POST ${path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n`;
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(encoder.encode(head("/read")));
+    const buffer = new Uint8Array(4096);
+    const n = await conn.read(buffer);
+    assertEquals(decoder.decode(buffer.subarray(0, n!)), "HTTP/1.1 100 Continue\r\n\r\n");
+    await conn.write(encoder.encode("hello"));
+    let text = "";
+    while (!text.endsWith("got hello")) {
+      const m = await conn.read(buffer);
+      assert(m !== null, text);
+      text += decoder.decode(buffer.subarray(0, m));
+    }
+    assert(text.startsWith("HTTP/1.1 200 "), text);
+    conn.close();
+    const refused = await raw(port, head("/refuse"));
+    assert(refused.eof);
+    assert(refused.text.startsWith("HTTP/1.1 413 "), refused.text);
+    assertStringIncludes(refused.text, "Connection: close\r\n");
+  });
+});
