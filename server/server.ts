@@ -91,7 +91,8 @@ export interface ServeOptions<T = unknown> {
   /**
    * Time (ms) a client has to send a whole request head, counted from
    * the connection's start, or from the first byte of a later request on
-   * a kept-alive connection (the slowloris guard). Default 10 000.
+   * a kept-alive connection (the slowloris guard); also the longest pause
+   * in a request body the server is waiting for. Default 10 000.
    */
   handshakeTimeout?: number;
   /** Time (ms) a kept-alive connection may wait idle for its next request. Default 5 000. */
@@ -547,6 +548,9 @@ class HeartwireServer<T> implements Server<T> {
     const body = http.body;
     if (body.done) return true;
     body.done = true; // a late read of the stream must not eat the next request
+    // The rest must come as fast as a head would: a client that stalls here
+    // is dropped by the deadline, not held open.
+    this.#arm(http, this.#options.handshakeTimeout ?? 10_000);
     for (;;) {
       const event = await this.#nextEvent(http);
       if (event.type === "end") return true;
@@ -636,7 +640,11 @@ class HeartwireServer<T> implements Server<T> {
           await writeAll(http.conn, "HTTP/1.1 100 Continue\r\n\r\n");
         }
         body.started = true;
+        // While the handler waits on the client, the client has the head
+        // timeout to send more: a trickled body cannot hold the connection.
+        this.#arm(http, this.#options.handshakeTimeout ?? 10_000);
         const next = await this.#nextEvent(http);
+        this.#heap.cancel(http.deadline);
         if (next.type === "data") return controller.enqueue(next.data);
         body.done = true;
         if (next.type === "end") return controller.close();

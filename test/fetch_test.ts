@@ -392,3 +392,39 @@ Deno.test("Expect: 100-continue: sent when the handler reads the body; unread, t
     assertStringIncludes(refused.text, "Connection: close\r\n");
   });
 });
+
+Deno.test("an unread request body that stalls is dropped by the head timeout", async () => {
+  await withServer({
+    handshakeTimeout: 200,
+    fetch: () => new Response("answered without reading"),
+  }, async (server) => {
+    const started = Date.now();
+    const { text, eof } = await raw(
+      server.addr.port,
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nonly this much",
+    );
+    assert(eof);
+    assert(text.endsWith("answered without reading"), text);
+    assert(Date.now() - started < 2_000);
+    assertEquals(server.stats.handshakeTimeouts, 1);
+  });
+});
+
+Deno.test("a request body the handler waits for, that stops coming, is dropped by the head timeout", async () => {
+  const errors: unknown[] = [];
+  await withServer({
+    handshakeTimeout: 200,
+    fetch: async (request) => new Response(await request.text()),
+    onError: (error) => errors.push(error),
+  }, async (server) => {
+    const started = Date.now();
+    const { eof } = await raw(
+      server.addr.port,
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nonly this much",
+    );
+    assert(eof);
+    assert(Date.now() - started < 2_000);
+    assertEquals(server.stats.handshakeTimeouts, 1);
+    assertEquals(errors, []);
+  });
+});
