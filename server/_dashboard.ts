@@ -15,7 +15,7 @@ import type { WebSocketConnection, WebSocketHandler } from "./connection.ts";
 import type { Clock } from "../protocol/clock.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 
-/** The shape of the server's `HttpResponse` (declared here to stay independent of http.ts). */
+/** A monitoring route's answer; {@linkcode toResponse} makes a `Response` of it for `fetch`. */
 export interface MonitoringResponse {
   /** The status code. */
   status: number;
@@ -60,7 +60,11 @@ const realClock: Clock = {
  * @example
  * ```ts ignore
  * const feed = new DashboardFeed(() => metrics.snapshot());
- * serve({ routes: { "/dashboard/ws": feed }, httpRoutes: monitoringRoutes(metrics) });
+ * const pages = monitoringRoutes(metrics);
+ * serve({
+ *   routes: { "/dashboard/ws": feed },
+ *   fetch: (request) => toResponse(pages[new URL(request.url).pathname]?.()),
+ * });
  * // at shutdown:
  * feed.stop();
  * ```
@@ -129,6 +133,15 @@ export class DashboardFeed implements WebSocketHandler {
   }
 }
 
+/** A monitoring route's answer as a `Response`; none (an unknown path) is 404. */
+export function toResponse(answer: MonitoringResponse | undefined): Response {
+  if (!answer) return new Response("not found\n", { status: 404 });
+  return new Response(answer.body, {
+    status: answer.status,
+    headers: { "Content-Type": answer.contentType, ...answer.headers },
+  });
+}
+
 /** Options for {@linkcode monitoringRoutes} and {@linkcode dashboardPage}. */
 export interface MonitoringRoutesOptions {
   /** Path of the {@linkcode DashboardFeed} route the page connects to. Default "/dashboard/ws". */
@@ -137,11 +150,12 @@ export interface MonitoringRoutesOptions {
 
 /**
  * `/metrics` (Prometheus text), `/stats` (JSON) and `/dashboard` (the page),
- * in the shape of the server's HTTP routes.
+ * each a function of no arguments; see {@linkcode toResponse} to serve them.
  *
  * @example
  * ```ts ignore
- * serve({ httpRoutes: { ...monitoringRoutes(metrics) } });
+ * const pages = monitoringRoutes(metrics);
+ * serve({ fetch: (request) => toResponse(pages[new URL(request.url).pathname]?.()) });
  * ```
  */
 export function monitoringRoutes(

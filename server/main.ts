@@ -8,13 +8,7 @@ import { CliError, parseCliArgs, USAGE } from "./_cli.ts";
 import { demoRoutes } from "./_demo.ts";
 import { CloseCode } from "../protocol/close.ts";
 import { retryAfterReason } from "../protocol/messages.ts";
-import {
-  echoHandler,
-  serve,
-  type ServeOptions,
-  type Server,
-  type ShutdownOptions,
-} from "./mod.ts";
+import { echoHandler, serve, type ServeOptions, type Server, type ShutdownOptions } from "./mod.ts";
 import { chat, Hub } from "../hub/mod.ts";
 
 async function main(): Promise<void> {

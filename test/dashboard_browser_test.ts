@@ -10,7 +10,7 @@
  */
 import { chromium } from "playwright-core";
 import { assert, assertEquals } from "@std/assert";
-import { DashboardFeed, monitoringRoutes } from "../server/_dashboard.ts";
+import { DashboardFeed, monitoringRoutes, toResponse } from "../server/_dashboard.ts";
 import { CLOSE_REASONS, HeartwireMetrics } from "../server/metrics.ts";
 import { serve } from "../server/server.ts";
 
@@ -59,11 +59,12 @@ Deno.test("browser: the dashboard draws live charts from its feed", async () => 
   const stopScript = script(metrics);
   const feed = new DashboardFeed(() => metrics.snapshot(), { interval: 250 });
   feed.start();
+  const pages = monitoringRoutes(metrics);
   const server = serve({
     port: 0,
     hostname: "127.0.0.1",
     routes: { "/dashboard/ws": feed },
-    httpRoutes: monitoringRoutes(metrics),
+    fetch: (request) => toResponse(pages[new URL(request.url).pathname]?.()),
   });
   const origin = `http://127.0.0.1:${server.addr.port}`;
   const dir = await Deno.makeTempDir({ prefix: "heartwire-dashboard-" });
