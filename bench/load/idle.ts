@@ -401,9 +401,9 @@ const HEARTWIRE_NOTES = [
   "heap (the keepalive; no OS timer of its own), its parsed request head (kept as " +
   "ws.request), its place in server.connections, and, as for any Deno.listen server, " +
   "the Deno.Conn with its Rust-side TCP resource and pending read;",
-  "- not per connection for long: the handshake's request-head buffer (2 KiB, doubling " +
-  "up to 16 KiB + 1 for long heads; http.ts readRequestHead) is garbage once the 101 is " +
-  "sent; it counts in RSS until V8 " +
+  "- not per connection for long: the handshake's read buffer and the request " +
+  "parser's head buffer (protocol/http1.ts RequestParser, up to 16 KiB for long heads) " +
+  "are garbage once the 101 is sent; they count in RSS until V8 " +
   "collects it and the allocator returns the pages.",
   "Kernel socket buffers are not in any process's RSS.",
 ];
