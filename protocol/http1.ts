@@ -525,7 +525,7 @@ export class RequestParser {
       const kept = this.#end - this.#start;
       const target = this.#buffer.length >= kept + bytes.length
         ? this.#buffer
-        : new Uint8Array(Math.max(kept + bytes.length, this.#buffer.length * 2, 1024));
+        : new Uint8Array(Math.max(kept + bytes.length, this.#buffer.length * 2));
       target.set(this.#buffer.subarray(this.#start, this.#end));
       this.#buffer = target;
       this.#start = 0;

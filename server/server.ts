@@ -295,7 +295,7 @@ interface HttpConn {
 }
 
 /** Bytes read from a connection at a time while it speaks HTTP. */
-const HTTP_READ_BUFFER = 4096;
+const HTTP_READ_BUFFER = 2048;
 
 class HeartwireServer<T> implements Server<T> {
   readonly addr: Deno.NetAddr;
