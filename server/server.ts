@@ -612,6 +612,10 @@ class HeartwireServer<T> implements Server<T> {
         response = new Response("internal error\n", { status: 500 });
         return await this.#respond(http, event, response);
       }
+    } finally {
+      // upgrade() works only while fetch runs: a later call must not upgrade a
+      // connection that has moved on to other requests.
+      this.#requests.delete(request);
     }
     if (state.upgrade) {
       return await this.#completeUpgrade(http, head, path, this.#options.websocket!, state.upgrade);

@@ -309,8 +309,10 @@ Deno.test("kept-alive connections: idle timeout, and the head timeout for each l
 
 Deno.test("upgrade(): extra 101 headers; false for foreign or repeated requests; TypeError without websocket", async () => {
   const answers: boolean[] = [];
+  let late: (() => boolean) | undefined;
   await withServer({
     fetch(request, server) {
+      late = () => server.upgrade(request);
       answers.push(server.upgrade(new Request(request.url, { headers: request.headers })));
       answers.push(server.upgrade(request, { headers: { "X-Served-By": "heartwire" } }));
       answers.push(server.upgrade(request));
@@ -328,6 +330,8 @@ Deno.test("upgrade(): extra 101 headers; false for foreign or repeated requests;
     assertStringIncludes(text.toLowerCase(), "x-served-by: heartwire\r\n");
     assert(!text.includes("ignored"));
     assertEquals(answers, [false, true, false]);
+    // After fetch returned, its request can no longer upgrade anything.
+    assertEquals(late?.(), false);
   });
   const errors: unknown[] = [];
   await withServer({
