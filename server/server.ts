@@ -826,7 +826,7 @@ class HeartwireServer<T> implements Server<T> {
  * NaN deadline cannot be armed (every connection would fail right after its
  * 101), and a jitter of 1 or more would ping as soon as anything was heard.
  */
-function checkTimings(options: ServeOptions<unknown>): void {
+function checkTimings<T>(options: ServeOptions<T>): void {
   const timings: [name: string, value: number | undefined, min: number][] = [
     ["pingInterval", options.pingInterval, 1],
     ["pingTimeout", options.pingTimeout, 1],
