@@ -5,6 +5,7 @@
  * global `Heartwire`).
  *
  * - {@linkcode ReconnectingSocket}: the socket (reconnect, heartbeat, resume, outbox).
+ * - {@linkcode PresenceView}: a topic's live members (`socket.presence(topic)`).
  * - {@linkcode Backoff}, {@linkcode HeartbeatMonitor}, {@linkcode Outbox}: its
  *   parts, usable on their own.
  *
@@ -21,12 +22,16 @@
 export * from "./backoff.ts";
 export * from "./heartbeat_monitor.ts";
 export * from "./outbox.ts";
+export * from "./presence_view.ts";
 export * from "./reconnecting_socket.ts";
 // The protocol types the client's API mentions, so it documents itself (type-only: no bundle cost).
 export type { Clock } from "../protocol/clock.ts";
 export type { Heartbeat, HeartbeatAck } from "../protocol/heartbeat.ts";
 export type {
   HeartbeatTiming,
+  PresenceDiffMessage,
+  PresenceMember,
+  PresenceStateMessage,
   Publication,
   ResumeFailed,
   TopicPosition,

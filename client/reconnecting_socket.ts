@@ -36,6 +36,7 @@ import { checkOption, MAX_TIMER_DELAY } from "./_options.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { HeartbeatMonitor, wallClock } from "./heartbeat_monitor.ts";
 import { Outbox } from "./outbox.ts";
+import { PresenceView } from "./presence_view.ts";
 
 /**
  * The part of the standard WebSocket the client uses. The browser's, Deno's
@@ -466,6 +467,7 @@ export class ReconnectingSocket extends EventTarget {
   #session: string | undefined;
   #id: string | undefined;
   #topics = new Map<string, Followed>();
+  #presence = new Map<string, PresenceView>();
   #pending = new Map<number, Pending>();
   #storage: StorageLike | undefined;
   #storageKey = "heartwire";
@@ -628,6 +630,28 @@ export class ReconnectingSocket extends EventTarget {
   /** Stops following a topic; returns the `cseq`. */
   unsubscribe(topic: string): number {
     return this.#push({ type: "unsubscribe", topic });
+  }
+
+  /**
+   * The live members of `topic` (the same view for the same topic until its
+   * `close()`): the server sends the state, then diffs; the view asks again
+   * after a gap and after every reconnect. Following a topic's presence
+   * does not join it.
+   */
+  presence(topic: string): PresenceView {
+    let view = this.#presence.get(topic);
+    if (view) return view;
+    const send = (type: string) => {
+      if (this.#state === OPEN) this.#sendText(JSON.stringify({ type, topic }));
+    };
+    view = new PresenceView(topic, () => send("presence_subscribe"), () => {
+      if (this.#presence.get(topic) !== view) return;
+      this.#presence.delete(topic);
+      send("presence_unsubscribe");
+    });
+    this.#presence.set(topic, view);
+    view.resync();
+    return view;
   }
 
   /**
@@ -880,6 +904,11 @@ export class ReconnectingSocket extends EventTarget {
         return;
       case "subscribed":
         return this.#subscribed(message);
+      case "presence_state":
+      case "presence_join":
+      case "presence_leave":
+      case "presence_update":
+        return this.#presence.get(message.topic)?.apply(message);
       case "unsubscribed":
         this.#topics.delete(message.topic);
         this.#save();
@@ -923,6 +952,8 @@ export class ReconnectingSocket extends EventTarget {
     this.#openedAt = this.#clock.now();
     // Every topic followed is recovered from the last offset delivered.
     for (const topic of this.#topics.keys()) this.#resync(topic);
+    // Presence is state, not history: ask for it afresh.
+    for (const view of this.#presence.values()) view.resync();
     // Oldest first: the server processes client messages in cseq order.
     for (const entry of this.#outbox.entries) this.#sendText(entry.text);
     this.#sentCseq = Math.max(this.#sentCseq, this.#outbox.entries.at(-1)?.cseq ?? 0);

@@ -21,6 +21,8 @@
  * | `subscribe {topic, cseq?}` | `subscribed {topic, epoch, offset}`, then `ack {cseq}` |
  * | `subscribe {topic, epoch, offset}` | `subscribed {…, recovered}`, then every publication after `offset` if recovered |
  * | `unsubscribe {topic, cseq?}` | `unsubscribed {topic}`, then `ack {cseq}` |
+ * | `presence_subscribe {topic, cseq?}` | `presence_state {topic, epoch, offset, members}`, then `presence_join` / `presence_leave` / `presence_update` diffs (with a `presence` tracker) |
+ * | `presence_unsubscribe {topic, cseq?}` | no more presence diffs of `topic` (then `ack {cseq}`) |
  * | `{type, cseq?, …}` of a registered type | the handler runs; `ack {cseq, reply?}` with its return value |
  * | a handler throws or rejects | `error {reason, cseq?}`, then `ack {cseq}`; the connection stays |
  * | a `cseq` already processed | `ack {cseq}` only: a re-send is never processed twice |
@@ -30,6 +32,12 @@
  *
  * Messages of one connection are handled one at a time, in order, so a
  * handler's promise holds back the next message of that connection only.
+ *
+ * With a `presence` tracker, every welcomed connection is a presence
+ * connection of its client id (online at once, no further message), a
+ * member of its session's topics; heartbeats keep it alive, other messages
+ * count as activity (not `away`), and its close is a `leave` with reason
+ * `timeout` when keepalive dropped it, else `closed`.
  *
  * @module
  */
@@ -56,8 +64,10 @@ import {
   type UserMessage,
   type Welcome,
 } from "../protocol/messages.ts";
-import type { WebSocketConnection, WebSocketHandler } from "../server/mod.ts";
+import type { CloseInfo, WebSocketConnection, WebSocketHandler } from "../server/mod.ts";
+import { type PresenceConn, PresenceLink } from "./_presence_link.ts";
 import { type HistoryStore, MemoryHistory } from "./history.ts";
+import type { Presence } from "./presence/presence.ts";
 import { MemorySessionStore, type Session, type SessionStore } from "./sessions.ts";
 
 /**
@@ -161,6 +171,13 @@ export interface HubOptions {
   /** Wall-clock ms for `server_ts` of heartbeat acks. Default `Date.now`. */
   wallClock?: () => number;
   /**
+   * Who is online: each welcomed connection joins it under its client id,
+   * and clients may follow a topic's presence (`presence_subscribe`). The
+   * caller starts and closes it. Its `presenceTimeout` should exceed the
+   * heartbeat interval + timeout, or quiet clients flicker offline. Default none.
+   */
+  presence?: Presence;
+  /**
    * Told about an unexpected error (a store failing, a bad `createId`); the
    * connection it happened on is closed with 1011. Handler errors are not
    * unexpected: they go back to the client as `error`. Default `console.error`.
@@ -193,6 +210,8 @@ interface Attachment {
   chain: Promise<void>;
   /** Topics being recovered: their live publications wait here, in offset order. */
   recovering: Map<string, { offset: number; text: string }[]>;
+  /** This connection in presence, once welcomed (with a `presence` tracker). */
+  presence?: PresenceConn;
 }
 
 /** A client id must be printable and short: it is echoed to every member of a topic. */
@@ -260,6 +279,8 @@ export class Hub implements WebSocketHandler {
   readonly heartbeat: HeartbeatTiming;
   /** Topics every new session is put in (exempt from `authorize` and `maxTopics`). */
   readonly defaultTopics: Set<string> = new Set();
+  /** The presence tracker the hub reports to, if any. */
+  readonly presence: Presence | undefined;
 
   readonly #handlers = new Map<string, HubHandler<never>>();
   readonly #authorize: Authorize;
@@ -283,6 +304,7 @@ export class Hub implements WebSocketHandler {
    * the new offsets for ones they have.
    */
   readonly #epochs = new Map<string, string>();
+  readonly #presence: PresenceLink | undefined;
 
   /** Creates the hub; it serves once passed as a route to `serve`. */
   constructor(options: HubOptions = {}) {
@@ -315,6 +337,13 @@ export class Hub implements WebSocketHandler {
       }),
     });
     this.sessions.onRemove = (session) => this.#removed(session);
+    this.presence = options.presence;
+    this.#presence = options.presence && new PresenceLink(options.presence, {
+      maxFollows: this.#maxTopicsPerSession,
+      maxHeld: this.#maxRecoveryBuffer,
+      onError: this.#onError,
+      shed: (ws) => ws.close(CloseCode.TryAgainLater, retryAfterReason(1_000)),
+    });
   }
 
   /**
@@ -457,8 +486,10 @@ export class Hub implements WebSocketHandler {
     this.#live.clear();
     for (const attachment of live) {
       attachment.replaced = true;
+      if (attachment.presence) this.#presence!.detach(attachment.presence, "closed");
       attachment.ws.close(CloseCode.GoingAway, "going away");
     }
+    this.#presence?.dispose();
     this.sessions.dispose();
     this.#members.clear();
     this.#epochs.clear();
@@ -496,7 +527,9 @@ export class Hub implements WebSocketHandler {
       if (!(error instanceof MessageError)) throw error;
       message = error;
     }
-    if (!(message instanceof MessageError) && message.type === "heartbeat") {
+    const beat = !(message instanceof MessageError) && message.type === "heartbeat";
+    if (attachment.presence) this.#presence!.touch(attachment.presence, !beat);
+    if (beat) {
       // Answered before anything queued, so the client's RTT measures the network only.
       ws.send(JSON.stringify(heartbeatAck(message as Heartbeat, { serverTs: this.#wallClock() })));
       return;
@@ -505,13 +538,20 @@ export class Hub implements WebSocketHandler {
     return this.#queue(attachment, () => this.#process(attachment, parsed));
   }
 
-  /** Handler callback: the connection ended; its session's grace period starts. */
-  close(ws: WebSocketConnection): Promise<void> | void {
+  /**
+   * Handler callback: the connection ended; its session's grace period
+   * starts, and presence hears of it (`timeout` when keepalive dropped it).
+   */
+  close(ws: WebSocketConnection, info?: CloseInfo): Promise<void> | void {
     const attachment = ws.data as Attachment | undefined;
+    const reason = info?.cause === "timeout" ? "timeout" : "closed";
+    if (attachment?.presence) this.#presence!.detach(attachment.presence, reason);
     if (!attachment || attachment.replaced) return;
     // After what this connection sent before it closed: that is still processed.
     return this.#queue(attachment, async () => {
       attachment.replaced = true;
+      // Welcomed while the close waited its turn: it is gone all the same.
+      if (attachment.presence) this.#presence!.detach(attachment.presence, reason);
       const session = attachment.session;
       if (!session || this.#live.get(session.id) !== attachment) return;
       this.#live.delete(session.id);
@@ -577,6 +617,8 @@ export class Hub implements WebSocketHandler {
     this.#known.set(session.id, session);
     // One live socket per session: the newer connection wins. The older one's client
     // starts a new session, so it is told the session's lastCseq (final: see #retire).
+    // Online before the older connection goes, so a take-over is no leave and join.
+    attachment.presence = this.#presence?.attach(ws, session.clientId, session.topics);
     const previous = this.#live.get(session.id);
     if (previous) this.#retire(previous, SESSION_TAKEN_OVER, takenOverReason(session.lastCseq));
     attachment.session = session;
@@ -754,6 +796,29 @@ export class Hub implements WebSocketHandler {
         attachment.ws.send(JSON.stringify({ type: "unsubscribed", topic }));
         return undefined;
       }
+      case "presence_subscribe":
+      case "presence_unsubscribe": {
+        const topic = (message as { topic: string }).topic;
+        const link = this.#presence;
+        if (!link || !attachment.presence) throw new Error("presence is not enabled here");
+        const bad = this.#checkTopic(topic);
+        if (bad) throw new Error(bad);
+        if (message.type === "presence_unsubscribe") {
+          link.unfollow(attachment.presence, topic);
+          return undefined;
+        }
+        const full = link.refuse(attachment.presence, topic);
+        if (full) throw new Error(full);
+        // Who is in a topic is for those who may join it.
+        if (!session.topics.has(topic)) {
+          const verdict = await this.#authorize(session, topic);
+          if (verdict !== true) {
+            throw new Error(typeof verdict === "string" ? verdict : `not allowed in "${topic}"`);
+          }
+        }
+        await link.follow(attachment.presence, topic);
+        return undefined;
+      }
     }
     const handler = this.#handlers.get(message.type) as HubHandler | undefined;
     if (!handler) throw new Error(`unknown message type "${message.type.slice(0, 32)}"`);
@@ -797,11 +862,15 @@ export class Hub implements WebSocketHandler {
     }
     members.add(session);
     session.topics.add(topic);
+    const conn = this.#live.get(session.id)?.presence;
+    if (conn) this.#presence!.join(conn, topic);
     return undefined;
   }
 
   #leave(session: Session, topic: string): void {
     session.topics.delete(topic);
+    const conn = this.#live.get(session.id)?.presence;
+    if (conn) this.#presence!.leave(conn, topic);
     const members = this.#members.get(topic);
     if (!members) return;
     members.delete(session);
@@ -836,6 +905,7 @@ export class Hub implements WebSocketHandler {
    */
   #retire(attachment: Attachment, code: number, reason: string): void {
     attachment.replaced = true;
+    if (attachment.presence) this.#presence!.detach(attachment.presence, "closed");
     const session = attachment.session;
     if (session && this.#live.get(session.id) === attachment) this.#live.delete(session.id);
     attachment.ws.close(code, reason);

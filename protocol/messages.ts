@@ -53,6 +53,13 @@
  * removed it — the client resumes as usual and is told `last_cseq` in the
  * `resume_failed` that follows.
  *
+ * **Presence** of a topic (who is in it) is followed per connection:
+ * `presence_subscribe {topic}` is answered with `presence_state {topic,
+ * epoch, offset, members}`, then `presence_join` / `presence_leave {reason}` /
+ * `presence_update {member}` with rising offsets. Presence is not history: a
+ * client that sees a gap, an epoch it does not have, or reconnects, asks
+ * for the state again (the same `presence_subscribe`).
+ *
  * The parsers check field types and copy only the known fields of protocol
  * messages; they know nothing of sockets or timers.
  *
@@ -335,6 +342,98 @@ export const SESSION_TAKEN_OVER = 4000;
 export const SESSION_ENDED = 4001;
 
 /**
+ * One user as presence reports it, on `/ws` and in `GET /presence` answers.
+ * Times are wall-clock epoch ms.
+ *
+ * @example
+ * ```ts
+ * import type { PresenceMember } from "@heartwire/heartwire/protocol";
+ * const ann: PresenceMember = {
+ *   id: "ann",
+ *   status: "online",
+ *   connected_at: 1700000000000,
+ *   last_seen: 1700000042000,
+ * };
+ * ```
+ */
+export interface PresenceMember {
+  /** The client id (`?id=`). */
+  id: string;
+  /** `online`, `away` (connected, no activity for a while) or `offline`. */
+  status: "online" | "away" | "offline";
+  /** When the user's earliest live connection opened; absent when offline. */
+  connected_at?: number;
+  /** Last heartbeat or message; for an offline user, when last seen. */
+  last_seen?: number;
+  /** Client metadata, when there is any. */
+  meta?: { name?: string; status?: string };
+}
+
+/**
+ * Who is in a topic now, and the position in its presence stream this
+ * reflects: diffs with the same `epoch` and a higher `offset` follow.
+ *
+ * @example
+ * ```ts
+ * import type { PresenceStateMessage } from "@heartwire/heartwire/protocol";
+ * const state: PresenceStateMessage = {
+ *   type: "presence_state",
+ *   topic: "lobby",
+ *   epoch: "n1:4",
+ *   offset: 12,
+ *   members: [{ id: "ann", status: "online" }],
+ * };
+ * ```
+ */
+export interface PresenceStateMessage {
+  /** Always "presence_state". */
+  type: "presence_state";
+  /** The topic. */
+  topic: string;
+  /** Names one run of the topic's presence offsets; another epoch means resync. */
+  epoch: string;
+  /** The last presence offset the members reflect (0: none yet). */
+  offset: number;
+  /** Online and away members. */
+  members: PresenceMember[];
+}
+
+/**
+ * One change to a topic's presence: a user's first connection joined
+ * (`presence_join`), their last one left (`presence_leave`, with `reason`
+ * closed / timeout / node-lost), or their status or metadata changed
+ * (`presence_update`). Apply it only if `offset` is the next one of the
+ * same `epoch`; otherwise ask for the state again.
+ *
+ * @example
+ * ```ts
+ * import type { PresenceDiffMessage } from "@heartwire/heartwire/protocol";
+ * const left: PresenceDiffMessage = {
+ *   type: "presence_leave",
+ *   topic: "lobby",
+ *   epoch: "n1:4",
+ *   offset: 13,
+ *   member: { id: "bob", status: "offline", last_seen: 1700000042000 },
+ *   reason: "timeout",
+ * };
+ * ```
+ */
+export interface PresenceDiffMessage {
+  /** Which change. */
+  type: "presence_join" | "presence_leave" | "presence_update";
+  /** The topic. */
+  topic: string;
+  /** The epoch of `offset`. */
+  epoch: string;
+  /** 1, 2, 3, … per topic and epoch. */
+  offset: number;
+  /** The user after the change (`offline` for a leave). */
+  member: PresenceMember;
+  /** Why the user left (`presence_leave` only). */
+  reason?: string;
+}
+
+/**
  * Every server message the client library handles itself.
  *
  * @example
@@ -351,7 +450,9 @@ export type ProtocolMessage =
   | ErrorMessage
   | ReconnectRequest
   | SubscribedMessage
-  | UnsubscribedMessage;
+  | UnsubscribedMessage
+  | PresenceStateMessage
+  | PresenceDiffMessage;
 
 /**
  * Anything a server sends on `/ws`. Tell the two kinds apart with
@@ -391,6 +492,12 @@ export const RESERVED_TYPES: ReadonlySet<string> = new Set([
   "subscribed",
   "unsubscribe",
   "unsubscribed",
+  "presence_subscribe",
+  "presence_unsubscribe",
+  "presence_state",
+  "presence_join",
+  "presence_leave",
+  "presence_update",
 ]);
 
 /**
@@ -435,6 +542,26 @@ export interface UnsubscribeMessage {
 }
 
 /**
+ * Asks for the presence of a topic: `presence_state`, then its diffs on this
+ * connection (until `presence_unsubscribe` or the connection ends). Sent
+ * again, it answers with the state again: how a client resyncs.
+ *
+ * @example
+ * ```ts
+ * import type { PresenceSubscribeMessage } from "@heartwire/heartwire/protocol";
+ * const ask: PresenceSubscribeMessage = { type: "presence_subscribe", topic: "lobby" };
+ * ```
+ */
+export interface PresenceSubscribeMessage {
+  /** "presence_subscribe", or "presence_unsubscribe" to stop the diffs. */
+  type: "presence_subscribe" | "presence_unsubscribe";
+  /** Client sequence number (optional: both are idempotent). */
+  cseq?: number;
+  /** The topic. */
+  topic: string;
+}
+
+/**
  * A message of a type the application registered: anything not reserved.
  *
  * @example
@@ -461,7 +588,12 @@ export interface UserMessage {
  * const message: ClientMessage = { type: "subscribe", cseq: 1, topic: "lobby" };
  * ```
  */
-export type ClientMessage = Heartbeat | SubscribeMessage | UnsubscribeMessage | UserMessage;
+export type ClientMessage =
+  | Heartbeat
+  | SubscribeMessage
+  | UnsubscribeMessage
+  | PresenceSubscribeMessage
+  | UserMessage;
 
 /**
  * A text frame that is not a valid message. The message says what is wrong
@@ -536,6 +668,18 @@ function heartbeatField<T>(parse: (value: unknown) => T | undefined, value: Fiel
   } catch (error) {
     throw new MessageError((error as Error).message);
   }
+}
+
+/** A presence member: an object with a string `id` and `status`; taken as is otherwise. */
+function member(value: unknown): PresenceMember {
+  const found = value as Fields;
+  if (
+    typeof found !== "object" || found === null || typeof found.id !== "string" ||
+    typeof found.status !== "string"
+  ) {
+    throw new MessageError('presence member must be an object with a string "id" and "status"');
+  }
+  return found as unknown as PresenceMember;
 }
 
 /**
@@ -631,9 +775,37 @@ export function parseServerMessage(text: string): ServerMessage {
     }
     case "unsubscribed":
       return { type: "unsubscribed", topic: string(value, "topic") };
+    case "presence_state": {
+      const members = value.members;
+      if (!Array.isArray(members)) {
+        throw new MessageError('presence_state field "members" must be an array');
+      }
+      return {
+        type: "presence_state",
+        topic: string(value, "topic"),
+        epoch: string(value, "epoch"),
+        offset: whole(value, "offset"),
+        members: members.map(member),
+      };
+    }
+    case "presence_join":
+    case "presence_leave":
+    case "presence_update": {
+      const diff: PresenceDiffMessage = {
+        type: value.type,
+        topic: string(value, "topic"),
+        epoch: string(value, "epoch"),
+        offset: whole(value, "offset", 1),
+        member: member(value.member),
+      };
+      if (value.reason !== undefined) diff.reason = string(value, "reason");
+      return diff;
+    }
     case "heartbeat":
     case "subscribe":
     case "unsubscribe":
+    case "presence_subscribe":
+    case "presence_unsubscribe":
       throw new MessageError(`"${value.type}" is a client message`);
     default:
       string(value, "topic");
@@ -689,6 +861,12 @@ function clientMessage(value: Fields): ClientMessage {
     }
     case "unsubscribe": {
       const message: UnsubscribeMessage = { type: "unsubscribe", topic: string(value, "topic") };
+      if (value.cseq !== undefined) message.cseq = whole(value, "cseq", 1);
+      return message;
+    }
+    case "presence_subscribe":
+    case "presence_unsubscribe": {
+      const message: PresenceSubscribeMessage = { type: value.type, topic: string(value, "topic") };
       if (value.cseq !== undefined) message.cseq = whole(value, "cseq", 1);
       return message;
     }

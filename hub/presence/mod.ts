@@ -24,3 +24,4 @@ export * from "./memory_store.ts";
 export * from "./kv_store.ts";
 export * from "./redis_store.ts";
 export * from "./open_store.ts";
+export * from "./http.ts";
