@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { CloseCode } from "../protocol/close.ts";
 import type { PresenceDiffMessage, PresenceStateMessage } from "../protocol/messages.ts";
 import type { WebSocketConnection } from "../server/mod.ts";
 import { presenceMember } from "./presence/http.ts";
@@ -16,7 +17,7 @@ export interface PresenceConn {
   readonly ws: WebSocketConnection;
   readonly userId: string;
   readonly connId: string;
-  /** Topics this connection is a member of (what a re-connect re-joins). */
+  /** Topics this connection is a member of. */
   readonly topics: Set<string>;
   /** Topics whose presence it follows; an array holds diffs while the state is read. */
   readonly follows: Map<string, { epoch: string; offset: number; text: string }[] | undefined>;
@@ -60,18 +61,22 @@ export class PresenceLink {
       follows: new Map(),
       gone: false,
     };
-    this.#enter(conn);
+    this.presence.connect(userId, conn.connId);
+    for (const topic of conn.topics) this.presence.join(topic, userId, conn.connId);
     return conn;
   }
 
   /**
    * A heartbeat (`activity` false) or another message arrived. If presence
-   * timed the connection out meanwhile (it was silent longer than the
-   * presence timeout, yet is still here), it comes back: join again.
+   * timed the connection out meanwhile (silent past the presence timeout),
+   * everyone was told its user left: it is closed rather than brought back,
+   * since what arrives now may be stale (sent before a network loss, with
+   * the client long gone to a new connection). A live client reconnects.
    */
   touch(conn: PresenceConn, activity: boolean): void {
-    if (conn.gone) return;
-    if (!this.presence.touch(conn.userId, conn.connId, { activity })) this.#enter(conn);
+    if (conn.gone || this.presence.touch(conn.userId, conn.connId, { activity })) return;
+    this.detach(conn, "timeout");
+    conn.ws.close(CloseCode.Normal, "presence timeout");
   }
 
   join(conn: PresenceConn, topic: string): void {
@@ -145,11 +150,6 @@ export class PresenceLink {
   dispose(): void {
     this.#unsubscribe();
     this.#followers.clear();
-  }
-
-  #enter(conn: PresenceConn): void {
-    this.presence.connect(conn.userId, conn.connId);
-    for (const topic of conn.topics) this.presence.join(topic, conn.userId, conn.connId);
   }
 
   #unfollow(conn: PresenceConn, topic: string): void {

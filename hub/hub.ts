@@ -800,7 +800,9 @@ export class Hub implements WebSocketHandler {
       case "presence_unsubscribe": {
         const topic = (message as { topic: string }).topic;
         const link = this.#presence;
-        if (!link || !attachment.presence) throw new Error("presence is not enabled here");
+        if (!link || !attachment.presence) {
+          throw new Error("presence is not enabled on this server");
+        }
         const bad = this.#checkTopic(topic);
         if (bad) throw new Error(bad);
         if (message.type === "presence_unsubscribe") {

@@ -1,6 +1,7 @@
 /**
  * The demo page at `/`: the bundled browser client on `/ws`, showing the
- * connection state, heartbeat RTT and reconnects live, with a chat box.
+ * connection state, heartbeat RTT and reconnects live, with a chat box and
+ * who is online in the chat's topic (with last seen), when the server has presence.
  *
  * The page loads `/heartwire-client.js`, the IIFE bundle from `dist/`. The
  * server does not build it: `deno task start` must keep working where npm is
@@ -74,6 +75,9 @@ function demoPage(wsPath: string): string {
   form { display: flex; gap: .5rem; margin: 1rem 0; } input { flex: 1; font: inherit; padding: .3rem; }
   ol { list-style: none; padding: 0; } li { border-bottom: 1px solid #eee; padding: .2rem 0; }
   .meta { color: #888; font-size: 85%; }
+  #who { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .3rem 1.2rem; }
+  #who li { border: 0; } #who li::before { content: "●"; margin-right: .3rem; }
+  #who .online::before { color: #0a0; } #who .away::before { color: #d90; } #who .offline { color: #888; }
 </style>
 <h1>heartwire</h1>
 <p>A reconnecting WebSocket with an app-level heartbeat: kill the server, pull the network,
@@ -86,6 +90,8 @@ put the laptop to sleep — it comes back and loses nothing.</p>
   <dt>reconnects</dt><dd id="reconnects">0</dd>
   <dt>session</dt><dd id="session">–</dd>
 </dl>
+<h2>Who is online in lobby</h2>
+<ul id="who"><li class="meta">waiting for presence…</li></ul>
 <form id="form"><input id="text" autocomplete="off" placeholder="say something" maxlength="4096">
 <button>Send</button><button type="button" id="toggle">Disconnect</button></form>
 <ol id="log"></ol>
@@ -95,8 +101,30 @@ put the laptop to sleep — it comes back and loses nothing.</p>
 const $ = (id) => document.getElementById(id);
 const demo = window.heartwireDemo = {
   socket: null, state: "connecting", rtt: null, heartbeats: 0, opens: 0, reconnects: 0, retries: 0,
-  chats: [],
+  chats: [], people: {}, presence: [],
 };
+// Everyone seen in the lobby: online and away members, and who left (kept, with last seen).
+const people = new Map();
+function ago(ms) {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 60 ? s + " s ago" : s < 3600 ? Math.round(s / 60) + " min ago" : new Date(ms).toLocaleString();
+}
+function showWho() {
+  const list = [...people.values()].sort((a, b) =>
+    (a.status === "offline") - (b.status === "offline") || a.id.localeCompare(b.id));
+  demo.people = Object.fromEntries(list.map((m) => [m.id, m.status]));
+  if (!list.length) return;
+  $("who").replaceChildren(...list.map((m) => {
+    const li = document.createElement("li");
+    li.className = m.status;
+    li.dataset.id = m.id;
+    const seen = m.status === "online" ? "" : m.status + (m.last_seen ? ", seen " + ago(m.last_seen) : "");
+    li.append(m.id + (m.id === demo.socket?.id ? " (you)" : "") + " ");
+    if (seen) li.append(Object.assign(document.createElement("span"), { className: "meta", textContent: seen }));
+    return li;
+  }));
+}
+setInterval(showWho, 1000);
 function setState(state, text = state) {
   demo.state = state;
   $("state").dataset.state = state;
@@ -156,8 +184,20 @@ function connect() {
     showNet();
     setState(socket.readyState === 1 ? "open" : "connecting");
   });
+  const lobby = socket.presence("lobby");
+  const note = (type) => (e) => {
+    const { member, reason } = e.detail;
+    people.set(member.id, type === "leave" ? { ...member, status: "offline", last_seen: member.last_seen ?? Date.now() } : member);
+    demo.presence.push({ type, id: member.id, reason, at: Date.now() });
+  };
+  for (const type of ["join", "leave", "update"]) lobby.addEventListener(type, note(type));
+  lobby.addEventListener("change", showWho);
   socket.addEventListener("resume_failed", (e) => log("could not resume the session", e.detail.reason));
-  socket.addEventListener("error", (e) => log("error", e.detail.reason));
+  socket.addEventListener("error", (e) => {
+    // A server without presence says so once; that is no error worth logging.
+    if (e.detail.reason.startsWith("presence ")) $("who").textContent = e.detail.reason;
+    else log("error", e.detail.reason);
+  });
 }
 $("form").addEventListener("submit", (e) => {
   e.preventDefault();

@@ -140,17 +140,21 @@ Deno.test("hub presence: a silent client goes offline with exactly one leave {ti
   await t.done();
 });
 
-Deno.test("hub presence: a connection timed out by presence that speaks again joins again", async () => {
+Deno.test("hub presence: a connection timed out by presence that speaks again is closed", async () => {
   const t = await setup({}, 10_000);
   const [ann] = await connect(t.hub, "?id=ann");
-  t.clock.advance(12_000); // a stall longer than the presence timeout
-  await say(t.hub, ann, { type: "heartbeat" });
-  assertEquals(t.events.map((e) => [e.type, e.reason]), [
-    ["join", undefined],
-    ["leave", "timeout"],
-    ["join", undefined],
-  ]);
-  assertEquals((await t.get("/presence/ann")).body.topics, ["lobby"]);
+  t.clock.advance(12_000); // silent past the presence timeout: everyone was told she left
+  await say(t.hub, ann, { type: "heartbeat" }); // stale, or a stall: either way not a join
+  assertEquals(ann.closedWith, [1000, "presence timeout"]);
+  await hangUp(t.hub, ann);
+  assertEquals(t.events.map((e) => [e.type, e.reason]), [["join", undefined], [
+    "leave",
+    "timeout",
+  ]]);
+  // Her client comes back on a new connection: online again.
+  await connect(t.hub, "?id=ann");
+  assertEquals((await t.get("/presence/ann")).body.status, "online");
+  assertEquals(t.events.length, 3);
   await t.done();
 });
 
@@ -230,7 +234,11 @@ Deno.test("hub presence: presence_subscribe is refused without a tracker, for ba
   const plain = new Hub();
   const [ws] = await connect(plain, "?id=ann");
   const refused = await say(plain, ws, { type: "presence_subscribe", topic: "lobby", cseq: 1 });
-  assertEquals(refused[0], { type: "error", reason: "presence is not enabled here", cseq: 1 });
+  assertEquals(refused[0], {
+    type: "error",
+    reason: "presence is not enabled on this server",
+    cseq: 1,
+  });
   plain.dispose();
 
   const t = await setup({
