@@ -2,9 +2,11 @@
  * The hub: the application layer above one WebSocket — sessions that
  * survive reconnects, topics with recoverable history (offsets and epochs),
  * the application's own message types with replies, direct messages, and
- * join authorisation. Stores sit behind small interfaces
- * ({@linkcode SessionStore}, {@linkcode HistoryStore}) with memory
- * implementations.
+ * join authorisation, and presence (who is online: {@linkcode Presence},
+ * served over HTTP by {@linkcode presenceFetch}). Stores sit behind small
+ * interfaces ({@linkcode SessionStore}, {@linkcode HistoryStore},
+ * {@linkcode PresenceStore}) with memory implementations, and Deno KV or
+ * Redis for presence.
  *
  * @example
  * ```ts
@@ -25,3 +27,4 @@ export * from "./hub.ts";
 export * from "./chat.ts";
 export * from "./history.ts";
 export * from "./sessions.ts";
+export * from "./presence/mod.ts";

@@ -307,7 +307,7 @@ Deno.test("presence over HTTP: snapshot, one user, 404, 400, 405 and the fallbac
   await t.done();
 });
 
-Deno.test("client presence view: state, diffs, a gap or new epoch resyncs, every reconnect resyncs", async () => {
+Deno.test("client presence view: state, diffs, a gap or new epoch resyncs, every reconnect resyncs", () => {
   const clock = new ManualClock(0);
   const { WebSocket, sockets } = fakeWebSocketClass();
   const socket = new ReconnectingSocket("ws://example.test/ws", {
