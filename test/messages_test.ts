@@ -248,3 +248,47 @@ Deno.test("a takeover close carries last_cseq; a removed session has a code of i
   assertEquals(parseLastCseq(4000, "last_cseq=9007199254740992"), undefined); // not safe
   assertEquals(parseLastCseq(4000, "last_cseq=12345678901234567"), undefined);
 });
+
+Deno.test("presence messages: parsed both ways, reserved, and refused when malformed", () => {
+  assertEquals(
+    parseClientMessage('{"type":"presence_subscribe","topic":"lobby","cseq":2,"x":1}'),
+    { type: "presence_subscribe", topic: "lobby", cseq: 2 },
+  );
+  assertEquals(
+    parseClientMessage('{"type":"presence_unsubscribe","topic":"lobby"}'),
+    { type: "presence_unsubscribe", topic: "lobby" },
+  );
+  assertThrows(() => parseClientMessage('{"type":"presence_subscribe"}'), MessageError);
+  assertThrows(() => parseClientMessage('{"type":"presence_state"}'), MessageError);
+  const state = {
+    type: "presence_state",
+    topic: "lobby",
+    epoch: "n1:1",
+    offset: 3,
+    members: [{ id: "ann", status: "online", last_seen: 5 }],
+  };
+  assertEquals(parseServerMessage(JSON.stringify({ ...state, junk: 1 })), state);
+  const leave = {
+    type: "presence_leave",
+    topic: "lobby",
+    epoch: "n1:1",
+    offset: 4,
+    member: { id: "ann", status: "offline" },
+    reason: "timeout",
+  };
+  const parsed = parseServerMessage(JSON.stringify(leave));
+  assertEquals(parsed, leave);
+  assertFalse(isPublication(parsed)); // not a topic's history: never delivered as a message
+  for (
+    const bad of [
+      { ...state, members: "ann" },
+      { ...state, members: [{ status: "online" }] },
+      { ...leave, offset: 0 },
+      { ...leave, member: null },
+      { ...leave, reason: 7 },
+      { type: "presence_subscribe", topic: "lobby" },
+    ]
+  ) {
+    assertThrows(() => parseServerMessage(JSON.stringify(bad)), MessageError, undefined);
+  }
+});

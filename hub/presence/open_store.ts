@@ -1,11 +1,13 @@
 /**
  * One call that turns the `--presence-store`, `--kv-path` and `--redis` flags
- * into a {@linkcode PresenceStore}.
+ * into a {@linkcode PresenceStore}, and one that adds `--presence-timeout`
+ * and `--away-after` for a started {@linkcode Presence} tracker.
  *
  * @module
  */
 import { KvPresenceStore } from "./kv_store.ts";
 import { MemoryPresenceStore } from "./memory_store.ts";
+import { Presence, type PresenceOptions } from "./presence.ts";
 import { RedisPresenceStore } from "./redis_store.ts";
 import type { PresenceStore } from "./types.ts";
 
@@ -43,4 +45,43 @@ export async function openPresenceStore(
     default:
       throw new TypeError(`unknown presence store: ${options.kind}`);
   }
+}
+
+/**
+ * Options for {@linkcode openPresence}: where the store is, and the tracker's own.
+ *
+ * @example
+ * ```ts
+ * import type { OpenPresenceOptions } from "@heartwire/heartwire/hub/presence";
+ * const options: OpenPresenceOptions = { kind: "kv", presenceTimeout: 35_000, awayAfter: 300_000 };
+ * ```
+ */
+export interface OpenPresenceOptions
+  extends OpenPresenceStoreOptions, Omit<PresenceOptions, "store"> {}
+
+/**
+ * Opens the configured store and starts a {@linkcode Presence} tracker on it
+ * (its lease taken, a dead predecessor's rows cleaned). At shutdown close the
+ * tracker, then its store: `await presence.close(); await presence.store.close();`.
+ *
+ * @example
+ * ```ts
+ * import { Hub, openPresence } from "@heartwire/heartwire/hub";
+ * const presence = await openPresence({ kind: "memory", presenceTimeout: 35_000 });
+ * const hub = new Hub({ presence });
+ * hub.dispose();
+ * await presence.close();
+ * await presence.store.close();
+ * ```
+ */
+export async function openPresence(options: OpenPresenceOptions = {}): Promise<Presence> {
+  const store = await openPresenceStore(options);
+  const presence = new Presence({ ...options, store });
+  try {
+    await presence.start();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return presence;
 }
