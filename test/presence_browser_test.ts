@@ -16,7 +16,7 @@ import { assert, assertEquals } from "@std/assert";
 import { bundle } from "../client/_bundle.ts";
 import { chat, Hub } from "../hub/mod.ts";
 import { MemoryPresenceStore, Presence, presenceFetch } from "../hub/presence/mod.ts";
-import { demoRoutes } from "../server/demo.ts";
+import { demoRoutes } from "../server/_demo.ts";
 import { serve } from "../server/server.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -51,16 +51,21 @@ Deno.test("browser presence: two pages see each other; one goes offline, leaves,
   });
   await presence.start();
   const hub = chat(new Hub({ heartbeat: HEARTBEAT, presence }));
+  const pages = demoRoutes();
+  // GET /presence… from the tracker, the demo page for the rest: one standard fetch handler.
+  const http = presenceFetch(presence, {
+    fallback: (request) =>
+      pages[new URL(request.url).pathname]?.(request) ?? new Response(null, { status: 404 }),
+  });
   const server = serve({
     port: 0,
     hostname: "127.0.0.1",
     pingInterval: HEARTBEAT.interval,
     pingTimeout: HEARTBEAT.timeout,
     routes: { "/ws": hub },
-    httpRoutes: demoRoutes(),
+    fetch: http,
   });
   const origin = `http://127.0.0.1:${server.addr.port}`;
-  const http = presenceFetch(presence);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ["--no-sandbox", "--headless=new", "--disable-gpu"],
@@ -88,7 +93,7 @@ Deno.test("browser presence: two pages see each other; one goes offline, leaves,
     // Both online, on alice's page and over HTTP.
     await until(`heartwireDemo.people.alice === "online" && heartwireDemo.people.bob === "online"`);
     assertEquals(await alice.page.textContent('#who li[data-id="bob"]'), "bob ");
-    const before = await (await http(new Request(`${origin}/presence?topic=lobby`))).json();
+    const before = await (await fetch(`${origin}/presence?topic=lobby`)).json();
     assertEquals(before.members.map((m: { id: string }) => m.id).sort(), ["alice", "bob"]);
 
     // Bob's network goes away: alice sees him leave within interval + timeout (+ a sweep).
@@ -102,8 +107,13 @@ Deno.test("browser presence: two pages see each other; one goes offline, leaves,
     assert(["timeout", "closed"].includes(left.reason!), `reason ${left.reason}`);
     console.log(`bob seen leaving after ${took} ms (reason ${left.reason})`);
     assert((await alice.page.textContent('#who li[data-id="bob"]'))!.includes("offline, seen"));
-    const gone = await (await http(new Request(`${origin}/presence/bob`))).json();
-    assertEquals(gone.status, "offline");
+    const gone = await fetch(`${origin}/presence/bob`);
+    assertEquals([gone.status, (await gone.json()).status], [200, "offline"]);
+    const nobody = await fetch(`${origin}/presence/nobody`);
+    assertEquals([nobody.status, await nobody.json()], [404, {
+      error: "unknown user",
+      id: "nobody",
+    }]);
 
     // Back online: bob reconnects at once and alice sees him join.
     await bob.context.setOffline(false);
