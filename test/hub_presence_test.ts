@@ -17,7 +17,9 @@ import { ReconnectingSocket } from "../client/reconnecting_socket.ts";
 import { ManualClock } from "./_clock.ts";
 import { fakeWebSocketClass } from "./_fake_websocket.ts";
 import { connect, hangUp, type Json, say } from "./_hub_fake.ts";
-import type { CloseInfo } from "../server/mod.ts";
+import { type CloseInfo, serve } from "../server/mod.ts";
+import { RawClient } from "./_raw_client.ts";
+import { waitFor } from "./_wait.ts";
 
 /** A memory store whose `members()` reads wait for `release()` while `gate` is set. */
 class GatedStore extends MemoryPresenceStore {
@@ -391,4 +393,45 @@ Deno.test("client presence view: state, diffs, a gap or new epoch resyncs, every
   ]);
   assert(socket.presence("lobby") !== lobby);
   socket.close();
+});
+
+Deno.test("hub presence over loopback: keepalive dropping a peer is leave {timeout}, a close is leave {closed}", async () => {
+  const presence = new Presence({ store: new MemoryPresenceStore() });
+  const events: PresenceEvent[] = [];
+  presence.subscribe((event) => events.push(event));
+  await presence.start();
+  const hub = new Hub({ presence });
+  hub.defaultTopics.add("lobby");
+  const server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    pingInterval: 100,
+    pingTimeout: 100,
+    routes: { "/ws": hub },
+  });
+  const port = server.addr.port;
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?id=bob`);
+  const raw = await RawClient.connect(port, "/ws?id=ann"); // never answers a ping
+  try {
+    await waitFor(() => events.length === 2);
+    assertEquals(events.map((e) => e.userId).sort(), ["ann", "bob"]);
+    // Ann's pings go unanswered: keepalive drops her, and presence hears why.
+    await waitFor(() => events.some((e) => e.type === "leave"), 5_000);
+    assertEquals(events.slice(2).map((e) => [e.type, e.userId, e.reason]), [
+      ["leave", "ann", "timeout"],
+    ]);
+    // Bob (Deno's WebSocket answers pings) stays, until he closes.
+    const closed = new Promise((resolve) => ws.onclose = resolve);
+    ws.close(1000);
+    await closed;
+    await waitFor(() => events.length === 4);
+    assertEquals(events.slice(3).map((e) => [e.type, e.userId, e.reason]), [
+      ["leave", "bob", "closed"],
+    ]);
+  } finally {
+    raw.close();
+    await server.shutdown({ timeout: 500 });
+    hub.dispose();
+    await presence.close();
+  }
 });
