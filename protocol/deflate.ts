@@ -197,7 +197,7 @@ export interface DeflateOptions {
   level?: number;
   /** zlib memLevel, 1–9 (default 8): hash table size, ~2^(memLevel + 9) bytes. */
   memLevel?: number;
-  /** Messages shorter than this many bytes are sent uncompressed (default 64). */
+  /** Messages shorter than this many bytes are sent uncompressed (default 128). */
   threshold?: number;
 }
 
@@ -518,7 +518,7 @@ export interface PerMessageDeflateOptions {
   level?: number;
   /** zlib memLevel, 1–9 (default 8). */
   memLevel?: number;
-  /** Messages shorter than this many bytes are sent uncompressed (default 64). */
+  /** Messages shorter than this many bytes are sent uncompressed (default 128). */
   threshold?: number;
 }
 
@@ -577,7 +577,7 @@ export class PerMessageDeflate {
   ) {
     const server = (options.role ?? "server") === "server";
     this.#engine = engine;
-    this.#threshold = options.threshold ?? 64;
+    this.#threshold = options.threshold ?? 128;
     this.#deflaterOptions = {
       windowBits: server ? params.serverMaxWindowBits : params.clientMaxWindowBits,
       level: options.level ?? 6,
