@@ -5,6 +5,7 @@ import { extension as wsExtension, PerMessageDeflate as WsPerMessageDeflate } fr
 import {
   type DeflateEngine,
   type DeflateOptions,
+  type DeflateParams,
   formatDeflateParams,
   type InflateFailure,
   negotiateDeflate,
@@ -12,6 +13,9 @@ import {
   PerMessageDeflate,
 } from "../protocol/deflate.ts";
 import { zlibEngine } from "../server/_zlib_engine.ts";
+import { FrameDecoder } from "../protocol/frame_decoder.ts";
+import { encodeFrame, FrameWriter } from "../protocol/frame_encoder.ts";
+import { Opcode } from "../protocol/opcodes.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -595,3 +599,127 @@ Deno.test("PerMessageDeflate: strips and restores the sync-flush tail; checks th
   });
   assertThrows(() => bad.compress(new Uint8Array(5)), Error, "sync flush");
 });
+
+// ---------------------------------------------------------------------------
+// Frames: RSV1 (RFC 7692 §6) in FrameDecoder and FrameWriter
+
+function deflatePair(params: DeflateParams = ALL_PARAMS[0]) {
+  const client = new PerMessageDeflate(params, zlibEngine, { role: "client", threshold: 0 });
+  const server = new PerMessageDeflate(params, zlibEngine, { threshold: 0 });
+  const decoder = new FrameDecoder({
+    role: "server",
+    maxMessageSize: 64 * 1024,
+    inflate: (payload, maxLength) => server.decompress(payload, maxLength),
+  });
+  return { client, server, decoder };
+}
+
+Deno.test("frames: compressed messages, whole and fragmented, between plain ones", () => {
+  const { client, decoder } = deflatePair();
+  const writer = new FrameWriter({ role: "client", fragmentSize: 7 });
+  const text = "héllo ".repeat(40);
+  writer.compressed(Opcode.Text, client.compress(encoder.encode(text))!);
+  writer.text("plain, in fragments");
+  writer.compressed(Opcode.Binary, client.compress(new Uint8Array(5000).fill(7))!);
+  const whole = new FrameWriter({ role: "client" });
+  whole.compressed(Opcode.Text, client.compress(encoder.encode(text))!);
+  const bytes = [...writer.take(), ...whole.take()];
+  // RSV1 only on the first frame of each compressed message.
+  assertEquals(bytes[0] & 0x70, 0x40);
+  const events = decoder.push(new Uint8Array(bytes));
+  assertEquals(events, [
+    { type: "text", data: text },
+    { type: "text", data: "plain, in fragments" },
+    { type: "binary", data: new Uint8Array(5000).fill(7) },
+    { type: "text", data: text },
+  ]);
+});
+
+Deno.test("frames: a ping between the fragments of a compressed message", () => {
+  const { client, decoder } = deflatePair();
+  const payload = client.compress(encoder.encode("x".repeat(300)))!;
+  const bytes = concatBytes(
+    encodeFrame(Opcode.Text, payload.subarray(0, 2), { fin: false, rsv1: true, mask: true }),
+    encodeFrame(Opcode.Ping, encoder.encode("p"), { mask: true }),
+    encodeFrame(Opcode.Continuation, payload.subarray(2), { mask: true }),
+  );
+  assertEquals(decoder.push(bytes), [
+    { type: "ping", data: encoder.encode("p") },
+    { type: "text", data: "x".repeat(300) },
+  ]);
+});
+
+Deno.test("frames: RSV rules fail the connection with 1002", () => {
+  const compressed = new PerMessageDeflate(ALL_PARAMS[1], zlibEngine, {
+    role: "client",
+    threshold: 0,
+  }).compress(encoder.encode("hello hello"))!;
+  const cases: [string, Uint8Array, boolean][] = [
+    [
+      "RSV1 without the extension",
+      encodeFrame(Opcode.Text, compressed, { rsv1: true, mask: true }),
+      false,
+    ],
+    [
+      "RSV1 on a ping",
+      encodeFrame(Opcode.Ping, new Uint8Array(0), { rsv1: true, mask: true }),
+      true,
+    ],
+    [
+      "RSV1 on a continuation frame",
+      concatBytes(
+        encodeFrame(Opcode.Text, compressed.subarray(0, 2), { fin: false, rsv1: true, mask: true }),
+        encodeFrame(Opcode.Continuation, compressed.subarray(2), { rsv1: true, mask: true }),
+      ),
+      true,
+    ],
+    ["RSV2", withFirstByte(encodeFrame(Opcode.Text, compressed, { mask: true }), 0xa1), true],
+    [
+      "RSV1 and RSV3",
+      withFirstByte(encodeFrame(Opcode.Text, compressed, { mask: true }), 0xd1),
+      true,
+    ],
+  ];
+  for (const [label, bytes, negotiated] of cases) {
+    const decoder = negotiated
+      ? deflatePair(ALL_PARAMS[1]).decoder
+      : new FrameDecoder({ role: "server" });
+    const events = decoder.push(bytes);
+    assertEquals(events.at(-1)?.type, "error", label);
+    assertEquals((events.at(-1) as { code: number }).code, 1002, label);
+  }
+});
+
+Deno.test("frames: inflated text is checked as UTF-8 (1007); a bomb fails with 1009", () => {
+  const { client, decoder } = deflatePair();
+  const bad = new FrameWriter({ role: "client" });
+  bad.compressed(Opcode.Text, client.compress(new Uint8Array([0x68, 0x69, 0xc3, 0x28, 0x21]))!);
+  assertEquals(decoder.push(bad.take()), [{
+    type: "error",
+    code: 1007,
+    reason: "text message is not valid UTF-8",
+  }]);
+
+  const second = deflatePair();
+  const bombFrame = new FrameWriter({ role: "client" });
+  // 1 MiB of zeros is ~1 KiB compressed: well under the 64 KiB frame limit.
+  bombFrame.compressed(Opcode.Binary, second.client.compress(new Uint8Array(MiB))!);
+  const [event] = second.decoder.push(bombFrame.take());
+  assertEquals(event.type, "error");
+  assertEquals((event as { code: number }).code, 1009);
+});
+
+function withFirstByte(frame: Uint8Array, first: number): Uint8Array {
+  frame[0] = first;
+  return frame;
+}
+
+function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
