@@ -12,12 +12,16 @@
  * connection one after the other, as a server does.
  *
  * `deno run --allow-all bench/deflate_bench.ts` prints the compression ratio
- * of each configuration and the memory a connection holds after one message
- * each way (RSS growth over {@linkcode CONNECTIONS} connections, GC'd first).
+ * of each configuration, the CPU time per message (process CPU time, all
+ * threads, so zlib work on a thread pool counts and time lost to other
+ * processes on a busy machine does not), and the memory a connection holds
+ * after one message each way (RSS growth over {@linkcode CONNECTIONS}
+ * connections, GC'd first).
  *
  * @module
  */
 import { Buffer } from "node:buffer";
+import process from "node:process";
 import { PerMessageDeflate as WsPerMessageDeflate } from "ws";
 import { type DeflateParams, PerMessageDeflate } from "../protocol/deflate.ts";
 import { zlibEngine } from "../server/_zlib_engine.ts";
@@ -180,6 +184,60 @@ async function report(): Promise<void> {
         (theirs / plain).toFixed(3)
       } |`,
     );
+  }
+
+  // CPU time per message, best of several rounds.
+  const cpu = async (run: () => void | Promise<void>) => {
+    let best = Infinity;
+    for (let round = 0; round < 15; round++) {
+      const start = process.cpuUsage();
+      await run();
+      const used = process.cpuUsage(start);
+      best = Math.min(best, (used.user + used.system) / BATCH);
+    }
+    return best;
+  };
+  console.log(`\nCPU µs per message, best of 15 rounds of ${BATCH}:\n`);
+  console.log("| | heartwire | ws | ws / heartwire |");
+  console.log("|---|---|---|---|");
+  for (const noContextTakeover of [false, true]) {
+    const mode = noContextTakeover ? "no context takeover" : "context takeover";
+    const compressed = await compressedBy(noContextTakeover);
+    const rows: [string, () => void, () => Promise<void>][] = [
+      ["compress", () => {
+        const ours = new PerMessageDeflate(params(noContextTakeover), zlibEngine, { threshold: 0 });
+        for (const message of messages) ours.compress(message);
+        ours.close();
+      }, async () => {
+        const ws = wsEnd(noContextTakeover, true);
+        for (const message of bufferMessages) {
+          await wsCall((done) => ws.compress(message, true, done));
+        }
+        ws.cleanup();
+      }],
+      ["decompress", () => {
+        const ours = new PerMessageDeflate(params(noContextTakeover), zlibEngine, {
+          role: "client",
+        });
+        for (const payload of compressed.heartwire) ours.decompress(payload, MiB);
+        ours.close();
+      }, async () => {
+        const ws = wsEnd(noContextTakeover, false);
+        for (const payload of compressed.ws) {
+          await wsCall((done) => ws.decompress(payload, true, done));
+        }
+        ws.cleanup();
+      }],
+    ];
+    for (const [name, ours, theirs] of rows) {
+      const heartwire = await cpu(ours);
+      const ws = await cpu(theirs);
+      console.log(
+        `| ${name}, ${mode} | ${heartwire.toFixed(1)} | ${ws.toFixed(1)} | ${
+          (ws / heartwire).toFixed(2)
+        } |`,
+      );
+    }
   }
 
   // Memory a connection holds after one message each way.
