@@ -19,6 +19,10 @@
  * connection, reset between messages. The same holds for decompression (about
  * `2^windowBits + 7 KiB` per stream). {@linkcode DeflateOptions} chooses.
  *
+ * Security: compressed sizes reveal how much of a message repeats what came
+ * before it (the CRIME/BREACH attacks). Do not compress secrets together with
+ * text an attacker controls, least of all with context takeover.
+ *
  * @module
  */
 
@@ -615,10 +619,13 @@ export class PerMessageDeflate {
   }
 
   /**
-   * Compresses a message payload (§7.2.1), or returns undefined if it is below
-   * the threshold and should go uncompressed (RSV1 clear). The result goes in
-   * a data frame with RSV1 set, or in a fragmented message whose first frame
-   * has RSV1 set (§6).
+   * Compresses a message payload (§7.2.1), or returns undefined if it should
+   * go uncompressed (RSV1 clear): below the threshold, or, without context
+   * takeover, when compressing did not make it smaller (already compressed
+   * data). With context takeover the stream has taken the message in, so the
+   * peer must inflate it too: the result is sent whatever its size. The
+   * result goes in a data frame with RSV1 set, or in a fragmented message
+   * whose first frame has RSV1 set (§6).
    */
   compress(data: Uint8Array): Uint8Array | undefined {
     if (this.#closed) throw new Error("PerMessageDeflate is closed");
@@ -645,6 +652,7 @@ export class PerMessageDeflate {
     ) {
       throw new Error("the DEFLATE engine did not end its output with a sync flush");
     }
+    if (this.#deflateNoContext && end >= data.length) return undefined;
     return output.subarray(0, end);
   }
 

@@ -326,8 +326,9 @@ Deno.test("PerMessageDeflate: messages under the threshold go uncompressed", () 
   const deflate = new PerMessageDeflate(ALL_PARAMS[1], zlibEngine, { threshold: 100 });
   assertEquals(deflate.compress(new Uint8Array(99)), undefined);
   assert(deflate.compress(new Uint8Array(100)) !== undefined);
-  // An empty message compresses to a single 0x00 byte (RFC 7692 §7.2.3.6).
-  const always = new PerMessageDeflate(ALL_PARAMS[1], zlibEngine, { threshold: 0 });
+  // An empty message compresses to one 0x00 byte: the header of the sync flush's
+  // empty stored block, whose 00 00 ff ff the sender drops.
+  const always = new PerMessageDeflate(ALL_PARAMS[0], zlibEngine, { threshold: 0 });
   assertEquals(always.compress(new Uint8Array(0)), new Uint8Array([0x00]));
   assertEquals(inflated(always.decompress(new Uint8Array([0x00]), 10)), new Uint8Array(0));
 });
@@ -371,7 +372,7 @@ Deno.test("PerMessageDeflate: corrupt data fails with 1007 and leaves shared str
   assert(isFailure(failure));
   assertEquals(failure.code, 1007);
   const client = new PerMessageDeflate(params, zlibEngine, { role: "client", threshold: 0 });
-  const message = encoder.encode("after a failure");
+  const message = encoder.encode("after a failure ".repeat(10));
   assertEquals(inflated(two.decompress(client.compress(message)!, MiB)), message);
 });
 
@@ -653,7 +654,7 @@ Deno.test("frames: RSV rules fail the connection with 1002", () => {
   const compressed = new PerMessageDeflate(ALL_PARAMS[1], zlibEngine, {
     role: "client",
     threshold: 0,
-  }).compress(encoder.encode("hello hello"))!;
+  }).compress(encoder.encode("hello ".repeat(20)))!;
   const cases: [string, Uint8Array, boolean][] = [
     [
       "RSV1 without the extension",
@@ -723,3 +724,18 @@ function concatBytes(...parts: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+Deno.test("PerMessageDeflate: incompressible data goes plain only without context takeover", () => {
+  const random = new Uint8Array(4096);
+  crypto.getRandomValues(random);
+  const without = new PerMessageDeflate(ALL_PARAMS[1], zlibEngine);
+  assertEquals(without.compress(random), undefined);
+  // With context takeover the stream took the bytes in: they must be sent compressed.
+  const withContext = new PerMessageDeflate(ALL_PARAMS[0], zlibEngine);
+  const compressed = withContext.compress(random)!;
+  assert(compressed.length > random.length);
+  const client = new PerMessageDeflate(ALL_PARAMS[0], zlibEngine, { role: "client" });
+  assertEquals(inflated(client.decompress(compressed, MiB)), random);
+  withContext.close();
+  client.close();
+});
