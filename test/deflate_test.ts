@@ -16,6 +16,7 @@ import { zlibEngine } from "../server/_zlib_engine.ts";
 import { FrameDecoder } from "../protocol/frame_decoder.ts";
 import { encodeFrame, FrameWriter } from "../protocol/frame_encoder.ts";
 import { Opcode } from "../protocol/opcodes.ts";
+import { Connection } from "../protocol/connection.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -738,4 +739,39 @@ Deno.test("PerMessageDeflate: incompressible data goes plain only without contex
   assertEquals(inflated(client.decompress(compressed, MiB)), random);
   withContext.close();
   client.close();
+});
+
+// ---------------------------------------------------------------------------
+// The sans-I/O Connection with permessage-deflate
+
+Deno.test("Connection: sends compressed from the threshold on, inflates what arrives", () => {
+  const params = ALL_PARAMS[0];
+  const serverDeflate = new PerMessageDeflate(params, zlibEngine);
+  const server = new Connection({ role: "server", maxMessageSize: 4096, deflate: serverDeflate });
+  const client = deflatePair(params).client;
+  const clientDecoder = new FrameDecoder({
+    role: "client",
+    inflate: (payload, maxLength) => client.decompress(payload, maxLength),
+  });
+  const long = "abc ".repeat(100);
+  server.send(long);
+  server.send("short");
+  server.send(new Uint8Array(1000).fill(1));
+  const bytes = server.take();
+  assertEquals(bytes[0], 0xc1); // the first message: FIN, RSV1, text
+  assertEquals(clientDecoder.push(bytes), [
+    { type: "text", data: long },
+    { type: "text", data: "short" },
+    { type: "binary", data: new Uint8Array(1000).fill(1) },
+  ]);
+
+  const writer = new FrameWriter({ role: "client" });
+  writer.compressed(Opcode.Text, client.compress(encoder.encode(long))!);
+  writer.compressed(Opcode.Binary, client.compress(new Uint8Array(5000))!); // over 4096 inflated
+  server.receive(writer.take());
+  assertEquals(server.nextEvent(), { type: "text", data: long });
+  assertEquals(server.nextEvent()?.type, "error");
+  assertEquals(server.closeCode, 1009);
+  server.transportClosed();
+  assertEquals(serverDeflate.retainedBytes, 0); // closed with the transport
 });
