@@ -34,6 +34,8 @@
 import { CloseCode, CloseHandshake, encodeClosePayload } from "./close.ts";
 import { type DecoderEvent, FrameDecoder } from "./frame_decoder.ts";
 import { FrameWriter } from "./frame_encoder.ts";
+import type { PerMessageDeflate } from "./deflate.ts";
+import { Opcode } from "./opcodes.ts";
 
 /**
  * The `readyState` values of the WebSocket API, which the connection moves
@@ -92,6 +94,13 @@ export interface ConnectionParams {
   maxMessageSize?: number;
   /** Largest single frame accepted, in bytes. Default `maxMessageSize`. */
   maxFrameSize?: number;
+  /**
+   * permessage-deflate (RFC 7692), when the handshake negotiated it: messages
+   * from its threshold on are sent compressed, and compressed messages from
+   * the peer are inflated within `maxMessageSize`. The connection closes it
+   * when the transport closes.
+   */
+  deflate?: PerMessageDeflate;
 }
 
 /**
@@ -116,6 +125,7 @@ export interface ConnectionParams {
 export type ConnectionEvent = DecoderEvent;
 
 const NO_EVENTS: DecoderEvent[] = [];
+const textEncoder = new TextEncoder();
 
 /**
  * A WebSocket connection without I/O, for either end: bytes in, events out,
@@ -167,6 +177,7 @@ export class Connection {
   readonly #decoder: FrameDecoder;
   readonly #writer: FrameWriter;
   readonly #close = new CloseHandshake();
+  readonly #deflate: PerMessageDeflate | undefined;
   #readyState: ReadyStateValue = ReadyState.Open;
   #failing = false;
 
@@ -177,10 +188,12 @@ export class Connection {
   /** Creates the connection of one end, right after the opening handshake. */
   constructor(params: ConnectionParams) {
     this.role = params.role;
+    const deflate = this.#deflate = params.deflate;
     this.#decoder = new FrameDecoder({
       role: params.role,
       maxMessageSize: params.maxMessageSize,
       maxFrameSize: params.maxFrameSize,
+      inflate: deflate && ((payload, maxLength) => deflate.decompress(payload, maxLength)),
     });
     this.#writer = new FrameWriter({ role: params.role });
   }
@@ -328,8 +341,24 @@ export class Connection {
    */
   send(data: string | Uint8Array): boolean {
     if (this.#readyState !== ReadyState.Open) return false;
+    if (this.#deflate !== undefined && this.#compress(data)) return true;
     if (typeof data === "string") this.#writer.text(data);
     else this.#writer.binary(data);
+    return true;
+  }
+
+  /**
+   * Sends `data` compressed (RFC 7692 §7.2.1) unless it is below the
+   * threshold; a string's UTF-16 length × 3 bounds its UTF-8 size, so short
+   * text is never encoded twice.
+   */
+  #compress(data: string | Uint8Array): boolean {
+    const deflate = this.#deflate!;
+    const isText = typeof data === "string";
+    if ((isText ? data.length * 3 : data.length) < deflate.threshold) return false;
+    const compressed = deflate.compress(isText ? textEncoder.encode(data) : data);
+    if (compressed === undefined) return false;
+    this.#writer.compressed(isText ? Opcode.Text : Opcode.Binary, compressed);
     return true;
   }
 
@@ -421,6 +450,7 @@ export class Connection {
     if (this.#readyState === ReadyState.Closed) return;
     this.#readyState = ReadyState.Closed;
     this.#close.terminated();
+    this.#deflate?.close();
     this.#events = NO_EVENTS;
     this.#next = 0;
     if (this.#writer.length > 0) this.#writer.takeChunks();

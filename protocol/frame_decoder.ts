@@ -44,6 +44,7 @@ import { CloseCode, parseClosePayload } from "./close.ts";
 import { isControlOpcode, isKnownOpcode, Opcode } from "./opcodes.ts";
 import { applyMask } from "./_mask.ts";
 import { Utf8Validator } from "./utf8.ts";
+import type { InflateFailure } from "./deflate.ts";
 
 /**
  * Options for {@linkcode FrameDecoder}.
@@ -65,6 +66,13 @@ export interface FrameDecoderOptions {
   maxFrameSize?: number;
   /** Largest reassembled message accepted, in bytes (default 1 MiB = 1_048_576). */
   maxMessageSize?: number;
+  /**
+   * Decompresses a message that arrived with RSV1 set, its fragments joined,
+   * into at most `maxLength` bytes (`maxMessageSize`), or says why not. Given
+   * when permessage-deflate was negotiated, and only then is RSV1 accepted
+   * (RFC 7692 §6); see {@linkcode PerMessageDeflate.decompress}.
+   */
+  inflate?: (payload: Uint8Array, maxLength: number) => Uint8Array | InflateFailure;
 }
 
 /**
@@ -236,7 +244,9 @@ function isAscii(bytes: Uint8Array): boolean {
  * Turns a stream of bytes into WebSocket messages and control frames
  * (RFC 6455 §5), enforcing every rule of the base framing protocol.
  *
- * No extensions are supported, so any RSV bit is an error (§5.2).
+ * RSV bits are errors (§5.2), except RSV1 on the first frame of a data
+ * message when permessage-deflate was negotiated (RFC 7692 §6): see
+ * {@linkcode FrameDecoderOptions.inflate}.
  *
  * @example
  * ```ts
@@ -251,6 +261,7 @@ export class FrameDecoder {
   readonly #expectMasked: boolean;
   readonly #maxFrameSize: number;
   readonly #maxMessageSize: number;
+  readonly #inflate: FrameDecoderOptions["inflate"];
 
   #done = false;
   /** The events of the push() in progress. */
@@ -260,6 +271,8 @@ export class FrameDecoder {
   #fin = false;
   #opcode = 0;
   #masked = false;
+  /** RSV1: the frame starts a compressed message (RFC 7692 §6). */
+  #compressed = false;
   #payloadLength = 0;
   #maskKey = new Uint8Array(4);
 
@@ -275,6 +288,7 @@ export class FrameDecoder {
   // past the message limit). Memory follows the bytes, not the fragment count:
   // a million 1-byte fragments cost a million bytes, not a million arrays.
   #messageOpcode = 0;
+  #messageCompressed = false;
   #message: Uint8Array = EMPTY;
   #messageLength = 0;
   /** Made for the first fragmented text message: most connections never send one. */
@@ -285,6 +299,7 @@ export class FrameDecoder {
     this.#expectMasked = options.role === "server";
     this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.#maxFrameSize = options.maxFrameSize ?? this.#maxMessageSize;
+    this.#inflate = options.inflate;
   }
 
   /** True after a `close` or `error` event: further input is ignored. */
@@ -394,10 +409,20 @@ export class FrameDecoder {
     this.#fin = (first & 0x80) !== 0;
     this.#opcode = first & 0x0f;
     const opcode = this.#opcode;
-    // §5.2: RSV bits must be 0 unless an extension defines them; we negotiate none.
-    if ((first & 0x70) !== 0) return this.#fail(CloseCode.ProtocolError, "reserved bits set");
+    const rsv = first & 0x70;
+    this.#compressed = rsv === 0x40;
+    // §5.2: RSV bits must be 0 unless a negotiated extension defines them.
+    // permessage-deflate defines RSV1 alone (RFC 7692 §6).
+    if (rsv !== 0 && (!this.#compressed || this.#inflate === undefined)) {
+      return this.#fail(CloseCode.ProtocolError, "reserved bits set");
+    }
     if (!isKnownOpcode(opcode)) {
       return this.#fail(CloseCode.ProtocolError, `reserved opcode 0x${opcode.toString(16)}`);
+    }
+    // RFC 7692 §6.1: RSV1 marks the first frame of a compressed message; it is
+    // never set on a control frame or a continuation frame.
+    if (this.#compressed && (isControlOpcode(opcode) || opcode === Opcode.Continuation)) {
+      return this.#fail(CloseCode.ProtocolError, "RSV1 set on a control or continuation frame");
     }
     if (isControlOpcode(opcode)) {
       // §5.5: control frames must not be fragmented.
@@ -546,7 +571,8 @@ export class FrameDecoder {
       this.#handleControlFrame(this.#ownedPayload(source, start, owned));
     } else if (opcode !== Opcode.Continuation && this.#fin) {
       // An unfragmented message, by far the most common frame (§5.6).
-      if (opcode === Opcode.Text) this.#emitText(source, start, owned);
+      if (this.#compressed) this.#emitInflated(opcode, this.#ownedPayload(source, start, owned));
+      else if (opcode === Opcode.Text) this.#emitText(source, start, owned);
       else this.#events.push({ type: "binary", data: this.#ownedPayload(source, start, owned) });
     } else {
       this.#handleFragment(source, start);
@@ -593,8 +619,12 @@ export class FrameDecoder {
    * arrive, so bad UTF-8 fails at once (§8.1).
    */
   #handleFragment(source: Uint8Array, start: number): void {
-    if (this.#opcode !== Opcode.Continuation) this.#messageOpcode = this.#opcode;
-    const isText = this.#messageOpcode === Opcode.Text;
+    if (this.#opcode !== Opcode.Continuation) {
+      this.#messageOpcode = this.#opcode;
+      this.#messageCompressed = this.#compressed;
+    }
+    // Compressed text is checked once inflated.
+    const isText = this.#messageOpcode === Opcode.Text && !this.#messageCompressed;
     const length = this.#payloadLength;
     const offset = this.#messageLength;
     const end = offset + length;
@@ -610,9 +640,13 @@ export class FrameDecoder {
 
     const message = this.#takeMessage();
     const textComplete = !isText || this.#utf8!.finish();
+    const opcode = this.#messageOpcode;
     this.#messageOpcode = 0;
     this.#utf8?.reset();
-    if (!isText) {
+    if (this.#messageCompressed) {
+      this.#messageCompressed = false;
+      this.#emitInflated(opcode, message);
+    } else if (!isText) {
       this.#events.push({ type: "binary", data: message });
     } else if (!textComplete) {
       // The message ended in the middle of a character.
@@ -620,6 +654,25 @@ export class FrameDecoder {
     } else {
       // Already validated fragment by fragment: the lenient decoder is exact here.
       this.#events.push({ type: "text", data: lenientDecoder.decode(message) });
+    }
+  }
+
+  /**
+   * A compressed message, all of it (RFC 7692 §6.2): inflated within the
+   * message limit (a bomb fails with 1009 before it is inflated past it), then
+   * delivered like any other; text is checked as UTF-8 once inflated (§8.1).
+   */
+  #emitInflated(opcode: number, payload: Uint8Array): void {
+    const result = this.#inflate!(payload, this.#maxMessageSize);
+    if (!(result instanceof Uint8Array)) {
+      this.#fail(result.code, result.reason);
+    } else if (opcode === Opcode.Binary) {
+      this.#events.push({ type: "binary", data: result });
+    } else {
+      const data = decodeUtf8(result);
+      if (data === undefined) {
+        this.#fail(CloseCode.InvalidPayload, "text message is not valid UTF-8");
+      } else this.#events.push({ type: "text", data });
     }
   }
 

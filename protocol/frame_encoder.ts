@@ -53,6 +53,11 @@ export interface EncodeFrameOptions {
    * `Uint8Array` of 4 bytes uses that key (for byte-exact tests). Default false.
    */
   mask?: boolean | Uint8Array;
+  /**
+   * Set RSV1, which permessage-deflate defines as "this message is
+   * compressed" (RFC 7692 §6): on the first frame of a message only. Default false.
+   */
+  rsv1?: boolean;
 }
 
 /** Payloads up to this length fit in the 7-bit length field (§5.2). */
@@ -215,7 +220,7 @@ export function encodeFrame(
   const masked = mask !== false;
   const length = payload.length;
   const frame = new Uint8Array(headerSize(length) + (masked ? 4 : 0) + length);
-  const firstByte = (options.fin === false ? 0 : 0x80) | opcode;
+  const firstByte = (options.fin === false ? 0 : 0x80) | (options.rsv1 ? 0x40 : 0) | opcode;
   const start = writeHeader(frame, 0, firstByte, length, mask);
   frame.set(payload, start);
   if (masked) applyMask(frame, start, frame.length, frame, start - 4);
@@ -248,7 +253,7 @@ export function encodeFrameHeader(
   const mask = maskOption(options.mask);
   const masked = mask !== false;
   const header = allocateHeader(headerSize(length) + (masked ? 4 : 0));
-  const firstByte = (options.fin === false ? 0 : 0x80) | opcode;
+  const firstByte = (options.fin === false ? 0 : 0x80) | (options.rsv1 ? 0x40 : 0) | opcode;
   writeHeader(header, 0, firstByte, length, mask);
   return header;
 }
@@ -298,6 +303,8 @@ export interface FrameWriterOptions {
 
 const EMPTY = new Uint8Array(0);
 const DEFAULT_INITIAL_CAPACITY = 256;
+/** RSV1 in the first byte of a frame: "compressed" under permessage-deflate (RFC 7692 §6). */
+const RSV1 = 0x40;
 /** A buffer that grew past this is dropped after its batch, not kept forever. */
 const MAX_RETAINED_CAPACITY = 1024 * 1024;
 /**
@@ -485,6 +492,24 @@ export class FrameWriter {
   }
 
   /**
+   * Queues a message whose payload an extension compressed
+   * (permessage-deflate, RFC 7692 §6): RSV1 is set on its first frame, and
+   * only there. `payload` becomes the writer's: a client masks it in place.
+   *
+   * @example
+   * ```ts
+   * import { FrameWriter, Opcode } from "@heartwire/heartwire/protocol";
+   * const writer = new FrameWriter({ role: "server" });
+   * // "Hello" compressed (RFC 7692 §7.2.3.1).
+   * writer.compressed(Opcode.Text, new Uint8Array([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]));
+   * writer.take(); // [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]
+   * ```
+   */
+  compressed(opcode: typeof Opcode.Text | typeof Opcode.Binary, payload: Uint8Array): void {
+    this.#message(opcode, payload, true, RSV1);
+  }
+
+  /**
    * Queues a ping (§5.5.2).
    *
    * @throws {RangeError} if `data` is over 125 bytes (§5.5).
@@ -662,22 +687,22 @@ export class FrameWriter {
    * A data message, split into fragments if it is larger than fragmentSize
    * (§5.4). `owned` says `data` is the writer's own array (encoded text).
    */
-  #message(opcode: number, data: Uint8Array, owned: boolean): void {
+  #message(opcode: number, data: Uint8Array, owned: boolean, rsv = 0): void {
     const size = this.#fragmentSize;
     if (data.length <= size) {
-      this.#dataFrame(0x80 | opcode, data, owned);
+      this.#dataFrame(0x80 | rsv | opcode, data, owned);
       return;
     }
     // Fragments that will be copied: make room for all of them at once.
     if (size < this.#copyThreshold) {
       this.#reserve(data.length + Math.ceil(data.length / size) * MAX_HEADER_SIZE);
     }
-    // First frame: the message's opcode, FIN clear. Then continuation frames;
-    // the last one sets FIN (§5.4).
+    // First frame: the message's opcode (and RSV bits), FIN clear. Then
+    // continuation frames; the last one sets FIN (§5.4).
     for (let offset = 0; offset < data.length; offset += size) {
       const end = Math.min(offset + size, data.length);
       const fin = end === data.length ? 0x80 : 0;
-      const first = offset === 0 ? opcode : Opcode.Continuation;
+      const first = offset === 0 ? rsv | opcode : Opcode.Continuation;
       this.#dataFrame(fin | first, data.subarray(offset, end), owned);
     }
   }

@@ -41,3 +41,4 @@ export * from "./http1.ts";
 export * from "./handshake.ts";
 export * from "./heartbeat.ts";
 export * from "./messages.ts";
+export * from "./deflate.ts";

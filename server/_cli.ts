@@ -39,6 +39,8 @@ export interface CliOptions {
   tlsCert?: string;
   /** `--tls-key FILE`. */
   tlsKey?: string;
+  /** `--deflate`: permessage-deflate (RFC 7692) with clients that offer it. */
+  deflate?: boolean;
   /** `--help` / `-h`. */
   help: boolean;
 }
@@ -83,6 +85,7 @@ Options:
                         open sockets per client address before 429 (default ${DEFAULT_MAX_CONNECTIONS_PER_IP})
   --tls-cert FILE       PEM certificate: serve wss:// (needs --tls-key)
   --tls-key FILE        PEM private key (needs --tls-cert)
+  --deflate             compress messages with clients that offer permessage-deflate (RFC 7692)
   -h, --help            show this help
 `;
 
@@ -153,6 +156,10 @@ export function parseCliArgs(
     const arg = args[i];
     if (arg === "-h" || arg === "--help") {
       options.help = true;
+      continue;
+    }
+    if (arg === "--deflate") {
+      options.deflate = true;
       continue;
     }
     const eq = arg.indexOf("=");

@@ -17,6 +17,7 @@ import { CloseCode } from "../protocol/close.ts";
 import type { Clock } from "../protocol/clock.ts";
 import { Connection, ReadyState } from "../protocol/connection.ts";
 import type { HttpRequestHead } from "../protocol/handshake.ts";
+import type { PerMessageDeflate } from "../protocol/deflate.ts";
 import { type KeepaliveOptions, nextKeepaliveAction } from "./keepalive.ts";
 import type { TimerEntry, TimerHeap } from "./timer_heap.ts";
 
@@ -105,6 +106,8 @@ export interface ConnectionInit<T = unknown> {
   path: string;
   /** The negotiated subprotocol, or "". */
   protocol: string;
+  /** permessage-deflate, if the handshake negotiated it, and the response header that did. */
+  deflate?: { extension: PerMessageDeflate; response: string };
   /** The route's callbacks. */
   handler: WebSocketHandler<T>;
   /** The connection's initial {@linkcode WebSocketConnection.data} (e.g. from `upgrade(request, { data })`). */
@@ -180,6 +183,11 @@ export class WebSocketConnection<T = unknown> {
   readonly path: string;
   /** The negotiated subprotocol, or "". */
   readonly protocol: string;
+  /**
+   * The negotiated extensions as the handshake's `Sec-WebSocket-Extensions`
+   * sent them (e.g. `permessage-deflate; server_no_context_takeover`), or "".
+   */
+  readonly extensions: string;
   /** The peer's address. */
   readonly remoteAddr: Deno.NetAddr;
   /** Free for the application (e.g. a session or a user id); set from the upgrade's `data`. */
@@ -238,7 +246,12 @@ export class WebSocketConnection<T = unknown> {
     this.#options = init.options;
     this.#onEnded = init.onEnded;
     this.#onError = init.onError;
-    this.#ws = new Connection({ role: "server", maxMessageSize: init.options.maxPayload });
+    this.extensions = init.deflate?.response ?? "";
+    this.#ws = new Connection({
+      role: "server",
+      maxMessageSize: init.options.maxPayload,
+      deflate: init.deflate?.extension,
+    });
     this.#lastSeen = this.#clock.now();
     this.#earlyBy = Math.random() * init.options.pingJitter * init.options.keepalive.interval;
     this.#timer = this.#heap.create(() => this.#onTimer());

@@ -57,6 +57,7 @@ async function main(): Promise<void> {
       pingInterval,
       pingTimeout,
       maxPayload: cli.maxPayload,
+      deflate: cli.deflate,
       maxConnections: cli.maxConnections,
       maxConnectionsPerIp: cli.maxConnectionsPerIp,
       routes: { "/ws": hub, "/echo": echoHandler },

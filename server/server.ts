@@ -9,6 +9,8 @@
 import { CloseCode, encodeClosePayload } from "../protocol/close.ts";
 import type { Clock } from "../protocol/clock.ts";
 import { buildUpgradeResponse, validateUpgradeRequest } from "../protocol/handshake.ts";
+import { type DeflateOptions, negotiateDeflate, PerMessageDeflate } from "../protocol/deflate.ts";
+import { zlibEngine } from "./_zlib_engine.ts";
 import { type HttpRequestHead, type RequestEvent, RequestParser } from "../protocol/http1.ts";
 import {
   type CloseInfo,
@@ -76,6 +78,16 @@ export interface ServeOptions<T = unknown> {
   pingJitter?: number;
   /** Largest message in bytes; larger ones close with 1009. Default 1 MiB. */
   maxPayload?: number;
+  /**
+   * permessage-deflate (RFC 7692) with every client that offers it: `true`
+   * for the defaults, or the policy ({@linkcode DeflateOptions}). A
+   * compressed message counts against `maxPayload` at its inflated size.
+   * The defaults compress each outgoing message on its own
+   * (`server_no_context_takeover`), so a connection holds no compression
+   * state; a client that keeps its context costs up to ~39 KiB of inflate
+   * state. Default: off.
+   */
+  deflate?: boolean | DeflateOptions;
   /** Open sockets (HTTP or upgraded) before new ones get 503. Default 10 000. */
   maxConnections?: number;
   /** Open sockets per remote IP before new ones get 429. Default: no cap. */
@@ -316,6 +328,7 @@ class HeartwireServer<T> implements Server<T> {
   #routes: Record<string, WebSocketHandler>;
   #connectionOptions: ConnectionOptions;
   #options: ServeOptions<T>;
+  #deflate: DeflateOptions | undefined;
   /** `http` or `https`: the scheme of request URLs. */
   #scheme: string;
   /** The origin of request URLs when the client named no Host (HTTP/1.0). */
@@ -331,6 +344,9 @@ class HeartwireServer<T> implements Server<T> {
   constructor(options: ServeOptions<T>) {
     checkTimings(options);
     this.#options = options;
+    this.#deflate = options.deflate === true ? {} : options.deflate || undefined;
+    // Bad window bits throw here, not at the first upgrade.
+    if (this.#deflate) negotiateDeflate("permessage-deflate", this.#deflate);
     this.#clock = options.clock ?? systemClock;
     this.#heap = new TimerHeap({ clock: this.#clock });
     this.#routes = options.routes ?? {};
@@ -750,8 +766,11 @@ class HeartwireServer<T> implements Server<T> {
       return "close";
     }
     const headers = upgrade.headers === undefined
-      ? undefined
+      ? {}
       : Object.fromEntries(new Headers(upgrade.headers));
+    const agreement = this.#deflate &&
+      negotiateDeflate(head.headers.get("sec-websocket-extensions"), this.#deflate);
+    if (agreement) headers["Sec-WebSocket-Extensions"] = agreement.response;
     await writeAll(
       conn,
       buildUpgradeResponse(upgrade.key, { protocol: upgrade.protocol, headers }),
@@ -764,6 +783,10 @@ class HeartwireServer<T> implements Server<T> {
       request: head,
       path,
       protocol: upgrade.protocol ?? "",
+      deflate: agreement && {
+        extension: new PerMessageDeflate(agreement.params, zlibEngine, this.#deflate),
+        response: agreement.response,
+      },
       handler: handler as WebSocketHandler,
       data: upgrade.data,
       clock: this.#clock,
