@@ -13,6 +13,19 @@ const deno = Deno.execPath();
 const file = (path: string) => new URL(path, here).pathname;
 
 /**
+ * What a server program does: `echo` sends every message back (the echo,
+ * churn and idle runs); `fanout` sends each message from `/pub` to every
+ * connection on `/sub` (bench/fanout/).
+ *
+ * @example
+ * ```ts
+ * import type { ServerRole } from "./_servers.ts";
+ * const role: ServerRole = "fanout";
+ * ```
+ */
+export type ServerRole = "echo" | "fanout";
+
+/**
  * One server of the comparison.
  *
  * @example
@@ -26,19 +39,22 @@ export interface ServerSpec {
   name: string;
   /** What the report calls it. */
   label: string;
-  /** The command, or why this server cannot run here. */
-  command(): Promise<string[] | { skip: string }>;
+  /** The command for `role` (default `echo`), or why this server cannot run here. */
+  command(role?: ServerRole): Promise<string[] | { skip: string }>;
   /** Echoes our bytes untouched, masks included (client --masked-echo). */
   maskedEcho?: boolean;
 }
 
+const denoScript = (script: string) => [deno, "run", "--allow-net", file(script)];
+
 /**
- * Servers (bench/load/servers/):
+ * Servers: echo programs in bench/load/servers/, fan-out programs in
+ * bench/fanout/servers/:
  * - `raw`: Deno.listen read→write loop, no WebSocket parsing (the ceiling);
- * - `deno`: Deno.serve + Deno.upgradeWebSocket echo;
- * - `heartwire`: serve() with default options, route /echo;
+ * - `deno`: Deno.serve + Deno.upgradeWebSocket;
+ * - `heartwire`: serve() with default options;
  * - `node`: ws 8 on Node (skipped if `node` or ws is missing);
- * - `bun`: Bun.serve WebSocket (skipped unless `bun` is on PATH).
+ * - `bun`: Bun.serve WebSocket (`bun` on PATH, `$BUN`, or npm's `bun` package, see findBun).
  *
  * @example
  * ```ts
@@ -50,41 +66,110 @@ export const SERVERS: ServerSpec[] = [
   {
     name: "raw",
     label: "raw TCP echo (Deno.listen, no WS parsing)",
-    command: () => Promise.resolve([deno, "run", "--allow-net", file("servers/raw_echo.ts")]),
+    command: (role = "echo") =>
+      Promise.resolve(
+        denoScript(role === "echo" ? "servers/raw_echo.ts" : "../fanout/servers/raw_fanout.ts"),
+      ),
     maskedEcho: true,
   },
   {
     name: "deno",
     label: "Deno.upgradeWebSocket (native)",
-    command: () =>
-      Promise.resolve([deno, "run", "--allow-net", file("servers/deno_native_echo.ts")]),
+    command: (role = "echo") =>
+      Promise.resolve(
+        denoScript(
+          role === "echo"
+            ? "servers/deno_native_echo.ts"
+            : "../fanout/servers/deno_native_fanout.ts",
+        ),
+      ),
   },
   {
     name: "heartwire",
-    label: "heartwire serve() /echo",
-    command: () => Promise.resolve([deno, "run", "--allow-net", file("servers/heartwire_echo.ts")]),
+    label: "heartwire serve()",
+    command: (role = "echo") =>
+      Promise.resolve(
+        denoScript(
+          role === "echo" ? "servers/heartwire_echo.ts" : "../fanout/servers/heartwire_fanout.ts",
+        ),
+      ),
   },
   {
     name: "node",
     label: "ws 8 on Node",
-    command: async () => {
+    command: async (role = "echo") => {
       const version = await output("node", ["--version"]);
       if (version === null) return { skip: "node is not on PATH" };
       const ws = await findWsPackage();
       if (ws === null) return { skip: "ws@8 is not in Deno's npm cache (deno cache npm:ws@8)" };
-      return ["node", file("servers/node_ws_echo.cjs"), ws];
+      const script = role === "echo"
+        ? "servers/node_ws_echo.cjs"
+        : "../fanout/servers/node_ws_fanout.cjs";
+      return ["node", file(script), ws];
     },
   },
   {
     name: "bun",
     label: "Bun.serve WebSocket (native uWS)",
-    command: async () => {
-      const version = await output("bun", ["--version"]);
-      if (version === null) return { skip: "bun is not on PATH" };
-      return ["bun", file("servers/bun_echo.js")];
+    command: async (role = "echo") => {
+      const bun = await findBun();
+      if (typeof bun !== "string") return bun;
+      const script = role === "echo" ? "servers/bun_echo.js" : "../fanout/servers/bun_fanout.js";
+      return [bun, file(script)];
     },
   },
 ];
+
+let bunPath: Promise<string | { skip: string }> | undefined;
+
+/**
+ * The Bun binary, found once per process, in this order: `$BUN`; `bun` on
+ * PATH; npm's `bun` package (whose postinstall puts the platform's binary in
+ * bin/bun.exe) installed into a cache directory,
+ * `$XDG_CACHE_HOME/heartwire-bench/bun` (default ~/.cache/...), on first use
+ * with `npm install --prefix`. If none works, the reason to skip Bun.
+ *
+ * @example
+ * ```ts ignore
+ * import { findBun } from "./_servers.ts";
+ * const bun = await findBun();
+ * console.log(typeof bun === "string" ? bun : bun.skip);
+ * ```
+ */
+export function findBun(): Promise<string | { skip: string }> {
+  return bunPath ??= locateBun();
+}
+
+async function locateBun(): Promise<string | { skip: string }> {
+  const works = async (path: string) => (await output(path, ["--version"])) !== null;
+  const env = Deno.env.get("BUN");
+  if (env && await works(env)) return env;
+  if (await works("bun")) return "bun";
+  const home = Deno.env.get("HOME") ?? "/tmp";
+  const prefix = `${Deno.env.get("XDG_CACHE_HOME") ?? `${home}/.cache`}/heartwire-bench/bun`;
+  // The package's postinstall copies the platform binary over bin/bun.exe; if
+  // install scripts did not run, the binary is still in the optional dependency.
+  const candidates = [
+    `${prefix}/node_modules/bun/bin/bun.exe`,
+    `${prefix}/node_modules/@oven/bun-linux-x64/bin/bun`,
+    `${prefix}/node_modules/@oven/bun-linux-x64-baseline/bin/bun`,
+    `${prefix}/node_modules/@oven/bun-linux-aarch64/bin/bun`,
+  ];
+  for (const candidate of candidates) if (await works(candidate)) return candidate;
+  console.error(`installing Bun with npm into ${prefix} (once) ...`);
+  const installed = await output("npm", [
+    "install",
+    "--prefix",
+    prefix,
+    "--no-audit",
+    "--no-fund",
+    "--loglevel=error",
+    "bun@1",
+  ]);
+  if (installed === null) return { skip: "bun is not on PATH and `npm install bun` failed" };
+  for (const candidate of candidates) if (await works(candidate)) return candidate;
+  return { skip: `npm installed bun into ${prefix} but no working binary was found` };
+}
 
 /**
  * The specs named in a `--servers a,b,c` list (all of them when absent).

@@ -25,33 +25,10 @@
  */
 import { intFlag, intListFlag, parseFlags } from "./_flags.ts";
 import type { LoadResult } from "./client.ts";
-import {
-  lines,
-  output,
-  type RunningServer,
-  selectServers,
-  SERVERS,
-  type ServerSpec,
-  startServer,
-  tail,
-} from "./_servers.ts";
+import { selectServers, SERVERS, type ServerSpec } from "./_servers.ts";
+import { measureWith } from "./_measure.ts";
 
-const deno = Deno.execPath();
 const file = (path: string) => new URL(path, import.meta.url).pathname;
-
-let clockTicks = 100;
-
-/** User + system CPU seconds a process has used so far (Linux /proc). */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
-  } catch {
-    return NaN;
-  }
-}
 
 interface Measurement {
   server: string;
@@ -62,11 +39,36 @@ interface Measurement {
   error?: string;
 }
 
-interface RunOptions {
+export interface RunOptions {
   connections: number;
   size: number;
   warmup: number;
   duration: number;
+}
+
+/** The generator's `deno run` arguments for one echo run against `port`. */
+export function echoGeneratorArgs(
+  port: number,
+  options: RunOptions & { inflight: number; maskedEcho?: boolean },
+): string[] {
+  const args = [
+    "--allow-net",
+    file("client.ts"),
+    "--port",
+    String(port),
+    "--connections",
+    String(options.connections),
+    "--inflight",
+    String(options.inflight),
+    "--size",
+    String(options.size),
+    "--warmup",
+    String(options.warmup),
+    "--duration",
+    String(options.duration),
+  ];
+  if (options.maskedEcho) args.push("--masked-echo");
+  return args;
 }
 
 async function measure(
@@ -75,64 +77,11 @@ async function measure(
   inflight: number,
   options: RunOptions,
 ): Promise<Measurement> {
-  const measurement: Measurement = { server: spec.name, inflight };
-  let server: RunningServer;
-  try {
-    server = await startServer(command);
-  } catch (error) {
-    measurement.error = String(error);
-    return measurement;
-  }
-  try {
-    const args = [
-      "run",
-      "--allow-net",
-      file("client.ts"),
-      "--port",
-      String(server.port),
-      "--connections",
-      String(options.connections),
-      "--inflight",
-      String(inflight),
-      "--size",
-      String(options.size),
-      "--warmup",
-      String(options.warmup),
-      "--duration",
-      String(options.duration),
-    ];
-    if (spec.maskedEcho) args.push("--masked-echo");
-    const client = new Deno.Command(deno, { args, stdout: "piped", stderr: "piped" }).spawn();
-    const clientErrors = tail(client.stderr);
-    let start: { wall: number; server: number; client: number } | undefined;
-    for await (const line of lines(client.stdout)) {
-      const message = JSON.parse(line);
-      if (message.phase === "measuring") {
-        start = {
-          wall: performance.now(),
-          server: cpuSeconds(server.pid),
-          client: cpuSeconds(client.pid),
-        };
-      } else if (message.phase === "measured" && start !== undefined) {
-        const wall = (performance.now() - start.wall) / 1000;
-        measurement.serverCpu = (cpuSeconds(server.pid) - start.server) / wall;
-        measurement.clientCpu = (cpuSeconds(client.pid) - start.client) / wall;
-      } else if ("msgPerSec" in message) {
-        measurement.result = message;
-      }
-    }
-    const status = await client.status;
-    await clientErrors.done;
-    if (!status.success || measurement.result === undefined) {
-      measurement.error = `client exited with ${status.code}: ${clientErrors.text()}`;
-    }
-  } catch (error) {
-    measurement.error = String(error);
-  } finally {
-    await server.stop();
-  }
-  if (measurement.error && server.stderr()) measurement.error += `\nserver: ${server.stderr()}`;
-  return measurement;
+  const m = await measureWith<LoadResult>(
+    command,
+    (port) => echoGeneratorArgs(port, { ...options, inflight, maskedEcho: spec.maskedEcho }),
+  );
+  return { server: spec.name, inflight, ...m };
 }
 
 const GOALS: Record<number, number> = { 16: 3, 1: 1 };
@@ -223,7 +172,6 @@ async function main(): Promise<void> {
   };
   const inflights = intListFlag(flags, "inflight", [16, 1]);
   const specs = selectServers(flags.get("servers"));
-  clockTicks = Number(await output("getconf", ["CLK_TCK"])) || 100;
 
   const runnable: { spec: ServerSpec; command: string[] }[] = [];
   const skipped: string[] = [];

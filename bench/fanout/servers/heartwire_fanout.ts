@@ -1,0 +1,44 @@
+/**
+ * Fan-out with heartwire's `serve()`: every message from `/pub` goes to every
+ * connection on `/sub`, one `ws.send` per subscriber; the text `?` from `/pub`
+ * is answered with the subscriber count instead (the generator waits for it
+ * to reach N before it starts).
+ *
+ * `serve()` has no topic publish yet, so each `send` encodes its own frame.
+ * TODO(hub topics): once hub/ can publish to a topic with the frame encoded
+ * once for all subscribers, subscribe `/sub` connections to a topic in
+ * `open` and call that publish in `broadcast` below — that is the number
+ * this benchmark should report for heartwire.
+ *
+ * `deno run --allow-net heartwire_fanout.ts [port]` prints `listening <port>`;
+ * SIGTERM stops it.
+ *
+ * @module
+ */
+import { serve, type WebSocketConnection } from "../../../server/mod.ts";
+
+const subscribers = new Set<WebSocketConnection>();
+
+function broadcast(data: string | Uint8Array): void {
+  for (const ws of subscribers) ws.send(data);
+}
+
+serve({
+  hostname: "127.0.0.1",
+  port: Number(Deno.args[0] ?? 0),
+  // Each side is one process and the machine allows 20 000 open files each.
+  maxConnections: 19_500,
+  routes: {
+    "/sub": {
+      open: (ws) => subscribers.add(ws),
+      close: (ws) => subscribers.delete(ws),
+    },
+    "/pub": {
+      message(ws, data) {
+        if (data === "?") ws.send(String(subscribers.size));
+        else broadcast(data);
+      },
+    },
+  },
+  onListen: (addr) => console.log(`listening ${addr.port}`),
+});
