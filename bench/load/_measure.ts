@@ -32,7 +32,7 @@ function cpuSeconds(pid: number, ticks: number): number {
  * @example
  * ```ts
  * import type { ProcessMeasurement } from "./_measure.ts";
- * const busy = (m: ProcessMeasurement) => (m.clientCpu ?? 0) > 0.95;
+ * const busy = (m: ProcessMeasurement<unknown>) => (m.clientCpu ?? 0) > 0.95;
  * ```
  */
 export interface ProcessMeasurement<R> {

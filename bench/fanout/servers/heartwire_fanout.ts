@@ -7,7 +7,7 @@
  * `serve()` has no topic publish yet, so each `send` encodes its own frame.
  * TODO(hub topics): once hub/ can publish to a topic with the frame encoded
  * once for all subscribers, subscribe `/sub` connections to a topic in
- * `open` and call that publish in `broadcast` below — that is the number
+ * `open` and call that publish in `broadcast` in fanoutRoutes() — that is the number
  * this benchmark should report for heartwire.
  *
  * `deno run --allow-net heartwire_fanout.ts [port]` prints `listening <port>`;
@@ -15,20 +15,25 @@
  *
  * @module
  */
-import { serve, type WebSocketConnection } from "../../../server/mod.ts";
+import { serve, type WebSocketConnection, type WebSocketHandler } from "../../../server/mod.ts";
 
-const subscribers = new Set<WebSocketConnection>();
-
-function broadcast(data: string | Uint8Array): void {
-  for (const ws of subscribers) ws.send(data);
-}
-
-serve({
-  hostname: "127.0.0.1",
-  port: Number(Deno.args[0] ?? 0),
-  // Each side is one process and the machine allows 20 000 open files each.
-  maxConnections: 19_500,
-  routes: {
+/**
+ * The two routes: `/sub` joins the audience, `/pub` broadcasts to it.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "../../../server/mod.ts";
+ * import { fanoutRoutes } from "./heartwire_fanout.ts";
+ * const server = serve({ port: 0, routes: fanoutRoutes() });
+ * await server.shutdown();
+ * ```
+ */
+export function fanoutRoutes(): Record<string, WebSocketHandler> {
+  const subscribers = new Set<WebSocketConnection>();
+  const broadcast = (data: string | Uint8Array) => {
+    for (const ws of subscribers) ws.send(data);
+  };
+  return {
     "/sub": {
       open: (ws) => subscribers.add(ws),
       close: (ws) => subscribers.delete(ws),
@@ -39,6 +44,16 @@ serve({
         else broadcast(data);
       },
     },
-  },
-  onListen: (addr) => console.log(`listening ${addr.port}`),
-});
+  };
+}
+
+if (import.meta.main) {
+  serve({
+    hostname: "127.0.0.1",
+    port: Number(Deno.args[0] ?? 0),
+    // Each side is one process and the machine allows 20 000 open files each.
+    maxConnections: 19_500,
+    routes: fanoutRoutes(),
+    onListen: (addr) => console.log(`listening ${addr.port}`),
+  });
+}

@@ -1,0 +1,241 @@
+/**
+ * `deno task bench:all`: every scenario against every peer, written up as
+ * bench/RESULTS.md with a chart (bench/results.svg) this script draws itself.
+ *
+ * Scenarios (bench/_report.ts): echo 64 B with 16 and 1 in flight and 16 KiB
+ * with 16 (bench/load/client.ts), fan-out to N subscribers
+ * (bench/fanout/client.ts) and connection churn (bench/churn/client.ts).
+ * Peers (bench/load/_servers.ts): heartwire, Deno native, ws 8 on Node, Bun
+ * (found or installed with npm, see findBun), and the bare `Deno.listen`
+ * loop as the ceiling. Each run starts its server as one process and its
+ * generator as another (measureWith), so each has a core of its own on a
+ * 2-core machine.
+ *
+ * Every round runs every scenario against every server, the servers in an
+ * order rotated by one each round; the report gives the median and range.
+ *
+ * ```sh
+ * deno task bench:all [--quick] [--rounds 2] [--warmup 500] [--duration 2000]
+ *   [--connections 100] [--subscribers 5000] [--window 16] [--concurrency 32]
+ *   [--scenarios echo-64x16,echo-64x1,echo-16kx16,fanout,churn]
+ *   [--servers heartwire,deno,node,bun,raw] [--out bench]
+ * ```
+ *
+ * The defaults take about 3–4 minutes; `--quick` (1 round, short windows,
+ * 500 subscribers) about 30 s and writes nothing unless `--out` is given.
+ *
+ * @module
+ */
+import { findBun, output, SERVERS, type ServerSpec } from "./load/_servers.ts";
+import { measureWith } from "./load/_measure.ts";
+import { echoGeneratorArgs } from "./load/run.ts";
+import type { LoadResult } from "./load/client.ts";
+import type { FanoutResult } from "./fanout/client.ts";
+import type { ChurnResult } from "./churn/client.ts";
+import {
+  type AllOptions,
+  type Cell,
+  formatRate,
+  parseAllOptions,
+  renderChart,
+  renderResultsPage,
+  renderTables,
+  type Results,
+  rotate,
+  SCENARIOS,
+} from "./_report.ts";
+
+const file = (path: string) => new URL(path, import.meta.url).pathname;
+
+interface RunOutcome {
+  rate?: number;
+  serverCpu?: number;
+  clientCpu?: number;
+  problems: string[];
+}
+
+/** One run of scenario `id` against `spec` (whose command is `command`). */
+async function runOne(
+  id: string,
+  spec: ServerSpec,
+  command: string[],
+  options: AllOptions,
+): Promise<RunOutcome> {
+  const timing = { warmup: options.warmup, duration: options.duration };
+  const masked = spec.maskedEcho ? ["--masked-echo"] : [];
+  const common = (port: number) => [
+    "--port",
+    String(port),
+    "--warmup",
+    String(timing.warmup),
+    "--duration",
+    String(timing.duration),
+    ...masked,
+  ];
+  if (id.startsWith("echo-")) {
+    const [size, inflight] = id === "echo-64x16" ? [64, 16] : id === "echo-64x1" ? [64, 1] : [
+      16 * 1024,
+      16,
+    ];
+    const m = await measureWith<LoadResult>(command, (port) =>
+      echoGeneratorArgs(port, {
+        connections: options.connections,
+        size,
+        inflight,
+        ...timing,
+        maskedEcho: spec.maskedEcho,
+      }));
+    const problems = m.error ? [m.error.split("\n")[0]] : [];
+    if (m.result?.corrupt) problems.push(`${m.result.corrupt} corrupt echoes`);
+    problems.push(...(m.result?.errors ?? []));
+    return { rate: m.result?.msgPerSec, ...cpu(m), problems };
+  }
+  if (id === "fanout") {
+    const m = await measureWith<FanoutResult>(command, (port) => [
+      "--allow-net",
+      file("fanout/client.ts"),
+      "--subscribers",
+      String(options.subscribers),
+      "--window",
+      String(options.window),
+      ...common(port),
+    ]);
+    const problems = m.error ? [m.error.split("\n")[0]] : [];
+    if (m.result?.corrupt) problems.push(`${m.result.corrupt} deliveries out of order or wrong`);
+    problems.push(...(m.result?.errors ?? []));
+    return { rate: m.result?.rate, ...cpu(m), problems };
+  }
+  const m = await measureWith<ChurnResult>(command, (port) => [
+    "--allow-net",
+    file("churn/client.ts"),
+    "--concurrency",
+    String(options.concurrency),
+    ...common(port),
+  ]);
+  const problems = m.error ? [m.error.split("\n")[0]] : [];
+  if (m.result?.failures) problems.push(`${m.result.failures} failed cycles`);
+  problems.push(...(m.result?.errors ?? []).slice(0, 2));
+  return { rate: m.result?.rate, ...cpu(m), problems };
+}
+
+function cpu(m: { serverCpu?: number; clientCpu?: number }) {
+  return { serverCpu: m.serverCpu, clientCpu: m.clientCpu };
+}
+
+/** The machine, as the report's header states it. */
+async function describeMachine(): Promise<string[]> {
+  const read = (path: string) => {
+    try {
+      return Deno.readTextFileSync(path);
+    } catch {
+      return "";
+    }
+  };
+  const cpuModel = /^model name\s*:\s*(.+)$/m.exec(read("/proc/cpuinfo"))?.[1] ?? "unknown";
+  const memKb = Number(/^MemTotal:\s*(\d+)/m.exec(read("/proc/meminfo"))?.[1] ?? NaN);
+  const os = /^PRETTY_NAME="?([^"\n]+)"?/m.exec(read("/etc/os-release"))?.[1] ?? Deno.build.os;
+  const nproc = (await output("nproc", [])) ?? String(navigator.hardwareConcurrency);
+  const node = (await output("node", ["--version"])) ?? "not found";
+  const bun = await findBun();
+  const bunVersion = typeof bun === "string" ? await output(bun, ["--version"]) : null;
+  const load = read("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  return [
+    `CPU: ${nproc} × ${cpuModel} (nproc ${nproc})`,
+    `Memory: ${Number.isFinite(memKb) ? `${(memKb / 1024 / 1024).toFixed(1)} GiB` : "unknown"}`,
+    `OS: ${os}, kernel ${Deno.osRelease()}`,
+    `Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), Node ${node}, Bun ${bunVersion ?? "n/a"}`,
+    `Load average at start (1, 5, 15 min): ${load || "unknown"}`,
+  ];
+}
+
+async function main(): Promise<void> {
+  const options = parseAllOptions(Deno.args);
+  const started = new Date();
+  const command = ["deno task bench:all", ...Deno.args].join(" ");
+
+  const results: Results = {
+    scenarios: options.scenarios,
+    servers: [],
+    cells: {},
+    skipped: {},
+  };
+  const runnable: { spec: ServerSpec; echo: string[]; fanout: string[] }[] = [];
+  for (const name of options.servers) {
+    const spec = SERVERS.find((candidate) => candidate.name === name)!;
+    results.servers.push(name);
+    const echo = await spec.command("echo");
+    const fanout = await spec.command("fanout");
+    if (!Array.isArray(echo) || !Array.isArray(fanout)) {
+      const reason = Array.isArray(echo) ? fanout : echo;
+      results.skipped[name] = Array.isArray(reason) ? "cannot start" : reason.skip;
+      continue;
+    }
+    runnable.push({ spec, echo, fanout });
+  }
+  for (const id of options.scenarios) {
+    results.cells[id] = {};
+    for (const { spec } of runnable) {
+      results.cells[id][spec.name] = { rates: [], serverCpu: [], clientCpu: [], problems: [] };
+    }
+  }
+  const machine = await describeMachine();
+
+  for (let round = 0; round < options.rounds; round++) {
+    for (const id of options.scenarios) {
+      for (const { spec, echo, fanout } of rotate(runnable, round)) {
+        const outcome = await runOne(id, spec, id === "fanout" ? fanout : echo, options);
+        const cell: Cell = results.cells[id][spec.name];
+        if (outcome.rate !== undefined) cell.rates.push(outcome.rate);
+        if (outcome.serverCpu !== undefined) cell.serverCpu.push(outcome.serverCpu);
+        if (outcome.clientCpu !== undefined) cell.clientCpu.push(outcome.clientCpu);
+        for (const problem of outcome.problems) {
+          if (!cell.problems.includes(problem)) cell.problems.push(problem);
+        }
+        const unit = SCENARIOS.find((scenario) => scenario.id === id)!.unit;
+        console.error(
+          `round ${round + 1}/${options.rounds} ${id} ${spec.name}: ` +
+            (outcome.rate === undefined
+              ? `failed ${outcome.problems[0] ?? ""}`
+              : `${formatRate(outcome.rate)} ${unit}`),
+        );
+      }
+    }
+  }
+
+  const settings = [
+    `Rounds: ${options.rounds}; each run ${options.warmup} ms warm-up + ` +
+    `${options.duration} ms counted`,
+    `Echo: ${options.connections} connections; fan-out: ${options.subscribers} subscribers, ` +
+    `${options.window} broadcasts outstanding, 64 B; churn: ${options.concurrency} at once`,
+    `Load average at the end: ${
+      (() => {
+        try {
+          return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+        } catch {
+          return "unknown";
+        }
+      })()
+    }`,
+  ];
+  const baseline = results.servers.includes("deno") ? "deno" : results.servers[0];
+  const info = {
+    date: started.toISOString().replace(/\.\d+Z$/, "Z"),
+    command,
+    machine,
+    settings,
+    chart: "results.svg",
+  };
+  console.log(renderTables(results));
+  if (options.out !== undefined) {
+    await Deno.mkdir(options.out, { recursive: true });
+    await Deno.writeTextFile(`${options.out}/results.svg`, renderChart(results, baseline));
+    await Deno.writeTextFile(`${options.out}/RESULTS.md`, renderResultsPage(results, info));
+    await Deno.writeTextFile(
+      `${options.out}/results.json`,
+      JSON.stringify({ info, options, results }, null, 2) + "\n",
+    );
+    console.error(`wrote ${options.out}/RESULTS.md, results.svg and results.json`);
+  }
+}
+
+if (import.meta.main) await main();
