@@ -138,7 +138,7 @@ export function parseAllOptions(args: string[]): AllOptions {
     duration: intFlag(flags, "duration", quick ? 500 : 2_000),
     connections: intFlag(flags, "connections", 100),
     subscribers: intFlag(flags, "subscribers", quick ? 500 : 5_000),
-    window: intFlag(flags, "window", 16),
+    window: intFlag(flags, "window", 64),
     concurrency: intFlag(flags, "concurrency", 32),
     scenarios: list("scenarios", SCENARIOS.map((scenario) => scenario.id)),
     servers: list("servers", PEERS.map((peer) => peer.name)),
@@ -338,11 +338,13 @@ export function renderTables(results: Results): string {
     out.push(
       "",
       "Generator headroom: the bare loop does the least work per message, so the same",
-      "generator must drive it faster than any WebSocket server; if not, the generator",
-      "(or the shared machine) set the pace of that row.",
+      "generator must drive it faster than any WebSocket server. Where it does not (a",
+      "native server such as Bun can out-write a Deno loop), the generator's CPU in the",
+      "fastest server's runs says whether the generator kept up: well under 1.00 core",
+      "while the server is near it means the server set the pace.",
       "",
-      "| scenario | bare loop | fastest server | bare loop ahead |",
-      "|---|---:|---:|---|",
+      "| scenario | bare loop | fastest server | bare loop ahead | generator CPU there |",
+      "|---|---:|---:|---|---:|",
     );
     for (const id of results.scenarios) {
       const raw = medianOf(results, id, "raw");
@@ -357,12 +359,15 @@ export function renderTables(results: Results): string {
         : raw > best.rate
         ? `yes (${formatRatio(raw, best.rate)})`
         : `NO (${formatRatio(raw, best.rate)})`;
+      const generatorCpu = best === undefined
+        ? undefined
+        : summarize(results.cells[id]?.[best.name]?.clientCpu ?? [])?.median;
+      const fastest = best === undefined
+        ? "—"
+        : `${formatRate(best.rate)} (${peerOf(best.name).label})`;
       out.push(
-        `| ${scenarioOf(id).title} | ${raw === undefined ? "—" : formatRate(raw)} | ` +
-          `${
-            best === undefined ? "—" : `${formatRate(best.rate)} (${peerOf(best.name).label})`
-          } | ` +
-          `${ahead} |`,
+        `| ${scenarioOf(id).title} | ${raw === undefined ? "—" : formatRate(raw)} | ${fastest} | ` +
+          `${ahead} | ${generatorCpu === undefined ? "—" : generatorCpu.toFixed(2)} |`,
       );
     }
   }

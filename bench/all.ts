@@ -16,7 +16,7 @@
  *
  * ```sh
  * deno task bench:all [--quick] [--rounds 2] [--warmup 500] [--duration 2000]
- *   [--connections 100] [--subscribers 5000] [--window 16] [--concurrency 32]
+ *   [--connections 100] [--subscribers 5000] [--window 64] [--concurrency 32]
  *   [--scenarios echo-64x16,echo-64x1,echo-16kx16,fanout,churn]
  *   [--servers heartwire,deno,node,bun,raw] [--out bench]
  * ```
@@ -26,7 +26,7 @@
  *
  * @module
  */
-import { findBun, output, SERVERS, type ServerSpec } from "./load/_servers.ts";
+import { findBun, findWsPackage, output, SERVERS, type ServerSpec } from "./load/_servers.ts";
 import { measureWith } from "./load/_measure.ts";
 import { echoGeneratorArgs } from "./load/run.ts";
 import type { LoadResult } from "./load/client.ts";
@@ -124,6 +124,9 @@ function cpu(m: { serverCpu?: number; clientCpu?: number }) {
 
 /** The machine, as the report's header states it. */
 async function describeMachine(): Promise<string[]> {
+  const here = new URL("..", import.meta.url).pathname;
+  const commit = await output("git", ["-C", here, "rev-parse", "--short", "HEAD"]);
+  const dirty = await output("git", ["-C", here, "status", "--porcelain", "--untracked-files=no"]);
   const read = (path: string) => {
     try {
       return Deno.readTextFileSync(path);
@@ -138,6 +141,7 @@ async function describeMachine(): Promise<string[]> {
   const node = (await output("node", ["--version"])) ?? "not found";
   const bun = await findBun();
   const bunVersion = typeof bun === "string" ? await output(bun, ["--version"]) : null;
+  const ws = /\/ws\/([^/]+)\//.exec((await findWsPackage()) ?? "")?.[1] ?? "n/a";
   const load = read("/proc/loadavg").split(" ").slice(0, 3).join(" ");
   return [
     `CPU: ${nproc} × ${cpuModel} (nproc ${nproc})`,
@@ -145,6 +149,7 @@ async function describeMachine(): Promise<string[]> {
     `OS: ${os}, kernel ${Deno.osRelease()}`,
     `Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), Node ${node}, Bun ${bunVersion ?? "n/a"}`,
     `Load average at start (1, 5, 15 min): ${load || "unknown"}`,
+    `heartwire commit: ${commit ?? "unknown"}${dirty ? " (with uncommitted changes)" : ""}`,
   ];
 }
 

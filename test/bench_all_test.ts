@@ -88,7 +88,10 @@ Deno.test("bench:all tables: medians with ranges, ratios, headroom verdicts, ski
   assertStringIncludes(text, "| n/a |");
   assertStringIncludes(text, "| echo 64 B, 16 in flight | 2.00× | — | 0.50× |");
   assertStringIncludes(text, "| churn | 1.50× | — | 3.00× |".replace("churn", "connection churn"));
-  assertMatch(text, /echo 64 B, 16 in flight \| 400 k \| 200 k \(heartwire\) \| yes \(2\.00×\)/);
+  assertMatch(
+    text,
+    /echo 64 B, 16 in flight \| 400 k \| 200 k \(heartwire\) \| yes \(2\.00×\) \| 0\.50 \|/,
+  );
   assertMatch(text, /connection churn \| 1\.0 k \| 3\.0 k \(heartwire\) \| NO \(0\.33×\)/);
   assertStringIncludes(text, "Bun not run: bun is not on PATH");
   assertStringIncludes(text, "0.90 / 0.50");

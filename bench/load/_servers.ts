@@ -210,8 +210,17 @@ export async function output(command: string, args: string[]): Promise<string | 
   }
 }
 
-/** The ws package Deno fetched for deno.json's `npm:ws@8`, usable by Node as is. */
-async function findWsPackage(): Promise<string | null> {
+/**
+ * The ws package Deno fetched for deno.json's `npm:ws@8` (its index.js),
+ * usable by Node as is; null if it is not in the cache.
+ *
+ * @example
+ * ```ts ignore
+ * import { findWsPackage } from "./_servers.ts";
+ * console.log(await findWsPackage()); // .../registry.npmjs.org/ws/8.18.0/index.js
+ * ```
+ */
+export async function findWsPackage(): Promise<string | null> {
   const info = await output(deno, ["info", "--json"]);
   if (info === null) return null;
   const root = `${JSON.parse(info).npmCache}/registry.npmjs.org/ws`;

@@ -12,7 +12,7 @@
  * - `deno`: Deno.serve + Deno.upgradeWebSocket echo;
  * - `heartwire`: serve() with default options, route /echo;
  * - `node`: ws 8 on Node (skipped if `node` or ws is missing);
- * - `bun`: Bun.serve WebSocket (skipped unless `bun` is on PATH).
+ * - `bun`: Bun.serve WebSocket (`$BUN`, `bun` on PATH, or installed once with npm: findBun).
  *
  * Memory per idle connection is idle.ts (`deno task bench:idle`).
  *
