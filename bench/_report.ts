@@ -94,6 +94,10 @@ export interface AllOptions {
   servers: string[];
   /** Directory RESULTS.md and results.svg go to; undefined: a quick run writes none. */
   out?: string;
+  /** The server whose bars the chart scales to 1.0 (`raw` when run, else `deno`). */
+  baseline: string;
+  /** A results.json of an earlier run: write its report again instead of measuring. */
+  render?: string;
 }
 
 /**
@@ -120,6 +124,8 @@ export function parseAllOptions(args: string[]): AllOptions {
     "scenarios",
     "servers",
     "out",
+    "baseline",
+    "render",
   ]);
   const quick = flags.get("quick") === "true";
   const list = (flag: string, all: string[]) => {
@@ -143,7 +149,15 @@ export function parseAllOptions(args: string[]): AllOptions {
     scenarios: list("scenarios", SCENARIOS.map((scenario) => scenario.id)),
     servers: list("servers", PEERS.map((peer) => peer.name)),
     out: flags.get("out") ?? (quick ? undefined : "bench"),
+    baseline: "",
+    render: flags.get("render"),
   };
+  const servers = options.servers;
+  options.baseline = flags.get("baseline") ??
+    (servers.includes("raw") ? "raw" : servers.includes("deno") ? "deno" : servers[0]);
+  if (!servers.includes(options.baseline)) {
+    throw new Error(`--baseline ${options.baseline} is not among --servers ${servers}`);
+  }
   if (options.rounds < 1) throw new Error("--rounds must be ≥ 1");
   if (options.subscribers < 1 || options.subscribers > 19_000) {
     // One process per side, 20 000 open files each on this machine.
@@ -572,6 +586,8 @@ export interface RunInfo {
   settings: string[];
   /** The chart's file name, relative to RESULTS.md. */
   chart: string;
+  /** Caveats to print prominently, e.g. a busy machine. */
+  warnings?: string[];
 }
 
 /**
@@ -602,7 +618,8 @@ export function renderResultsPage(results: Results, info: RunInfo): string {
     ...info.machine.map((line) => `- ${line}`),
     ...info.settings.map((line) => `- ${line}`),
     "",
-    `![throughput relative to Deno native](${info.chart})`,
+    ...(info.warnings ?? []).flatMap((line) => [`> **Warning:** ${line}`, ""]),
+    `![throughput of each server relative to the chart's baseline](${info.chart})`,
     "",
     renderTables(results),
     "",

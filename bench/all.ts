@@ -18,7 +18,8 @@
  * deno task bench:all [--quick] [--rounds 2] [--warmup 500] [--duration 2000]
  *   [--connections 100] [--subscribers 5000] [--window 64] [--concurrency 32]
  *   [--scenarios echo-64x16,echo-64x1,echo-16kx16,fanout,churn]
- *   [--servers heartwire,deno,node,bun,raw] [--out bench]
+ *   [--servers heartwire,deno,node,bun,raw] [--baseline raw] [--out bench]
+ * deno task bench:all --render bench/results.json [--baseline deno]   # re-draw, no runs
  * ```
  *
  * The defaults take about 3–4 minutes; `--quick` (1 round, short windows,
@@ -42,6 +43,7 @@ import {
   renderTables,
   type Results,
   rotate,
+  type RunInfo,
   SCENARIOS,
 } from "./_report.ts";
 
@@ -118,6 +120,15 @@ async function runOne(
   return { rate: m.result?.rate, ...cpu(m), problems };
 }
 
+/** The 1-minute load average, 0 if unknown. */
+function loadAverage(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]) || 0;
+  } catch {
+    return 0;
+  }
+}
+
 function cpu(m: { serverCpu?: number; clientCpu?: number }) {
   return { serverCpu: m.serverCpu, clientCpu: m.clientCpu };
 }
@@ -147,14 +158,36 @@ async function describeMachine(): Promise<string[]> {
     `CPU: ${nproc} × ${cpuModel} (nproc ${nproc})`,
     `Memory: ${Number.isFinite(memKb) ? `${(memKb / 1024 / 1024).toFixed(1)} GiB` : "unknown"}`,
     `OS: ${os}, kernel ${Deno.osRelease()}`,
-    `Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), Node ${node}, Bun ${bunVersion ?? "n/a"}`,
+    `Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), Node ${node} with ws ${ws}, ` +
+    `Bun ${bunVersion ?? "n/a"}`,
     `Load average at start (1, 5, 15 min): ${load || "unknown"}`,
     `heartwire commit: ${commit ?? "unknown"}${dirty ? " (with uncommitted changes)" : ""}`,
   ];
 }
 
+/** Writes RESULTS.md, results.svg and results.json into `out`. */
+async function write(out: string, results: Results, info: RunInfo, options: AllOptions) {
+  await Deno.mkdir(out, { recursive: true });
+  await Deno.writeTextFile(`${out}/results.svg`, renderChart(results, options.baseline));
+  await Deno.writeTextFile(`${out}/RESULTS.md`, renderResultsPage(results, info));
+  await Deno.writeTextFile(
+    `${out}/results.json`,
+    JSON.stringify({ info, options, results }, null, 2) + "\n",
+  );
+  console.error(`wrote ${out}/RESULTS.md, results.svg and results.json`);
+}
+
 async function main(): Promise<void> {
   const options = parseAllOptions(Deno.args);
+  if (options.render !== undefined) {
+    // Re-render an earlier run (after a change to the report's layout), measuring nothing.
+    const saved = JSON.parse(await Deno.readTextFile(options.render));
+    const baseline = Deno.args.some((arg) => arg.startsWith("--baseline"))
+      ? options.baseline
+      : saved.options.baseline ?? "deno";
+    await write(options.out ?? "bench", saved.results, saved.info, { ...saved.options, baseline });
+    return;
+  }
   const started = new Date();
   const command = ["deno task bench:all", ...Deno.args].join(" ");
 
@@ -184,6 +217,7 @@ async function main(): Promise<void> {
     }
   }
   const machine = await describeMachine();
+  const loadAtStart = loadAverage();
 
   for (let round = 0; round < options.rounds; round++) {
     for (const id of options.scenarios) {
@@ -222,8 +256,20 @@ async function main(): Promise<void> {
       })()
     }`,
   ];
-  const baseline = results.servers.includes("deno") ? "deno" : results.servers[0];
-  const info = {
+  const warnings: string[] = [];
+  const cores = navigator.hardwareConcurrency;
+  const loadAtEnd = loadAverage();
+  // Our own server and generator add about 2 to the load while we run.
+  if (loadAtStart > cores / 2 || loadAtEnd > 2 + cores / 2) {
+    warnings.push(
+      `other work shared the machine during this run (load average ${loadAtStart.toFixed(1)} ` +
+        `at the start, ${loadAtEnd.toFixed(1)} at the end, on ${cores} cores, of which this ` +
+        "run's server and generator account for about 2 at the end): the figures below are " +
+        "unreliable. Re-run on a quiet machine.",
+    );
+  }
+  const info: RunInfo = {
+    warnings,
     date: started.toISOString().replace(/\.\d+Z$/, "Z"),
     command,
     machine,
@@ -231,16 +277,7 @@ async function main(): Promise<void> {
     chart: "results.svg",
   };
   console.log(renderTables(results));
-  if (options.out !== undefined) {
-    await Deno.mkdir(options.out, { recursive: true });
-    await Deno.writeTextFile(`${options.out}/results.svg`, renderChart(results, baseline));
-    await Deno.writeTextFile(`${options.out}/RESULTS.md`, renderResultsPage(results, info));
-    await Deno.writeTextFile(
-      `${options.out}/results.json`,
-      JSON.stringify({ info, options, results }, null, 2) + "\n",
-    );
-    console.error(`wrote ${options.out}/RESULTS.md, results.svg and results.json`);
-  }
+  if (options.out !== undefined) await write(options.out, results, info, options);
 }
 
 if (import.meta.main) await main();

@@ -52,6 +52,13 @@ Deno.test("bench:all flags: --quick shrinks the defaults, explicit flags win, ty
   const full = parseAllOptions([]);
   assertEquals([full.rounds, full.subscribers, full.out], [2, 5_000, "bench"]);
   assertEquals(full.servers, ["heartwire", "deno", "node", "bun", "raw"]);
+  assertEquals(full.baseline, "raw");
+  assertEquals(parseAllOptions(["--servers", "heartwire,deno"]).baseline, "deno");
+  assertThrows(
+    () => parseAllOptions(["--servers", "deno", "--baseline", "bun"]),
+    Error,
+    "baseline",
+  );
   const quick = parseAllOptions(["--quick"]);
   assertEquals([quick.rounds, quick.subscribers, quick.out], [1, 500, undefined]);
   assert(quick.duration < full.duration);
@@ -124,8 +131,10 @@ Deno.test("bench:all page: date, command, machine and the chart link", () => {
     machine: ["CPU: 2 × Test CPU"],
     settings: ["Rounds: 3"],
     chart: "results.svg",
+    warnings: ["the machine was busy"],
   });
   assertStringIncludes(page, "- Date: 2026-11-27T17:00:00Z");
+  assertStringIncludes(page, "> **Warning:** the machine was busy");
   assertStringIncludes(page, "`deno task bench:all --rounds 3`");
   assertStringIncludes(page, "- CPU: 2 × Test CPU");
   assertStringIncludes(page, "](results.svg)");
