@@ -96,6 +96,8 @@ export interface LoadResult {
 }
 
 const READ_BUFFER_SIZE = 16 * 1024;
+/** Reads grow (doubling when one fills the buffer) up to this, as heartwire's do. */
+const READ_BUFFER_MAX = 256 * 1024;
 const MAX_REPORTED_ERRORS = 5;
 
 /** The state every connection of one run shares. */
@@ -148,7 +150,7 @@ function makeScript(size: number, inflight: number): Script {
 class LoadConnection {
   readonly #conn: Deno.Conn;
   readonly #decoder: FrameDecoder;
-  readonly #buffer = new Uint8Array(READ_BUFFER_SIZE);
+  #buffer = new Uint8Array(READ_BUFFER_SIZE);
   /** Bytes after the 101 response head, read with it. */
   #leftover: Uint8Array = new Uint8Array(0);
   #aborted = false;
@@ -222,6 +224,10 @@ class LoadConnection {
           return;
         }
         chunk = this.#buffer.subarray(0, n);
+        // The decoder keeps what it needs of a chunk, so the buffer may be replaced now.
+        if (n === this.#buffer.length && n < READ_BUFFER_MAX) {
+          this.#buffer = new Uint8Array(n * 2);
+        }
       }
       await this.#closeHandshake(script.closeFrame);
     } catch (error) {

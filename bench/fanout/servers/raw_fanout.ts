@@ -1,13 +1,15 @@
 /**
  * The fan-out ceiling: a plain `Deno.listen` server with no WebSocket
  * parsing. After the opening handshake (RFC 6455 §4.2.2), a connection on
- * `/sub` is a subscriber; every read from a connection on `/pub` is written,
- * byte for byte (masks included), to every subscriber, and the next read
- * waits until all those writes are done.
+ * `/sub` is a subscriber; every read from a connection on `/pub` is copied
+ * once and queued, byte for byte (masks included), to every subscriber. Each
+ * subscriber has at most one write in progress; what is queued meanwhile
+ * goes out together in the next one (as heartwire's write queue does).
  *
- * What it measures: the cost of Deno's write ops alone for N writes per
- * broadcast — the floor for any TypeScript fan-out on Deno. The generator
- * runs with `--masked-echo` to decode the still-masked frames.
+ * What it measures: the cost of Deno's write ops alone — the floor for any
+ * TypeScript fan-out on Deno. The generator runs with `--masked-echo` to
+ * decode the still-masked frames. Nothing bounds a queue: the generator's
+ * window of outstanding broadcasts does.
  *
  * Subscribers are registered before their 101 goes out, so once the
  * generator holds every 101 they all are: it has no `?` count to ask for.
@@ -21,10 +23,18 @@ import { buildUpgradeResponse } from "../../../protocol/handshake.ts";
 import { parseRequestHead } from "../../../protocol/http1.ts";
 import { writeAll } from "../../../server/_http_io.ts";
 
-const subscribers = new Set<Deno.Conn>();
+interface Subscriber {
+  conn: Deno.Conn;
+  /** Queued while a write is in progress. */
+  queued: Uint8Array[];
+  writing: boolean;
+}
+
+const subscribers = new Set<Subscriber>();
 
 async function handle(conn: Deno.Conn): Promise<void> {
   const buffer = new Uint8Array(16 * 1024);
+  let subscriber: Subscriber | undefined;
   try {
     let filled = 0;
     let publisher = false;
@@ -37,22 +47,25 @@ async function handle(conn: Deno.Conn): Promise<void> {
       const key = result.kind === "complete" ? result.head.headers.get("sec-websocket-key") : null;
       if (result.kind !== "complete" || key === null) return;
       publisher = result.head.target === "/pub";
-      if (!publisher) subscribers.add(conn);
+      if (!publisher) {
+        subscriber = { conn, queued: [], writing: false };
+        subscribers.add(subscriber);
+      }
       await writeAll(conn, buildUpgradeResponse(key));
       if (publisher && filled > result.headLength) {
-        await broadcast(buffer.slice(result.headLength, filled));
+        broadcast(buffer.slice(result.headLength, filled));
       }
       break;
     }
     for (;;) {
       const n = await conn.read(buffer);
       if (n === null) return;
-      if (publisher) await broadcast(buffer.subarray(0, n));
+      if (publisher) broadcast(buffer.slice(0, n));
     }
   } catch {
     // reset by the peer
   } finally {
-    subscribers.delete(conn);
+    if (subscriber) subscribers.delete(subscriber);
     try {
       conn.close();
     } catch {
@@ -61,10 +74,40 @@ async function handle(conn: Deno.Conn): Promise<void> {
   }
 }
 
-function broadcast(bytes: Uint8Array): Promise<unknown> {
-  const writes: Promise<void>[] = [];
-  for (const subscriber of subscribers) writes.push(writeAll(subscriber, bytes).catch(() => {}));
-  return Promise.all(writes);
+/** Queues `bytes` (not to be changed afterwards) to every subscriber. */
+function broadcast(bytes: Uint8Array): void {
+  for (const subscriber of subscribers) {
+    subscriber.queued.push(bytes);
+    if (!subscriber.writing) flush(subscriber);
+  }
+}
+
+/** Writes a subscriber's queue until it is empty, all queued chunks in one write each time. */
+async function flush(subscriber: Subscriber): Promise<void> {
+  subscriber.writing = true;
+  try {
+    while (subscriber.queued.length > 0) {
+      const chunks = subscriber.queued;
+      subscriber.queued = [];
+      await writeAll(subscriber.conn, chunks.length === 1 ? chunks[0] : concat(chunks));
+    }
+  } catch {
+    subscriber.queued = []; // the subscriber is gone; its reader cleans up
+  } finally {
+    subscriber.writing = false;
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const chunk of chunks) length += chunk.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
 }
 
 const listener = Deno.listen({ hostname: "127.0.0.1", port: Number(Deno.args[0] ?? 0) });

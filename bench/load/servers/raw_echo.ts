@@ -22,6 +22,8 @@ import { buildUpgradeResponse } from "../../../protocol/handshake.ts";
 import { parseRequestHead } from "../../../protocol/http1.ts";
 import { writeAll } from "../../../server/_http_io.ts";
 
+const MAX_READ = 256 * 1024;
+
 /** Handshake, then echo bytes until EOF. */
 async function handle(conn: Deno.Conn): Promise<void> {
   const buffer = new Uint8Array(16 * 1024);
@@ -42,10 +44,14 @@ async function handle(conn: Deno.Conn): Promise<void> {
       }
       break;
     }
+    // Reads grow as heartwire's do (server/connection.ts: up to 256 KiB), so
+    // large messages cost the ceiling no more reads than the server.
+    let echo = buffer;
     for (;;) {
-      const n = await conn.read(buffer);
+      const n = await conn.read(echo);
       if (n === null) return;
-      await writeAll(conn, buffer.subarray(0, n));
+      await writeAll(conn, echo.subarray(0, n));
+      if (n === echo.length && echo.length < MAX_READ) echo = new Uint8Array(echo.length * 2);
     }
   } catch {
     // reset by the peer
