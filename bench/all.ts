@@ -56,6 +56,13 @@ interface RunOutcome {
   problems: string[];
 }
 
+/** Message size and messages in flight of each echo scenario. */
+const ECHO_SHAPES: Record<string, { size: number; inflight: number }> = {
+  "echo-64x16": { size: 64, inflight: 16 },
+  "echo-64x1": { size: 64, inflight: 1 },
+  "echo-16kx16": { size: 16 * 1024, inflight: 16 },
+};
+
 /** One run of scenario `id` against `spec` (whose command is `command`). */
 async function runOne(
   id: string,
@@ -75,10 +82,7 @@ async function runOne(
     ...masked,
   ];
   if (id.startsWith("echo-")) {
-    const [size, inflight] = id === "echo-64x16" ? [64, 16] : id === "echo-64x1" ? [64, 1] : [
-      16 * 1024,
-      16,
-    ];
+    const { size, inflight } = ECHO_SHAPES[id];
     const m = await measureWith<LoadResult>(command, (port) =>
       echoGeneratorArgs(port, {
         connections: options.connections,
