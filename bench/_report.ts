@@ -315,6 +315,7 @@ export function medianOf(results: Results, scenario: string, server: string): nu
 export function renderTables(results: Results): string {
   const out: string[] = [];
   const servers = results.servers;
+  let generatorBound = false;
   out.push(
     `| scenario | ${servers.map((name) => peerOf(name).label).join(" | ")} |`,
     `|---|${servers.map(() => "---:").join("|")}|`,
@@ -327,9 +328,19 @@ export function renderTables(results: Results): string {
       const range = summary.runs > 1
         ? ` (${formatRate(summary.min)}–${formatRate(summary.max)})`
         : "";
-      return `${formatRate(summary.median)}${range}`;
+      const generator = summarize(results.cells[id]?.[name]?.clientCpu ?? [])?.median;
+      const bound = generator !== undefined && generator >= GENERATOR_BOUND;
+      if (bound) generatorBound = true;
+      return `${formatRate(summary.median)}${range}${bound ? " †" : ""}`;
     });
     out.push(`| ${scenarioOf(id).title}, ${scenarioOf(id).unit} | ${cells.join(" | ")} |`);
+  }
+  if (generatorBound) {
+    out.push(
+      "",
+      `† the generator used ≥ ${GENERATOR_BOUND.toFixed(2)} core there: it, not the server, ` +
+        "may have set that pace (a lower bound for the server).",
+    );
   }
 
   const others = ["deno", "bun", "node", "raw"].filter((name) => servers.includes(name));
@@ -419,6 +430,9 @@ export function renderTables(results: Results): string {
   if (problems.length > 0) out.push("", "Problems:", "", ...problems);
   return out.join("\n");
 }
+
+/** Generator CPU (cores, median) from which a figure is flagged as maybe generator-bound. */
+const GENERATOR_BOUND = 0.9;
 
 const escapeXml = (text: string) =>
   text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");

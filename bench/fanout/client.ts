@@ -162,7 +162,8 @@ async function subscribe(
   first: number,
 ): Promise<void> {
   const { conn, decoder } = link;
-  const buffer = new Uint8Array(4096);
+  // Small while idle (N of them), doubling up to 64 KiB when a read fills one.
+  let buffer = new Uint8Array(4096);
   let next = first;
   let chunk = link.leftover;
   try {
@@ -191,6 +192,7 @@ async function subscribe(
         return;
       }
       chunk = buffer.subarray(0, n);
+      if (n === buffer.length && n < 65_536) buffer = new Uint8Array(n * 2);
     }
   } catch (error) {
     if (!run.stopping) run.error(`subscriber failed: ${error}`);
