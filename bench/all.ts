@@ -178,6 +178,9 @@ async function write(out: string, results: Results, info: RunInfo, options: AllO
     `${out}/results.json`,
     JSON.stringify({ info, options, results }, null, 2) + "\n",
   );
+  // Formatted as `deno task check` expects the repo's files to be (it formats SVG too).
+  const files = ["RESULTS.md", "results.svg", "results.json"].map((name) => `${out}/${name}`);
+  await output(Deno.execPath(), ["fmt", "--quiet", ...files]);
   console.error(`wrote ${out}/RESULTS.md, results.svg and results.json`);
 }
 
