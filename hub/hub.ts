@@ -127,6 +127,32 @@ export type Authorize = (
 ) => boolean | string | Promise<boolean | string>;
 
 /**
+ * What the hub counts, if given {@linkcode HubOptions.metrics}: the
+ * server's `HeartwireMetrics` has these methods, so the program passes the
+ * same object to `serve()` and to the hub.
+ *
+ * @example
+ * ```ts
+ * import { Hub, type HubMetrics } from "@heartwire/heartwire/hub";
+ * let beats = 0;
+ * const metrics: HubMetrics = { appHeartbeat: () => beats++, resume: () => {} };
+ * const hub = new Hub({ metrics });
+ * hub.dispose();
+ * ```
+ */
+export interface HubMetrics {
+  /** An app heartbeat was answered (its round trip is the client's to measure). */
+  appHeartbeat(): void;
+  /** A `?session=` resume succeeded or failed. */
+  resume(ok: boolean): void;
+  /**
+   * Reads the number of users online in presence at scrape time (the hub
+   * calls it once, when it has a presence tracker).
+   */
+  watchPresence?(online: () => number): void;
+}
+
+/**
  * Options for {@linkcode Hub}. Every field has a default.
  *
  * @example
@@ -183,6 +209,8 @@ export interface HubOptions {
    * unexpected: they go back to the client as `error`. Default `console.error`.
    */
   onError?: (error: unknown) => void;
+  /** Counts app heartbeats and resumes (e.g. the server's `HeartwireMetrics`). Default none. */
+  metrics?: HubMetrics;
 }
 
 /**
@@ -291,6 +319,7 @@ export class Hub implements WebSocketHandler {
   readonly #maxRecoveryBuffer: number;
   readonly #wallClock: () => number;
   readonly #onError: (error: unknown) => void;
+  readonly #metrics: HubMetrics | undefined;
   /** Sessions of this hub by id, attached or in grace. */
   readonly #known = new Map<string, Session>();
   /** The live connection of each attached session. */
@@ -344,6 +373,10 @@ export class Hub implements WebSocketHandler {
       onError: this.#onError,
       shed: (ws) => ws.close(CloseCode.TryAgainLater, retryAfterReason(1_000)),
     });
+    this.#metrics = options.metrics;
+    // Users online on this node (presence across nodes is the store's to count).
+    const presence = options.presence;
+    if (presence) this.#metrics?.watchPresence?.(() => presence.localUsers);
   }
 
   /**
@@ -532,6 +565,7 @@ export class Hub implements WebSocketHandler {
     if (beat) {
       // Answered before anything queued, so the client's RTT measures the network only.
       ws.send(JSON.stringify(heartbeatAck(message as Heartbeat, { serverTs: this.#wallClock() })));
+      this.#metrics?.appHeartbeat();
       return;
     }
     const parsed = message;
@@ -585,6 +619,7 @@ export class Hub implements WebSocketHandler {
       const result = asked.length > MAX_SESSION_ID_LENGTH
         ? { ok: false as const, reason: "invalid session id", lastCseq: undefined }
         : await this.sessions.resume(asked, clientId);
+      this.#metrics?.resume(result.ok);
       if (result.ok) session = result.session;
       else {
         const failed: ResumeFailed = {

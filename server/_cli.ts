@@ -16,6 +16,9 @@
  *   hostname: "0.0.0.0",
  *   maxConnections: 18_000,
  *   maxConnectionsPerIp: 1_000,
+ *   statsInterval: 5_000,
+ *   loadAlertFactor: 2,
+ *   shedLoad: false,
  *   help: false,
  * };
  * ```
@@ -41,6 +44,12 @@ export interface CliOptions {
   tlsKey?: string;
   /** `--deflate`: permessage-deflate (RFC 7692) with clients that offer it. */
   deflate?: boolean;
+  /** `--stats-interval MS`: time between stats lines, 0 for none. Default 5 000. */
+  statsInterval: number;
+  /** `--load-alert-factor F`: overloaded at a load average of F × CPUs. Default 2. */
+  loadAlertFactor: number;
+  /** `--shed-load`: refuse new WebSocket upgrades with 503 while overloaded. */
+  shedLoad: boolean;
   /** `--help` / `-h`. */
   help: boolean;
 }
@@ -72,7 +81,8 @@ export const DEFAULT_MAX_CONNECTIONS_PER_IP = 1_000;
 export const USAGE = `Usage: deno task start [options]
 
 Runs the heartwire server: the demo page on /, the WebSocket app on /ws,
-an echo endpoint on /echo and a health check on /healthz.
+an echo endpoint on /echo, a health check on /healthz, and monitoring:
+/metrics (Prometheus), /stats (JSON) and the live /dashboard.
 
 Options:
   --port N              TCP port (default 8080, or env PORT)
@@ -86,6 +96,9 @@ Options:
   --tls-cert FILE       PEM certificate: serve wss:// (needs --tls-key)
   --tls-key FILE        PEM private key (needs --tls-cert)
   --deflate             compress messages with clients that offer permessage-deflate (RFC 7692)
+  --stats-interval MS   print a stats line every MS, 0 for none (default 5000)
+  --load-alert-factor F warn once the 1-minute load average reaches F × CPUs (default 2)
+  --shed-load           while overloaded, refuse new WebSocket upgrades with 503 + Retry-After
   -h, --help            show this help
 `;
 
@@ -113,7 +126,8 @@ type NumericOption =
   | "pingTimeout"
   | "maxPayload"
   | "maxConnections"
-  | "maxConnectionsPerIp";
+  | "maxConnectionsPerIp"
+  | "statsInterval";
 const NUMERIC: Record<string, NumericOption> = {
   "--port": "port",
   "--ping-interval": "pingInterval",
@@ -121,6 +135,15 @@ const NUMERIC: Record<string, NumericOption> = {
   "--max-payload": "maxPayload",
   "--max-connections": "maxConnections",
   "--max-connections-per-ip": "maxConnectionsPerIp",
+  "--stats-interval": "statsInterval",
+};
+/** Flags that take a decimal number. */
+const DECIMAL: Record<string, "loadAlertFactor"> = {
+  "--load-alert-factor": "loadAlertFactor",
+};
+/** Flags that take no value. */
+const SWITCH: Record<string, "shedLoad"> = {
+  "--shed-load": "shedLoad",
 };
 const TEXT: Record<string, "hostname" | "tlsCert" | "tlsKey"> = {
   "--hostname": "hostname",
@@ -129,10 +152,11 @@ const TEXT: Record<string, "hostname" | "tlsCert" | "tlsKey"> = {
 };
 
 /**
- * Parses the server's flags (`--name value` or `--name=value`).
+ * Parses the server's flags (`--name value` or `--name=value`; a switch
+ * such as `--shed-load` takes none).
  *
- * @throws {CliError} on an unknown flag, a missing or malformed value, or
- * `--tls-cert` without `--tls-key` (and the reverse).
+ * @throws {CliError} on an unknown flag, a missing or malformed value, a
+ * value given to a switch, or `--tls-cert` without `--tls-key` (and the reverse).
  *
  * @example
  * ```ts
@@ -149,6 +173,9 @@ export function parseCliArgs(
     hostname: "0.0.0.0",
     maxConnections: DEFAULT_MAX_CONNECTIONS,
     maxConnectionsPerIp: DEFAULT_MAX_CONNECTIONS_PER_IP,
+    statsInterval: 5_000,
+    loadAlertFactor: 2,
+    shedLoad: false,
     help: false,
   };
   if (env.PORT !== undefined) options.port = parseNumber("PORT", env.PORT, 0, 65535);
@@ -164,24 +191,41 @@ export function parseCliArgs(
     }
     const eq = arg.indexOf("=");
     const name = eq > 0 ? arg.slice(0, eq) : arg;
-    if (!(name in NUMERIC) && !(name in TEXT)) throw new CliError(`unknown option ${arg}`);
+    if (name in SWITCH) {
+      if (eq > 0) throw new CliError(`${name} takes no value`);
+      options[SWITCH[name]] = true;
+      continue;
+    }
+    if (!(name in NUMERIC) && !(name in TEXT) && !(name in DECIMAL)) {
+      throw new CliError(`unknown option ${arg}`);
+    }
     let value: string | undefined;
     if (eq > 0) value = arg.slice(eq + 1);
     else if (i + 1 < args.length && !args[i + 1].startsWith("--")) value = args[++i];
     if (value === undefined || value === "") throw new CliError(`${name} needs a value`);
     if (name in TEXT) {
       options[TEXT[name]] = value;
+    } else if (name in DECIMAL) {
+      options[DECIMAL[name]] = parseDecimal(name, value);
     } else {
       const key = NUMERIC[name];
       options[key] = key === "port"
         ? parseNumber(name, value, 0, 65535)
-        : parseNumber(name, value, 1, Number.MAX_SAFE_INTEGER);
+        : parseNumber(name, value, key === "statsInterval" ? 0 : 1, Number.MAX_SAFE_INTEGER);
     }
   }
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
     throw new CliError("--tls-cert and --tls-key go together");
   }
   return options;
+}
+
+/** A positive decimal such as `2` or `1.5` (no sign, no exponent). */
+function parseDecimal(name: string, value: string): number {
+  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0 || Number(value) > 1_000) {
+    throw new CliError(`${name} must be a number above 0 and at most 1000, got "${value}"`);
+  }
+  return Number(value);
 }
 
 function parseNumber(name: string, value: string, min: number, max: number): number {

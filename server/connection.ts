@@ -19,6 +19,7 @@ import { Connection, ReadyState } from "../protocol/connection.ts";
 import type { HttpRequestHead } from "../protocol/handshake.ts";
 import type { PerMessageDeflate } from "../protocol/deflate.ts";
 import { type KeepaliveOptions, nextKeepaliveAction } from "./keepalive.ts";
+import type { HeartwireMetrics } from "./metrics.ts";
 import type { TimerEntry, TimerHeap } from "./timer_heap.ts";
 
 /**
@@ -124,6 +125,8 @@ export interface ConnectionInit<T = unknown> {
   onEnded(ws: WebSocketConnection<T>, info: CloseInfo): void;
   /** Told about a handler's error after its connection was failed with 1011. */
   onError?(error: unknown): void;
+  /** Where messages, bytes, pings and pongs are counted; none: nothing is. */
+  metrics?: HeartwireMetrics;
 }
 
 /**
@@ -206,6 +209,8 @@ export class WebSocketConnection<T = unknown> {
   #options: ConnectionOptions;
   #onEnded: (ws: WebSocketConnection<T>, info: CloseInfo) => void;
   #onError: ((error: unknown) => void) | undefined;
+  /** Counted into on the hot path with plain additions; undefined costs one check. */
+  #metrics: HeartwireMetrics | undefined;
 
   /** Every rule of the protocol lives here; this class only does its I/O. */
   #ws: Connection;
@@ -246,6 +251,7 @@ export class WebSocketConnection<T = unknown> {
     this.#options = init.options;
     this.#onEnded = init.onEnded;
     this.#onError = init.onError;
+    this.#metrics = init.metrics;
     this.extensions = init.deflate?.response ?? "";
     this.#ws = new Connection({
       role: "server",
@@ -257,6 +263,7 @@ export class WebSocketConnection<T = unknown> {
     this.#timer = this.#heap.create(() => this.#onTimer());
     this.#armKeepalive();
     this.#callHandler(() => this.#handler.open?.(this));
+    if (this.#metrics !== undefined) this.#metrics.bytesIn.value += init.initial.length;
     if (init.initial.length > 0 && !this.#ended) this.#receive(init.initial);
     this.#readLoop();
   }
@@ -289,6 +296,7 @@ export class WebSocketConnection<T = unknown> {
    */
   send(data: string | Uint8Array): boolean {
     if (!this.#ws.send(data)) return false;
+    if (this.#metrics !== undefined) this.#metrics.messagesOut.value++;
     this.#queued();
     return true;
   }
@@ -331,6 +339,7 @@ export class WebSocketConnection<T = unknown> {
       while (!this.#ended) {
         const n = await this.#conn.read(buffer);
         if (n === null) break; // EOF: the peer closed TCP
+        if (this.#metrics !== undefined) this.#metrics.bytesIn.value += n;
         if (this.#lingering) {
           this.#discarded += n;
           if (this.#discarded > LINGER_MAX_BYTES) break;
@@ -361,6 +370,7 @@ export class WebSocketConnection<T = unknown> {
       switch (event.type) {
         case "text":
         case "binary":
+          if (this.#metrics !== undefined) this.#metrics.messagesIn.value++;
           // Inlined rather than through #callHandler: this runs once per message.
           try {
             const result: unknown = this.#handler.message?.(this, event.data);
@@ -390,6 +400,7 @@ export class WebSocketConnection<T = unknown> {
     if (sentAt !== this.#pingSentAt) return; // an unsolicited or stale pong (§5.5.3)
     this.rtt = this.#clock.now() - sentAt;
     this.#pingSentAt = -1;
+    this.#metrics?.pongReceived(this.rtt);
   }
 
   // ---- writing -----------------------------------------------------------
@@ -448,6 +459,7 @@ export class WebSocketConnection<T = unknown> {
             const n = await this.#conn.write(written === 0 ? chunk : chunk.subarray(written));
             written += n;
             this.#inFlight -= n;
+            if (this.#metrics !== undefined) this.#metrics.bytesOut.value += n;
           }
         }
       }
@@ -514,7 +526,9 @@ export class WebSocketConnection<T = unknown> {
         return;
       case "ping": {
         if (this.#pingSentAt >= 0) this.missedPongs++;
+        if (this.#pingSentAt >= 0) this.#metrics?.missedPong();
         this.#pingSentAt = now;
+        this.#metrics?.pingSent();
         // Re-arm first: the ping can end the connection (a full write queue),
         // and #end() must then find the timer armed to cancel it.
         this.#heap.schedule(this.#timer, action.at);
@@ -525,6 +539,7 @@ export class WebSocketConnection<T = unknown> {
       case "dead":
         // The peer would never read a close frame: drop TCP (DESIGN.md, keepalive).
         this.missedPongs++;
+        this.#metrics?.missedPong();
         this.#end("timeout");
         return;
     }

@@ -1,15 +1,166 @@
 /**
  * The program behind `deno task start`: composes the library's `serve()` with
- * the demo page, `/healthz`, `/echo` and the WebSocket app on `/ws`.
+ * the demo page, `/healthz`, `/echo`, the WebSocket app on `/ws`, and
+ * monitoring: `/metrics`, `/stats`, `/dashboard` (fed over `/dashboard/ws`),
+ * the stats line and the load alert.
  *
  * @module
  */
-import { CliError, parseCliArgs, USAGE } from "./_cli.ts";
+import { CliError, type CliOptions, parseCliArgs, USAGE } from "./_cli.ts";
+import { DashboardFeed, monitoringRoutes, toResponse } from "./_dashboard.ts";
 import { demoRoutes } from "./_demo.ts";
+import { StatsLine } from "./_stats_line.ts";
 import { CloseCode } from "../protocol/close.ts";
 import { retryAfterReason } from "../protocol/messages.ts";
-import { echoHandler, serve, type ServeOptions, type Server, type ShutdownOptions } from "./mod.ts";
+import {
+  echoHandler,
+  HeartwireMetrics,
+  LoadMonitor,
+  serve,
+  type ServeOptions,
+  type Server,
+  type ShutdownOptions,
+} from "./mod.ts";
 import { chat, Hub } from "../hub/mod.ts";
+
+/** The dashboard's feed: a WebSocket route, never shed (the operator wants to see the overload). */
+const FEED_PATH = "/dashboard/ws";
+
+/**
+ * What a test may replace in the program; the defaults are what
+ * `deno task start` uses.
+ */
+export interface ProgramOptions {
+  /** PEM certificate and key (already read). */
+  tls?: ServeOptions["tls"];
+  /** The one-minute load average. Default `Deno.loadavg()` (with `--allow-sys=loadavg`). */
+  loadSource?: () => number | undefined;
+  /** Time between load samples (ms). Default 5 000. */
+  loadInterval?: number;
+  /** CPUs the load alert scales by. Default the machine's. */
+  cpus?: number;
+  /** Time between dashboard pushes (ms). Default 1 000. */
+  dashboardInterval?: number;
+  /** Where the stats lines and the listening line go. Default `console.log`. */
+  log?: (line: string) => void;
+  /** Where the load alert's lines go. Default `console.warn`. */
+  warn?: (line: string) => void;
+  /** Where contained errors go. Default `console.error`. */
+  onError?: (error: unknown) => void;
+}
+
+/** The running program. */
+export interface Program {
+  /** The server. */
+  readonly server: Server;
+  /** Everything counted. */
+  readonly metrics: HeartwireMetrics;
+  /** The load alert. */
+  readonly load: LoadMonitor;
+  /** The `/ws` app. */
+  readonly hub: Hub;
+  /** Stops the timers, shuts the server down with `options`, disposes of the hub. */
+  stop(options?: ShutdownOptions): Promise<void>;
+}
+
+/**
+ * Starts the program as `cli` describes.
+ *
+ * @throws whatever `serve()` throws (a port in use, a bad certificate).
+ */
+export function startProgram(cli: CliOptions, options: ProgramOptions = {}): Program {
+  const { tls } = options;
+  const log = options.log ?? console.log;
+  const pingInterval = cli.pingInterval ?? 25_000;
+  const pingTimeout = cli.pingTimeout ?? 10_000;
+  const metrics = new HeartwireMetrics();
+
+  // /ws: the hub with chat in "lobby"; the app heartbeat a browser is told
+  // to use matches the ping timing.
+  const hub = chat(
+    new Hub({ heartbeat: { interval: pingInterval, timeout: pingTimeout }, metrics }),
+    { topic: "lobby" },
+  );
+
+  const load = new LoadMonitor({
+    factor: cli.loadAlertFactor,
+    cpus: options.cpus,
+    interval: options.loadInterval,
+    loadSource: options.loadSource,
+    log: options.warn,
+    action: cli.shedLoad ? "refusing new WebSocket connections" : undefined,
+  });
+  metrics.watchLoad(load);
+  const feed = new DashboardFeed(() => metrics.snapshot(), {
+    interval: options.dashboardInterval,
+  });
+  const monitoring = monitoringRoutes(metrics, { feedPath: FEED_PATH });
+  const pages: Record<string, (request: Request) => Response | Promise<Response>> = {
+    ...demoRoutes(),
+    "/healthz": () => new Response("ok\n"),
+  };
+  for (const [path, answer] of Object.entries(monitoring)) pages[path] = () => toResponse(answer());
+
+  const server = serve({
+    port: cli.port,
+    hostname: cli.hostname,
+    tls,
+    pingInterval,
+    pingTimeout,
+    maxPayload: cli.maxPayload,
+    deflate: cli.deflate,
+    maxConnections: cli.maxConnections,
+    maxConnectionsPerIp: cli.maxConnectionsPerIp,
+    metrics,
+    routes: { "/ws": hub, "/echo": echoHandler, [FEED_PATH]: feed },
+    // --shed-load: while overloaded, new WebSockets wait; HTTP (/metrics,
+    // /healthz) and the dashboard's feed keep answering.
+    refuseUpgrade: cli.shedLoad
+      ? (_request, path) =>
+        load.overloaded && path !== FEED_PATH
+          ? {
+            status: 503,
+            reason: "overloaded, try again later",
+            headers: { "Retry-After": String(load.retryAfterSeconds) },
+          }
+          : undefined
+      : undefined,
+    fetch(request) {
+      const path = new URL(request.url).pathname;
+      const page = pages[path];
+      if (page) return page(request);
+      return new Response(`no route for ${path}\n`, { status: 404 });
+    },
+    onListen(addr) {
+      const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+      const origin = `${host}:${addr.port}`;
+      const http = `${tls ? "https" : "http"}://${origin}`;
+      log(
+        `heartwire listening on ${tls ? "wss" : "ws"}://${origin}/ws ` +
+          `(also /echo; demo page ${http}/, dashboard ${http}/dashboard)`,
+      );
+    },
+    onError: options.onError ?? ((error) => console.error("heartwire:", error)),
+  });
+
+  const stats = new StatsLine(() => metrics.snapshot(), { interval: cli.statsInterval, log });
+  stats.start();
+  load.start();
+
+  return {
+    server,
+    metrics,
+    load,
+    hub,
+    async stop(shutdown: ShutdownOptions = {}) {
+      stats.stop();
+      load.stop();
+      feed.stop();
+      await server.shutdown(shutdown);
+      hub.dispose();
+    },
+  };
+}
 
 async function main(): Promise<void> {
   let cli;
@@ -35,55 +186,15 @@ async function main(): Promise<void> {
       fail(2, `cannot read the TLS certificate or key: ${(error as Error).message}`);
     }
   }
-  const pingInterval = cli.pingInterval ?? 25_000;
-  const pingTimeout = cli.pingTimeout ?? 10_000;
-
-  // /ws: the hub with chat in "lobby"; the app heartbeat a browser is told
-  // to use matches the ping timing.
-  const hub = chat(new Hub({ heartbeat: { interval: pingInterval, timeout: pingTimeout } }), {
-    topic: "lobby",
-  });
-
-  const pages: Record<string, (request: Request) => Response | Promise<Response>> = {
-    ...demoRoutes(),
-    "/healthz": () => new Response("ok\n"),
-  };
-  let server: Server;
+  let program: Program;
   try {
-    server = serve({
-      port: cli.port,
-      hostname: cli.hostname,
-      tls,
-      pingInterval,
-      pingTimeout,
-      maxPayload: cli.maxPayload,
-      deflate: cli.deflate,
-      maxConnections: cli.maxConnections,
-      maxConnectionsPerIp: cli.maxConnectionsPerIp,
-      routes: { "/ws": hub, "/echo": echoHandler },
-      fetch(request) {
-        const page = pages[new URL(request.url).pathname];
-        if (page) return page(request);
-        return new Response(`no route for ${new URL(request.url).pathname}\n`, { status: 404 });
-      },
-      onListen(addr) {
-        const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-        const origin = `${host}:${addr.port}`;
-        console.log(
-          `heartwire listening on ${tls ? "wss" : "ws"}://${origin}/ws ` +
-            `(also /echo; demo page ${tls ? "https" : "http"}://${origin}/)`,
-        );
-      },
-      onError(error) {
-        console.error("heartwire:", error);
-      },
-    });
+    program = startProgram(cli, { tls });
   } catch (error) {
     // Port in use, no permission, bad certificate: say so, exit non-zero.
     fail(1, `cannot listen on ${cli.hostname}:${cli.port}: ${(error as Error).message}`);
   }
   const stop = (options: ShutdownOptions) => () => {
-    server.shutdown(options).then(() => Deno.exit(0));
+    program.stop(options).then(() => Deno.exit(0));
   };
   // SIGINT/SIGTERM: going away (1001). SIGHUP: a restart (1012), and clients
   // are told to wait a moment so they do not all reconnect at once.

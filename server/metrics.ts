@@ -815,7 +815,7 @@ export class HeartwireMetrics {
     this.handshakesRefused = add(
       new CounterFamily(
         "handshakes_refused_total",
-        "WebSocket upgrades refused, by HTTP status.",
+        "Upgrades and requests the server refused itself (limits, handshake checks, load shedding), by HTTP status.",
         "status",
         { values: KNOWN_REFUSALS },
       ),
@@ -943,6 +943,11 @@ export class HeartwireMetrics {
   watchLoad(monitor: { readonly overloaded: boolean; readonly load: number }): void {
     this.overloaded.collect = () => monitor.overloaded ? 1 : 0;
     this.load1.collect = () => monitor.load;
+  }
+
+  /** Reads `heartwire_presence_online` from `online` (users online in presence) at scrape time. */
+  watchPresence(online: () => number): void {
+    this.presenceOnline.collect = online;
   }
 
   /** Every figure as JSON (the `/stats` body). */

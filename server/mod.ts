@@ -31,6 +31,7 @@ export type {
   ServerStats,
   ShutdownOptions,
   UpgradeOptions,
+  UpgradeRefusal,
 } from "./server.ts";
 export { WebSocketConnection } from "./connection.ts";
 export type { CloseInfo, ConnectionOptions, WebSocketHandler } from "./connection.ts";

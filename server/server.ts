@@ -19,6 +19,7 @@ import {
   type WebSocketHandler,
 } from "./connection.ts";
 import { closeQuietly, respondAndClose, writeAll, writeResponse } from "./_http_io.ts";
+import { EventLoopLagSampler, type HeartwireMetrics } from "./metrics.ts";
 import { systemClock, TimerHeap } from "./timer_heap.ts";
 
 /**
@@ -32,6 +33,25 @@ import { systemClock, TimerHeap } from "./timer_heap.ts";
  * ```
  */
 export type AuthResult = boolean | { status: 401 | 403; reason?: string };
+
+/**
+ * The answer of a {@linkcode ServeOptions.refuseUpgrade} hook that refuses:
+ * the status, a short reason for the body, and extra header fields.
+ *
+ * @example
+ * ```ts
+ * import type { UpgradeRefusal } from "@heartwire/heartwire/server";
+ * const busy: UpgradeRefusal = { status: 503, reason: "overloaded", headers: { "Retry-After": "5" } };
+ * ```
+ */
+export interface UpgradeRefusal {
+  /** The HTTP status (503 to shed load). */
+  status: number;
+  /** Sent as the plain-text body. Default "refused". */
+  reason?: string;
+  /** Extra header fields, e.g. `Retry-After`. */
+  headers?: Record<string, string>;
+}
 
 /**
  * Everything {@linkcode serve} can be told. Every field has a default.
@@ -94,6 +114,13 @@ export interface ServeOptions<T = unknown> {
   maxConnectionsPerIp?: number;
   /** Allowed `Origin` values for upgrades on `routes`; others get 403. Default: any origin. */
   allowedOrigins?: string[];
+  /**
+   * Asked first for every request on one of `routes`: a refusal is answered
+   * at once, before the handshake checks (load shedding: 503 with
+   * `Retry-After` while overloaded); undefined lets it go on. Other HTTP
+   * requests are not asked. Default: none.
+   */
+  refuseUpgrade?: (request: HttpRequestHead, path: string) => UpgradeRefusal | undefined;
   /** Decides whether an upgrade on `routes` may go on (after the handshake checks). */
   authenticate?: (request: HttpRequestHead) => AuthResult | Promise<AuthResult>;
   /** Largest request head (bytes) before 431. Default 16 KiB. */
@@ -121,6 +148,13 @@ export interface ServeOptions<T = unknown> {
   writeTimeout?: number;
   /** Source of time and the one OS timer. Default: the system clock. */
   clock?: Clock;
+  /**
+   * Counts connections, close reasons, refusals, messages, bytes, pings and
+   * pongs into these metrics (plain additions on the hot path), sums queued
+   * bytes over the open connections when scraped, and samples event-loop lag
+   * until shutdown. Default: none, and nothing is counted.
+   */
+  metrics?: HeartwireMetrics;
   /** Called once listening. Default: silent. If it throws, serve() closes the listener and rethrows. */
   onListen?: (addr: Deno.NetAddr) => void;
   /**
@@ -340,6 +374,8 @@ class HeartwireServer<T> implements Server<T> {
   #shuttingDown: Promise<void> | undefined;
   #resolveFinished!: () => void;
   #drained: (() => void) | undefined;
+  #metrics: HeartwireMetrics | undefined;
+  #lag: EventLoopLagSampler | undefined;
 
   constructor(options: ServeOptions<T>) {
     checkTimings(options);
@@ -377,7 +413,20 @@ class HeartwireServer<T> implements Server<T> {
       this.#listener.close();
       throw error;
     }
+    this.#metrics = options.metrics;
+    if (this.#metrics) this.#watch(this.#metrics);
     this.#acceptLoop();
+  }
+
+  /** Metrics read at scrape time, and the event-loop lag probe. */
+  #watch(metrics: HeartwireMetrics): void {
+    metrics.queuedBytes.collect = () => {
+      let queued = 0;
+      for (const ws of this.connections) queued += ws.bufferedAmount;
+      return queued;
+    };
+    const lag = this.#lag = new EventLoopLagSampler((ms) => metrics.eventLoopLag.set(ms));
+    lag.start();
   }
 
   async #acceptLoop(): Promise<void> {
@@ -480,6 +529,7 @@ class HeartwireServer<T> implements Server<T> {
     headers?: Record<string, string>,
   ): Promise<void> {
     this.#count(status);
+    this.#metrics?.handshakeRefused(status);
     return respondAndClose(conn, status, reason, headers);
   }
 
@@ -717,6 +767,11 @@ class HeartwireServer<T> implements Server<T> {
     route: WebSocketHandler,
   ): Promise<"close" | "upgraded"> {
     const { conn } = http;
+    const refusal = this.#options.refuseUpgrade?.(head, path);
+    if (refusal) {
+      await this.#refuse(conn, refusal.status, refusal.reason ?? "refused", refusal.headers);
+      return "close";
+    }
     const decision = validateUpgradeRequest(head, { protocols: route.protocols });
     if (!decision.ok) {
       await this.#refuse(conn, decision.status, decision.reason, decision.headers);
@@ -778,6 +833,8 @@ class HeartwireServer<T> implements Server<T> {
     this.#count(101);
     this.stats.upgraded++;
     this.#http.delete(conn);
+    // Before the connection exists: its open handler may end it at once.
+    this.#metrics?.connectionOpened();
     const ws = new WebSocketConnection({
       conn,
       request: head,
@@ -796,6 +853,7 @@ class HeartwireServer<T> implements Server<T> {
       initial: http.parser.takeRest(),
       onEnded: (ended, info) => this.#onEnded(ended, info),
       onError: (error) => this.#report(error),
+      metrics: this.#metrics,
     });
     if (ws.readyState !== 3) this.connections.add(ws);
     return "upgraded";
@@ -803,6 +861,7 @@ class HeartwireServer<T> implements Server<T> {
 
   #onEnded(ws: WebSocketConnection, info: CloseInfo): void {
     this.stats.closed[info.cause]++;
+    this.#metrics?.connectionClosed(info);
     this.connections.delete(ws);
     this.#releaseIp(ws.remoteAddr.hostname);
     this.#drainedCheck();
@@ -839,6 +898,7 @@ class HeartwireServer<T> implements Server<T> {
       this.#heap.cancel(timer);
     }
     for (const ws of this.connections) ws.terminate();
+    this.#lag?.stop();
     this.#heap.clear();
     this.#resolveFinished();
   }

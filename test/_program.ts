@@ -9,7 +9,15 @@ export const MAIN = new URL("../server/main.ts", import.meta.url).pathname;
 
 /** The `deno` arguments that run the program with `args`. */
 export function mainArgs(args: string[]): string[] {
-  return ["run", "--allow-net", "--allow-read", "--allow-env", MAIN, ...args];
+  return [
+    "run",
+    "--allow-net",
+    "--allow-read",
+    "--allow-env",
+    "--allow-sys=loadavg",
+    MAIN,
+    ...args,
+  ];
 }
 
 /** Runs the program with `args` to its end: its exit code and output. */

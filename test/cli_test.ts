@@ -8,6 +8,9 @@ Deno.test("defaults: port 8080 on 0.0.0.0, PORT from the environment", () => {
     hostname: "0.0.0.0",
     maxConnections: 18_000,
     maxConnectionsPerIp: 1_000,
+    statsInterval: 5_000,
+    loadAlertFactor: 2,
+    shedLoad: false,
     help: false,
   });
   assertEquals(parseCliArgs([], { PORT: "9001" }).port, 9001);
@@ -30,6 +33,10 @@ Deno.test("every flag in both spellings", () => {
     "--max-connections",
     "500",
     "--max-connections-per-ip=20",
+    "--stats-interval",
+    "0",
+    "--load-alert-factor=1.5",
+    "--shed-load",
   ]);
   assertEquals(parsed, {
     port: 1,
@@ -41,9 +48,15 @@ Deno.test("every flag in both spellings", () => {
     tlsKey: "k.pem",
     maxConnections: 500,
     maxConnectionsPerIp: 20,
+    statsInterval: 0,
+    loadAlertFactor: 1.5,
+    shedLoad: true,
     help: false,
   });
   assertEquals(parseCliArgs(["-h"]).help, true);
+  // A switch before a flag with a value, and the other spelling of each.
+  const other = parseCliArgs(["--shed-load", "--stats-interval=250", "--load-alert-factor", "3"]);
+  assertEquals([other.shedLoad, other.statsInterval, other.loadAlertFactor], [true, 250, 3]);
 });
 
 Deno.test("bad flags are CliErrors that say what is wrong", () => {
@@ -59,6 +72,15 @@ Deno.test("bad flags are CliErrors that say what is wrong", () => {
   assertThrows(() => parseCliArgs(["--max-connections", "lots"]), CliError, "whole number");
   assertThrows(() => parseCliArgs(["--max-connections-per-ip"]), CliError, "needs a value");
   assertThrows(() => parseCliArgs(["--max-connections-per-ip=1.5"]), CliError, "whole number");
+  assertThrows(() => parseCliArgs(["--stats-interval", "-1"]), CliError, "whole number");
+  assertThrows(() => parseCliArgs(["--stats-interval", "5s"]), CliError, "whole number");
+  assertThrows(() => parseCliArgs(["--stats-interval"]), CliError, "needs a value");
+  assertThrows(() => parseCliArgs(["--load-alert-factor", "0"]), CliError, "above 0");
+  assertThrows(() => parseCliArgs(["--load-alert-factor=-2"]), CliError, "above 0");
+  assertThrows(() => parseCliArgs(["--load-alert-factor", "two"]), CliError, "above 0");
+  assertThrows(() => parseCliArgs(["--load-alert-factor", "1e3"]), CliError, "above 0");
+  assertThrows(() => parseCliArgs(["--load-alert-factor"]), CliError, "needs a value");
+  assertThrows(() => parseCliArgs(["--shed-load=yes"]), CliError, "takes no value");
 });
 
 Deno.test("the program: a bad flag prints usage to stderr and exits 2", async () => {
@@ -68,8 +90,16 @@ Deno.test("the program: a bad flag prints usage to stderr and exits 2", async ()
   assertStringIncludes(stderr, "Usage: deno task start");
 });
 
-Deno.test("the program: a bad --max-connections prints usage and exits 2", async () => {
-  for (const args of [["--max-connections", "-1"], ["--max-connections-per-ip=none"]]) {
+Deno.test("the program: a bad --max-connections or monitoring flag prints usage and exits 2", async () => {
+  for (
+    const args of [
+      ["--max-connections", "-1"],
+      ["--max-connections-per-ip=none"],
+      ["--stats-interval", "soon"],
+      ["--load-alert-factor", "0"],
+      ["--shed-load=1"],
+    ]
+  ) {
     const { code, stderr } = await runMain(args);
     assertEquals(code, 2);
     assertStringIncludes(stderr, args[0].split("=")[0]);
@@ -83,4 +113,7 @@ Deno.test("the program: --help prints usage and exits 0", async () => {
   assertStringIncludes(stdout, "--ping-interval MS");
   assertStringIncludes(stdout, "--max-connections N");
   assertStringIncludes(stdout, "--max-connections-per-ip N");
+  assertStringIncludes(stdout, "--stats-interval MS");
+  assertStringIncludes(stdout, "--load-alert-factor F");
+  assertStringIncludes(stdout, "--shed-load");
 });

@@ -44,7 +44,7 @@ Deno.test("deno task start: logs its URL, echoes, and exits 0 on SIGTERM after s
   const { child, line, port } = await start(["--hostname", "127.0.0.1"]);
   assertMatch(
     line,
-    /^heartwire listening on ws:\/\/127\.0\.0\.1:\d+\/ws \(also \/echo; demo page http:\/\/127\.0\.0\.1:\d+\/\)$/,
+    /^heartwire listening on ws:\/\/127\.0\.0\.1:\d+\/ws \(also \/echo; demo page http:\/\/127\.0\.0\.1:\d+\/, dashboard http:\/\/127\.0\.0\.1:\d+\/dashboard\)$/,
   );
   const { echoed, closed } = await echoOnce(`ws://127.0.0.1:${port}/echo`, "ping me");
   assertEquals(echoed, "ping me");
