@@ -3,7 +3,8 @@
  * to Deno's WebSocket, shuts down gracefully on SIGTERM, serves wss:// with a
  * certificate made here by openssl.
  */
-import { assertEquals, assertMatch } from "@std/assert";
+import parsePrometheus from "npm:parse-prometheus-text-format@1.1.1";
+import { assert, assertEquals, assertMatch } from "@std/assert";
 import { mainArgs, runMain } from "./_program.ts";
 
 /** Starts the server program and resolves once it printed its URL. */
@@ -51,6 +52,53 @@ Deno.test("deno task start: logs its URL, echoes, and exits 0 on SIGTERM after s
   child.kill("SIGTERM");
   assertEquals((await closed).code, 1001);
   assertEquals((await child.status).code, 0);
+});
+
+Deno.test("deno task start: stats lines on stdout, /metrics with the load average, /stats", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: mainArgs(["--port", "0", "--hostname", "127.0.0.1", "--stats-interval", "200"]),
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const reading = (async () => {
+    let rest = "";
+    for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
+      const parts = (rest + text).split("\n");
+      rest = parts.pop()!;
+      lines.push(...parts);
+    }
+  })();
+  const stderr = new Response(child.stderr).text();
+  try {
+    const deadline = Date.now() + 10_000;
+    while (lines.filter((l) => l.startsWith("heartwire: ")).length < 2) {
+      if (Date.now() > deadline) throw new Error(`no stats lines: ${lines.join("\n")}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const port = Number(lines[0].match(/:(\d+)\/ws /)?.[1]);
+    assertMatch(
+      lines.find((l) => l.startsWith("heartwire: "))!,
+      /^heartwire: 0 active, 0 total, \+0 opened, -0 closed, 0 timeouts, rtt -( , OVERLOADED.*)?/,
+    );
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const families = parsePrometheus(text) as { name: string; metrics: { value: string }[] }[];
+    const value = (name: string) => Number(families.find((f) => f.name === name)?.metrics[0].value);
+    // --allow-sys=loadavg is granted as by `deno task start`: the load average is read.
+    assert(Number.isFinite(value("heartwire_load1")), "heartwire_load1 is a number");
+    assert(value("process_resident_memory_bytes") > 0);
+    assertEquals(value("heartwire_connections_active"), 0);
+    const stats = await (await fetch(`http://127.0.0.1:${port}/stats`)).json();
+    assertEquals(stats.connections.opened, 0);
+  } finally {
+    child.kill("SIGTERM");
+    assertEquals((await child.status).code, 0);
+    await reading;
+  }
+  // On a machine this busy the alert may have fired; nothing else may be said.
+  for (const line of (await stderr).split("\n").filter(Boolean)) {
+    assertMatch(line, /^heartwire: (WARNING load|load .* no longer overloaded)/);
+  }
 });
 
 Deno.test("SIGHUP is a restart: clients get 1012 with a retry hint, and it exits 0", async () => {
