@@ -5,6 +5,10 @@
  * non-zero data, nothing may be loaded from elsewhere, and screenshots (desktop
  * and phone) are saved to a temp dir.
  *
+ * The second test runs the real program composition (server/main.ts's
+ * `startProgram`) under real loopback traffic: echo clients that come and
+ * go, clients that break the protocol, short ping timing so RTTs flow.
+ *
  * Needs Debian's `chromium` (`.ci/run` installs it) and npm access once for
  * playwright-core.
  */
@@ -13,6 +17,10 @@ import { assert, assertEquals } from "@std/assert";
 import { DashboardFeed, monitoringRoutes, toResponse } from "../server/_dashboard.ts";
 import { CLOSE_REASONS, HeartwireMetrics } from "../server/metrics.ts";
 import { serve } from "../server/server.ts";
+import { parseCliArgs } from "../server/_cli.ts";
+import { startProgram } from "../server/main.ts";
+import { Opcode } from "../protocol/opcodes.ts";
+import { RawClient } from "./_raw_client.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const WAIT = { timeout: 15_000 };
@@ -133,5 +141,119 @@ Deno.test("browser: the dashboard draws live charts from its feed", async () => 
     stopScript();
     feed.stop();
     await server.shutdown({ timeout: 500 });
+  }
+});
+
+/**
+ * Real traffic against the program every 100 ms: echo clients open, send a
+ * few messages and close (normal); every third round one sends an unmasked
+ * frame (1002, protocol error). A few stay open throughout.
+ */
+function traffic(port: number): () => Promise<void> {
+  const url = `ws://127.0.0.1:${port}/echo`;
+  const open = (): Promise<WebSocket> =>
+    new Promise((resolve, reject) => {
+      const ws = new WebSocket(url);
+      ws.onopen = () => resolve(ws);
+      ws.onerror = () => reject(new Error("websocket error"));
+    });
+  const resident: Promise<WebSocket>[] = [open(), open(), open()];
+  const pending = new Set<Promise<unknown>>();
+  let round = 0;
+  let stopped = false;
+  const timer = setInterval(() => {
+    if (stopped) return;
+    round++;
+    const work = (async () => {
+      const ws = await open();
+      const echoed = new Promise((resolve) => {
+        let n = 0;
+        ws.onmessage = () => ++n === 5 && resolve(undefined);
+      });
+      for (let i = 0; i < 5; i++) ws.send(`message ${round}.${i}`);
+      await echoed;
+      const closed = new Promise((resolve) => ws.onclose = resolve);
+      ws.close(1000);
+      await closed;
+      if (round % 3 === 0) {
+        const rude = await RawClient.connect(port);
+        await rude.sendFrame(Opcode.Text, "unmasked", { mask: false });
+        await rude.nextClose();
+        rude.close();
+      }
+    })().catch(() => {});
+    pending.add(work);
+    work.finally(() => pending.delete(work));
+  }, 100);
+  return async () => {
+    stopped = true;
+    clearInterval(timer);
+    await Promise.all(pending);
+    for (const ws of await Promise.all(resident)) ws.close();
+  };
+}
+
+Deno.test("browser: the program's dashboard under real traffic", async () => {
+  const program = startProgram(
+    parseCliArgs([
+      "--port=0",
+      "--hostname=127.0.0.1",
+      "--stats-interval=0",
+      "--ping-interval=100",
+      "--ping-timeout=2000",
+    ]),
+    { dashboardInterval: 250, loadSource: () => 0.7, cpus: 2, log: () => {}, warn: () => {} },
+  );
+  const port = program.server.addr.port;
+  const origin = `http://127.0.0.1:${port}`;
+  const stopTraffic = traffic(port);
+  const dir = await Deno.makeTempDir({ prefix: "heartwire-dashboard-" });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--headless=new", "--disable-gpu"],
+    timeout: 20_000,
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    page.on("console", (message) => {
+      if (message.type() === "error") errors.push(message.text());
+    });
+    const until = async (expression: string) => {
+      const deadline = Date.now() + WAIT.timeout;
+      while (!(await page.evaluate(expression))) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${expression}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    await page.goto(`${origin}/dashboard`, WAIT);
+    await until(`heartwireDashboard.connected`);
+    for (const chart of ["connections", "messages", "rtt", "closes", "process", "reasons"]) {
+      await until(`(heartwireDashboard.charts[${JSON.stringify(chart)}]?.max ?? 0) > 0`);
+    }
+    await until(`heartwireDashboard.points.length >= 8`);
+    // The tiles show what the server counted.
+    const active = Number((await page.textContent("#t-active"))!.replace(/\D/g, ""));
+    assert(active >= 3, `active tile shows ${active}`); // three resident clients (+ the viewer)
+    const total = Number((await page.textContent("#t-total"))!.replace(/\D/g, ""));
+    assert(total > active, `total tile shows ${total}`);
+    assert(/\d/.test((await page.textContent("#t-rtt")) ?? ""), "rtt tile has a figure");
+    assertEquals(await page.textContent("#load"), "load ok · 0.70");
+    const snapshot = program.metrics.snapshot();
+    assert(snapshot.connections.closedByReason.normal > 0);
+    assert(snapshot.connections.closedByReason.protocol_error > 0);
+    assert(snapshot.rtt.ping.count > 0);
+
+    const shot = `${dir}/dashboard-program.png`;
+    await page.screenshot({ path: shot, fullPage: true });
+    assert((await Deno.stat(shot)).size > 10_000, "the screenshot has content");
+    console.log(`screenshot: ${shot}`);
+    assertEquals(errors, []);
+    await page.close();
+  } finally {
+    await browser.close();
+    await stopTraffic();
+    await program.stop({ timeout: 500 });
   }
 });
