@@ -43,6 +43,8 @@ export interface ServerSpec {
   command(role?: ServerRole): Promise<string[] | { skip: string }>;
   /** Echoes our bytes untouched, masks included (client --masked-echo). */
   maskedEcho?: boolean;
+  /** Runs only when named in `--servers`. */
+  optIn?: boolean;
 }
 
 const denoScript = (script: string) => [deno, "run", "--allow-net", file(script)];
@@ -53,6 +55,7 @@ const denoScript = (script: string) => [deno, "run", "--allow-net", file(script)
  * - `raw`: Deno.listen read→write loop, no WebSocket parsing (the ceiling);
  * - `deno`: Deno.serve + Deno.upgradeWebSocket;
  * - `heartwire`: serve() with default options;
+ * - `heartwire-metrics`: heartwire's echo counting into a `HeartwireMetrics` (only when named);
  * - `node`: ws 8 on Node (skipped if `node` or ws is missing);
  * - `bun`: Bun.serve WebSocket (`bun` on PATH, `$BUN`, or npm's `bun` package, see findBun).
  *
@@ -93,6 +96,20 @@ export const SERVERS: ServerSpec[] = [
           role === "echo" ? "servers/heartwire_echo.ts" : "../fanout/servers/heartwire_fanout.ts",
         ),
       ),
+  },
+  {
+    name: "heartwire-metrics",
+    label: "heartwire serve() /echo, metrics on",
+    optIn: true,
+    command: () =>
+      Promise.resolve([
+        deno,
+        "run",
+        "--allow-net",
+        file("servers/heartwire_echo.ts"),
+        "0",
+        "--metrics",
+      ]),
   },
   {
     name: "node",
@@ -181,7 +198,8 @@ async function locateBun(): Promise<string | { skip: string }> {
  * ```
  */
 export function selectServers(list: string | undefined, fallback?: string[]): ServerSpec[] {
-  const names = list?.split(",") ?? fallback ?? SERVERS.map((spec) => spec.name);
+  const names = list?.split(",") ?? fallback ??
+    SERVERS.filter((spec) => !spec.optIn).map((spec) => spec.name);
   return names.map((name) => {
     const spec = SERVERS.find((candidate) => candidate.name === name.trim());
     if (spec === undefined) {

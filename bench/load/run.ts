@@ -13,6 +13,10 @@
  * - `heartwire`: serve() with default options, route /echo;
  * - `node`: ws 8 on Node (skipped if `node` or ws is missing);
  * - `bun`: Bun.serve WebSocket (`$BUN`, `bun` on PATH, or installed once with npm: findBun).
+ * - `heartwire-metrics`: heartwire counting into `HeartwireMetrics`, only when
+ *   named. Name it with `heartwire` several times, alternating
+ *   (`--servers heartwire,heartwire-metrics,heartwire,heartwire-metrics`), and
+ *   the report adds the metrics-on / metrics-off ratio of each pair.
  *
  * Memory per idle connection is idle.ts (`deno task bench:idle`).
  *
@@ -146,12 +150,51 @@ function report(
         `${fmt(ratio(find("heartwire", inflight), find("raw", inflight)))} |`,
     );
   }
+  const overhead = metricsOverhead(measurements, inflights);
+  if (overhead.length > 0) out.push("", ...overhead);
   out.push(
     "",
     "The raw TCP row is the generator's headroom check: it must go well past heartwire. " +
       "A client CPU near 100% means the generator, not the server, set that row's pace.",
   );
   return out.join("\n");
+}
+
+/**
+ * Metrics on / off: each `heartwire-metrics` run against the `heartwire` run
+ * just before it (the same in-flight setting), and the ratio of the means.
+ */
+function metricsOverhead(measurements: Measurement[], inflights: number[]): string[] {
+  const out: string[] = [];
+  for (const inflight of inflights) {
+    const runs = measurements.filter((m) => m.inflight === inflight && m.result);
+    const pairs: number[] = [];
+    let off: Measurement | undefined;
+    for (const m of runs) {
+      if (m.server === "heartwire") off = m;
+      else if (m.server === "heartwire-metrics" && off) {
+        pairs.push(m.result!.msgPerSec / off.result!.msgPerSec);
+        off = undefined;
+      }
+    }
+    if (pairs.length === 0) continue;
+    const mean = (server: string) => {
+      const rates = runs.filter((m) => m.server === server).map((m) => m.result!.msgPerSec);
+      return rates.reduce((a, b) => a + b, 0) / rates.length;
+    };
+    if (out.length === 0) {
+      out.push(
+        "| in flight | metrics on / off (means) | pairs | pair ratios |",
+        "|---:|---:|---:|---|",
+      );
+    }
+    const ratios = pairs.map((r) => r.toFixed(3)).join(", ");
+    out.push(
+      `| ${inflight} | ${(mean("heartwire-metrics") / mean("heartwire")).toFixed(3)}× | ` +
+        `${pairs.length} | ${ratios} |`,
+    );
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
