@@ -420,8 +420,10 @@ class HeartwireServer<T> implements Server<T> {
 
   /** Metrics read at scrape time, and the event-loop lag probe. */
   #watch(metrics: HeartwireMetrics): void {
+    // Added to what another server sharing these metrics (ws:// beside wss://) reports.
+    const others = metrics.queuedBytes.collect;
     metrics.queuedBytes.collect = () => {
-      let queued = 0;
+      let queued = others?.() ?? 0;
       for (const ws of this.connections) queued += ws.bufferedAmount;
       return queued;
     };

@@ -14,8 +14,8 @@
  * - `node`: ws 8 on Node (skipped if `node` or ws is missing);
  * - `bun`: Bun.serve WebSocket (`$BUN`, `bun` on PATH, or installed once with npm: findBun).
  * - `heartwire-metrics`: heartwire counting into `HeartwireMetrics`, only when
- *   named. Name it with `heartwire` several times, alternating
- *   (`--servers heartwire,heartwire-metrics,heartwire,heartwire-metrics`), and
+ *   named. Name it with `heartwire` several times in ABBA order
+ *   (`--servers heartwire,heartwire-metrics,heartwire-metrics,heartwire`), and
  *   the report adds the metrics-on / metrics-off ratio of each pair.
  *
  * Memory per idle connection is idle.ts (`deno task bench:idle`).
@@ -162,36 +162,47 @@ function report(
 
 /**
  * Metrics on / off: each `heartwire-metrics` run against the `heartwire` run
- * just before it (the same in-flight setting), and the ratio of the means.
+ * next to it (the same in-flight setting), as msg/s and as messages per
+ * second of server CPU. On a machine shared with other work the second is
+ * the steadier: contention cuts a run's rate and its CPU share together.
  */
 function metricsOverhead(measurements: Measurement[], inflights: number[]): string[] {
   const out: string[] = [];
+  const perCpu = (m: Measurement) => m.result!.msgPerSec / (m.serverCpu ?? NaN);
+  const median = (values: number[]) => {
+    const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  };
   for (const inflight of inflights) {
-    const runs = measurements.filter((m) => m.inflight === inflight && m.result);
-    const pairs: number[] = [];
-    let off: Measurement | undefined;
-    for (const m of runs) {
-      if (m.server === "heartwire") off = m;
-      else if (m.server === "heartwire-metrics" && off) {
-        pairs.push(m.result!.msgPerSec / off.result!.msgPerSec);
-        off = undefined;
-      }
+    // Consecutive runs of the two, two at a time: ABBA order cancels a drift or a
+    // second-run effect that always running B second would count as B's cost.
+    const runs = measurements.filter((m) =>
+      m.inflight === inflight && m.result && m.server.startsWith("heartwire")
+    );
+    const pairs: { rate: number; cpu: number }[] = [];
+    for (let i = 0; i + 1 < runs.length; i += 2) {
+      const on = [runs[i], runs[i + 1]].find((m) => m.server === "heartwire-metrics");
+      const off = [runs[i], runs[i + 1]].find((m) => m.server === "heartwire");
+      if (!on || !off) continue;
+      pairs.push({
+        rate: on.result!.msgPerSec / off.result!.msgPerSec,
+        cpu: perCpu(on) / perCpu(off),
+      });
     }
     if (pairs.length === 0) continue;
-    const mean = (server: string) => {
-      const rates = runs.filter((m) => m.server === server).map((m) => m.result!.msgPerSec);
-      return rates.reduce((a, b) => a + b, 0) / rates.length;
-    };
     if (out.length === 0) {
       out.push(
-        "| in flight | metrics on / off (means) | pairs | pair ratios |",
-        "|---:|---:|---:|---|",
+        "| in flight | pairs | metrics on / off, msg/s (median; each pair) | " +
+          "msg per server CPU-s (median; each pair) |",
+        "|---:|---:|---|---|",
       );
     }
-    const ratios = pairs.map((r) => r.toFixed(3)).join(", ");
+    const list = (values: number[]) => values.map((v) => v.toFixed(3)).join(", ");
+    const rates = pairs.map((p) => p.rate), cpus = pairs.map((p) => p.cpu);
     out.push(
-      `| ${inflight} | ${(mean("heartwire-metrics") / mean("heartwire")).toFixed(3)}× | ` +
-        `${pairs.length} | ${ratios} |`,
+      `| ${inflight} | ${pairs.length} | ${median(rates).toFixed(3)}× (${list(rates)}) | ` +
+        `${median(cpus).toFixed(3)}× (${list(cpus)}) |`,
     );
   }
   return out;
