@@ -13,6 +13,7 @@ import { encodeFrame } from "../protocol/frame_encoder.ts";
 import { HeartwireMetrics } from "../server/metrics.ts";
 import { echoHandler, serve, type ServeOptions, type Server } from "../server/server.ts";
 import { Hub } from "../hub/hub.ts";
+import { MemoryPresenceStore, Presence } from "../hub/presence/mod.ts";
 import { RawClient, rawHttp } from "./_raw_client.ts";
 import { waitFor } from "./_wait.ts";
 
@@ -246,5 +247,38 @@ Deno.test("new Hub({ metrics }): app heartbeats and resumes ok and failed", asyn
   } finally {
     await server.shutdown({ timeout: 1_000 });
     hub.dispose();
+  }
+});
+
+Deno.test("new Hub({ metrics, presence }): heartwire_presence_online counts users online here", async () => {
+  const metrics = new HeartwireMetrics({ processMetrics: false });
+  const presence = new Presence({ store: new MemoryPresenceStore(), nodeId: "n1" });
+  await presence.start();
+  const hub = new Hub({ metrics, presence });
+  const server = serve({ port: 0, hostname: "127.0.0.1", routes: { "/ws": hub }, metrics });
+  const url = `ws://127.0.0.1:${server.addr.port}/ws`;
+  const sockets: WebSocket[] = [];
+  try {
+    // Two connections of ada are one user; bob is another.
+    for (const id of ["ada", "ada", "bob"]) {
+      const ws = new WebSocket(`${url}?id=${id}`);
+      const welcomed = new Promise((resolve) => ws.onmessage = resolve);
+      sockets.push(ws);
+      await welcomed;
+    }
+    await waitFor(() => metrics.presenceOnline.get() === 2);
+    assertEquals(scrape(metrics)("heartwire_presence_online"), 2);
+    const bob = sockets.pop()!;
+    const closed = new Promise((resolve) => bob.onclose = resolve);
+    bob.close();
+    await closed;
+    await waitFor(() => metrics.presenceOnline.get() === 1);
+  } finally {
+    const closing = sockets.map((ws) => new Promise((resolve) => ws.onclose = resolve));
+    for (const ws of sockets) ws.close();
+    await Promise.all(closing);
+    await server.shutdown({ timeout: 1_000 });
+    hub.dispose();
+    await presence.close();
   }
 });

@@ -101,15 +101,7 @@ export const SERVERS: ServerSpec[] = [
     name: "heartwire-metrics",
     label: "heartwire serve() /echo, metrics on",
     optIn: true,
-    command: () =>
-      Promise.resolve([
-        deno,
-        "run",
-        "--allow-net",
-        file("servers/heartwire_echo.ts"),
-        "0",
-        "--metrics",
-      ]),
+    command: () => Promise.resolve([...denoScript("servers/heartwire_echo.ts"), "0", "--metrics"]),
   },
   {
     name: "node",
