@@ -19,6 +19,7 @@
  *   statsInterval: 5_000,
  *   loadAlertFactor: 2,
  *   shedLoad: false,
+ *   kvPath: ".heartwire/presence.kv",
  *   help: false,
  * };
  * ```
@@ -50,6 +51,16 @@ export interface CliOptions {
   loadAlertFactor: number;
   /** `--shed-load`: refuse new WebSocket upgrades with 503 while overloaded. */
   shedLoad: boolean;
+  /** `--presence-store`: where presence lives. Default `redis` with `--redis`, else `kv`. */
+  presenceStore?: "memory" | "kv" | "redis";
+  /** `--kv-path FILE`: the Deno KV file. Default {@linkcode DEFAULT_KV_PATH}. */
+  kvPath: string;
+  /** `--redis URL`: Redis shared by every node. */
+  redis?: string;
+  /** `--presence-timeout MS`: offline after this much silence. Default ping interval + timeout. */
+  presenceTimeout?: number;
+  /** `--away-after MS`: away after this long without a message (heartbeats do not count). */
+  awayAfter?: number;
   /** `--help` / `-h`. */
   help: boolean;
 }
@@ -68,6 +79,16 @@ export const DEFAULT_MAX_CONNECTIONS = 18_000;
  * every slot in seconds. Load tests from 127.0.0.1 raise it.
  */
 export const DEFAULT_MAX_CONNECTIONS_PER_IP = 1_000;
+
+/**
+ * Where presence is kept by default: a Deno KV file next to the program's
+ * working directory, so a restarted node finds (and clears) what a crashed
+ * predecessor left.
+ */
+export const DEFAULT_KV_PATH = ".heartwire/presence.kv";
+
+/** The presence stores `--presence-store` names. */
+const PRESENCE_STORES = ["memory", "kv", "redis"] as const;
 
 /**
  * The usage text printed by `--help` and after a bad flag.
@@ -99,6 +120,12 @@ Options:
   --stats-interval MS   print a stats line every MS, 0 for none (default 5000)
   --load-alert-factor F warn once the 1-minute load average reaches F × CPUs (default 2)
   --shed-load           while overloaded, refuse new WebSocket upgrades with 503 + Retry-After
+  --presence-store memory|kv|redis
+                        where presence lives (default kv; redis when --redis is given)
+  --kv-path FILE        Deno KV file for presence (default ${DEFAULT_KV_PATH})
+  --redis URL           Redis shared by every node (redis://host:port)
+  --presence-timeout MS offline after MS without a heartbeat (default ping interval + timeout)
+  --away-after MS       away after MS without a message, 0 never (default 300000)
   -h, --help            show this help
 `;
 
@@ -127,7 +154,9 @@ type NumericOption =
   | "maxPayload"
   | "maxConnections"
   | "maxConnectionsPerIp"
-  | "statsInterval";
+  | "statsInterval"
+  | "presenceTimeout"
+  | "awayAfter";
 const NUMERIC: Record<string, NumericOption> = {
   "--port": "port",
   "--ping-interval": "pingInterval",
@@ -136,7 +165,11 @@ const NUMERIC: Record<string, NumericOption> = {
   "--max-connections": "maxConnections",
   "--max-connections-per-ip": "maxConnectionsPerIp",
   "--stats-interval": "statsInterval",
+  "--presence-timeout": "presenceTimeout",
+  "--away-after": "awayAfter",
 };
+/** Numeric flags for which 0 means "off". */
+const ZERO_ALLOWED = new Set<NumericOption>(["statsInterval", "awayAfter"]);
 /** Flags that take a decimal number. */
 const DECIMAL: Record<string, "loadAlertFactor"> = {
   "--load-alert-factor": "loadAlertFactor",
@@ -145,10 +178,12 @@ const DECIMAL: Record<string, "loadAlertFactor"> = {
 const SWITCH: Record<string, "shedLoad"> = {
   "--shed-load": "shedLoad",
 };
-const TEXT: Record<string, "hostname" | "tlsCert" | "tlsKey"> = {
+const TEXT: Record<string, "hostname" | "tlsCert" | "tlsKey" | "kvPath" | "redis"> = {
   "--hostname": "hostname",
   "--tls-cert": "tlsCert",
   "--tls-key": "tlsKey",
+  "--kv-path": "kvPath",
+  "--redis": "redis",
 };
 
 /**
@@ -176,6 +211,7 @@ export function parseCliArgs(
     statsInterval: 5_000,
     loadAlertFactor: 2,
     shedLoad: false,
+    kvPath: DEFAULT_KV_PATH,
     help: false,
   };
   if (env.PORT !== undefined) options.port = parseNumber("PORT", env.PORT, 0, 65535);
@@ -196,6 +232,15 @@ export function parseCliArgs(
       options[SWITCH[name]] = true;
       continue;
     }
+    if (name === "--presence-store") {
+      const value = eq > 0 ? arg.slice(eq + 1) : args[++i];
+      const store = PRESENCE_STORES.find((kind) => kind === value);
+      if (!store) {
+        throw new CliError(`--presence-store must be memory, kv or redis, got "${value ?? ""}"`);
+      }
+      options.presenceStore = store;
+      continue;
+    }
     if (!(name in NUMERIC) && !(name in TEXT) && !(name in DECIMAL)) {
       throw new CliError(`unknown option ${arg}`);
     }
@@ -211,11 +256,17 @@ export function parseCliArgs(
       const key = NUMERIC[name];
       options[key] = key === "port"
         ? parseNumber(name, value, 0, 65535)
-        : parseNumber(name, value, key === "statsInterval" ? 0 : 1, Number.MAX_SAFE_INTEGER);
+        : parseNumber(name, value, ZERO_ALLOWED.has(key) ? 0 : 1, Number.MAX_SAFE_INTEGER);
     }
   }
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
     throw new CliError("--tls-cert and --tls-key go together");
+  }
+  if (options.redis !== undefined && !/^rediss?:\/\/./.test(options.redis)) {
+    throw new CliError(`--redis must be a redis:// or rediss:// URL, got "${options.redis}"`);
+  }
+  if (options.presenceStore === "redis" && options.redis === undefined) {
+    throw new CliError("--presence-store redis needs --redis URL");
   }
   return options;
 }

@@ -2,7 +2,8 @@
  * The program behind `deno task start`: composes the library's `serve()` with
  * the demo page, `/healthz`, `/echo`, the WebSocket app on `/ws`, and
  * monitoring: `/metrics`, `/stats`, `/dashboard` (fed over `/dashboard/ws`),
- * the stats line and the load alert.
+ * the stats line and the load alert; and presence (`/presence`, and online
+ * status on `/ws`) on Deno KV by default, or memory, or Redis.
  *
  * @module
  */
@@ -21,7 +22,7 @@ import {
   type Server,
   type ShutdownOptions,
 } from "./mod.ts";
-import { chat, Hub } from "../hub/mod.ts";
+import { chat, Hub, openPresence, type Presence, presenceFetch } from "../hub/mod.ts";
 
 /** The dashboard's feed: a WebSocket route, never shed (the operator wants to see the overload). */
 const FEED_PATH = "/dashboard/ws";
@@ -47,6 +48,8 @@ export interface ProgramOptions {
   warn?: (line: string) => void;
   /** Where contained errors go. Default `console.error`. */
   onError?: (error: unknown) => void;
+  /** A presence tracker to use instead of opening the one the flags describe (tests). */
+  presence?: Presence;
 }
 
 /** The running program. */
@@ -59,6 +62,8 @@ export interface Program {
   readonly load: LoadMonitor;
   /** The `/ws` app. */
   readonly hub: Hub;
+  /** Who is online. */
+  readonly presence: Presence;
   /** Stops the timers, shuts the server down with `options`, disposes of the hub. */
   stop(options?: ShutdownOptions): Promise<void>;
 }
@@ -66,19 +71,26 @@ export interface Program {
 /**
  * Starts the program as `cli` describes.
  *
- * @throws whatever `serve()` throws (a port in use, a bad certificate).
+ * @throws whatever opening the presence store throws (a KV file that cannot
+ * be written, Redis unreachable), then whatever `serve()` throws (a port in
+ * use, a bad certificate); nothing is left running when it throws.
  */
-export function startProgram(cli: CliOptions, options: ProgramOptions = {}): Program {
+export async function startProgram(
+  cli: CliOptions,
+  options: ProgramOptions = {},
+): Promise<Program> {
   const { tls } = options;
   const log = options.log ?? console.log;
   const pingInterval = cli.pingInterval ?? 25_000;
   const pingTimeout = cli.pingTimeout ?? 10_000;
   const metrics = new HeartwireMetrics();
+  const presence = options.presence ?? await openProgramPresence(cli, pingInterval + pingTimeout);
+  const ownPresence = options.presence === undefined;
 
   // /ws: the hub with chat in "lobby"; the app heartbeat a browser is told
-  // to use matches the ping timing.
+  // to use matches the ping timing, and a client named with ?id= is online.
   const hub = chat(
-    new Hub({ heartbeat: { interval: pingInterval, timeout: pingTimeout }, metrics }),
+    new Hub({ heartbeat: { interval: pingInterval, timeout: pingTimeout }, metrics, presence }),
     { topic: "lobby" },
   );
 
@@ -101,47 +113,62 @@ export function startProgram(cli: CliOptions, options: ProgramOptions = {}): Pro
   };
   for (const [path, answer] of Object.entries(monitoring)) pages[path] = () => toResponse(answer());
 
-  const server = serve({
-    port: cli.port,
-    hostname: cli.hostname,
-    tls,
-    pingInterval,
-    pingTimeout,
-    maxPayload: cli.maxPayload,
-    deflate: cli.deflate,
-    maxConnections: cli.maxConnections,
-    maxConnectionsPerIp: cli.maxConnectionsPerIp,
-    metrics,
-    routes: { "/ws": hub, "/echo": echoHandler, [FEED_PATH]: feed },
-    // --shed-load: while overloaded, new WebSockets wait; HTTP (/metrics,
-    // /healthz) and the dashboard's feed keep answering.
-    refuseUpgrade: cli.shedLoad
-      ? (_request, path) =>
-        load.overloaded && path !== FEED_PATH
-          ? {
-            status: 503,
-            reason: "overloaded, try again later",
-            headers: { "Retry-After": String(load.retryAfterSeconds) },
-          }
-          : undefined
-      : undefined,
-    fetch(request) {
-      const path = new URL(request.url).pathname;
-      const page = pages[path];
-      if (page) return page(request);
-      return new Response(`no route for ${path}\n`, { status: 404 });
-    },
-    onListen(addr) {
-      const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-      const origin = `${host}:${addr.port}`;
-      const http = `${tls ? "https" : "http"}://${origin}`;
-      log(
-        `heartwire listening on ${tls ? "wss" : "ws"}://${origin}/ws ` +
-          `(also /echo; demo page ${http}/, dashboard ${http}/dashboard)`,
-      );
-    },
-    onError: options.onError ?? ((error) => console.error("heartwire:", error)),
+  const appFetch = (request: Request) => {
+    const path = new URL(request.url).pathname;
+    const page = pages[path];
+    if (page) return page(request);
+    return new Response(`no route for ${path}\n`, { status: 404 });
+  };
+  // GET /presence?topic=… and /presence/<id>; everything else is a page.
+  const fetch = presenceFetch(presence, {
+    fallback: appFetch,
+    onError: options.onError,
   });
+
+  let server: Server;
+  try {
+    server = serve({
+      port: cli.port,
+      hostname: cli.hostname,
+      tls,
+      pingInterval,
+      pingTimeout,
+      maxPayload: cli.maxPayload,
+      deflate: cli.deflate,
+      maxConnections: cli.maxConnections,
+      maxConnectionsPerIp: cli.maxConnectionsPerIp,
+      metrics,
+      routes: { "/ws": hub, "/echo": echoHandler, [FEED_PATH]: feed },
+      // --shed-load: while overloaded, new WebSockets wait; HTTP (/metrics,
+      // /healthz) and the dashboard's feed keep answering.
+      refuseUpgrade: cli.shedLoad
+        ? (_request, path) =>
+          load.overloaded && path !== FEED_PATH
+            ? {
+              status: 503,
+              reason: "overloaded, try again later",
+              headers: { "Retry-After": String(load.retryAfterSeconds) },
+            }
+            : undefined
+        : undefined,
+      fetch,
+      onListen(addr) {
+        const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+        const origin = `${host}:${addr.port}`;
+        const http = `${tls ? "https" : "http"}://${origin}`;
+        log(
+          `heartwire listening on ${tls ? "wss" : "ws"}://${origin}/ws ` +
+            `(also /echo; demo page ${http}/, dashboard ${http}/dashboard)`,
+        );
+      },
+      onError: options.onError ?? ((error) => console.error("heartwire:", error)),
+    });
+  } catch (error) {
+    hub.dispose();
+    feed.stop();
+    if (ownPresence) await closePresence(presence);
+    throw error;
+  }
 
   const stats = new StatsLine(() => metrics.snapshot(), { interval: cli.statsInterval, log });
   stats.start();
@@ -152,14 +179,46 @@ export function startProgram(cli: CliOptions, options: ProgramOptions = {}): Pro
     metrics,
     load,
     hub,
+    presence,
     async stop(shutdown: ShutdownOptions = {}) {
       stats.stop();
       load.stop();
       feed.stop();
       await server.shutdown(shutdown);
       hub.dispose();
+      if (ownPresence) await closePresence(presence);
     },
   };
+}
+
+/**
+ * Opens the presence store the flags name and starts its tracker. On Deno KV
+ * the node id is stable per port, so a node restarted after a crash clears
+ * its predecessor's users at once instead of waiting out its lease.
+ */
+async function openProgramPresence(cli: CliOptions, defaultTimeout: number): Promise<Presence> {
+  const kind = cli.presenceStore ?? (cli.redis ? "redis" : "kv");
+  if (kind === "kv") {
+    const dir = cli.kvPath.slice(0, Math.max(0, cli.kvPath.lastIndexOf("/")));
+    if (dir) await Deno.mkdir(dir, { recursive: true });
+  }
+  const worker = Deno.env.get("HEARTWIRE_WORKER");
+  return await openPresence({
+    kind,
+    kvPath: cli.kvPath,
+    redisUrl: cli.redis,
+    // Port 0 (a test) picks a new port each time: nothing to take over.
+    nodeId: kind === "kv" && cli.port !== 0
+      ? `kv-${cli.port}${worker ? `-${worker}` : ""}`
+      : undefined,
+    presenceTimeout: cli.presenceTimeout ?? defaultTimeout,
+    awayAfter: cli.awayAfter,
+  });
+}
+
+async function closePresence(presence: Presence): Promise<void> {
+  await presence.close();
+  await presence.store.close();
 }
 
 async function main(): Promise<void> {
@@ -186,15 +245,26 @@ async function main(): Promise<void> {
       fail(2, `cannot read the TLS certificate or key: ${(error as Error).message}`);
     }
   }
+  let presence: Presence;
+  try {
+    presence = await openProgramPresence(
+      cli,
+      (cli.pingInterval ?? 25_000) + (cli.pingTimeout ?? 10_000),
+    );
+  } catch (error) {
+    // A KV file that cannot be opened, Redis unreachable: say which, exit non-zero.
+    fail(1, `cannot open the presence store: ${(error as Error).message}`);
+  }
   let program: Program;
   try {
-    program = startProgram(cli, { tls });
+    program = await startProgram(cli, { tls, presence });
   } catch (error) {
     // Port in use, no permission, bad certificate: say so, exit non-zero.
+    await closePresence(presence);
     fail(1, `cannot listen on ${cli.hostname}:${cli.port}: ${(error as Error).message}`);
   }
   const stop = (options: ShutdownOptions) => () => {
-    program.stop(options).then(() => Deno.exit(0));
+    program.stop(options).then(() => closePresence(presence)).then(() => Deno.exit(0));
   };
   // SIGINT/SIGTERM: going away (1001). SIGHUP: a restart (1012), and clients
   // are told to wait a moment so they do not all reconnect at once.

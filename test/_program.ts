@@ -13,6 +13,7 @@ export function mainArgs(args: string[]): string[] {
     "run",
     "--allow-net",
     "--allow-read",
+    "--allow-write",
     "--allow-env",
     "--allow-sys=loadavg",
     MAIN,

@@ -11,6 +11,7 @@ Deno.test("defaults: port 8080 on 0.0.0.0, PORT from the environment", () => {
     statsInterval: 5_000,
     loadAlertFactor: 2,
     shedLoad: false,
+    kvPath: ".heartwire/presence.kv",
     help: false,
   });
   assertEquals(parseCliArgs([], { PORT: "9001" }).port, 9001);
@@ -51,6 +52,7 @@ Deno.test("every flag in both spellings", () => {
     statsInterval: 0,
     loadAlertFactor: 1.5,
     shedLoad: true,
+    kvPath: ".heartwire/presence.kv",
     help: false,
   });
   assertEquals(parseCliArgs(["-h"]).help, true);
@@ -81,6 +83,38 @@ Deno.test("bad flags are CliErrors that say what is wrong", () => {
   assertThrows(() => parseCliArgs(["--load-alert-factor", "1e3"]), CliError, "above 0");
   assertThrows(() => parseCliArgs(["--load-alert-factor"]), CliError, "needs a value");
   assertThrows(() => parseCliArgs(["--shed-load=yes"]), CliError, "takes no value");
+  assertThrows(() => parseCliArgs(["--presence-store", "disk"]), CliError, "memory, kv or redis");
+  assertThrows(() => parseCliArgs(["--presence-store"]), CliError, "memory, kv or redis");
+  assertThrows(() => parseCliArgs(["--presence-store=redis"]), CliError, "needs --redis");
+  assertThrows(
+    () => parseCliArgs(["--redis", "localhost:6379"]),
+    CliError,
+    "redis:// or rediss://",
+  );
+  assertThrows(() => parseCliArgs(["--presence-timeout", "0"]), CliError, "between 1");
+  assertThrows(() => parseCliArgs(["--away-after", "-1"]), CliError, "whole number");
+  assertThrows(() => parseCliArgs(["--kv-path"]), CliError, "needs a value");
+});
+
+Deno.test("presence flags: store, KV path, Redis URL, timeouts", () => {
+  const defaults = parseCliArgs([]);
+  assertEquals(defaults.presenceStore, undefined); // kv, or redis when --redis is given
+  assertEquals(defaults.kvPath, ".heartwire/presence.kv");
+  const set = parseCliArgs([
+    "--presence-store=redis",
+    "--redis",
+    "redis://127.0.0.1:6390",
+    "--kv-path",
+    "/tmp/p.kv",
+    "--presence-timeout=40000",
+    "--away-after",
+    "0",
+  ]);
+  assertEquals(
+    [set.presenceStore, set.redis, set.kvPath, set.presenceTimeout, set.awayAfter],
+    ["redis", "redis://127.0.0.1:6390", "/tmp/p.kv", 40_000, 0],
+  );
+  assertEquals(parseCliArgs(["--presence-store", "memory"]).presenceStore, "memory");
 });
 
 Deno.test("the program: a bad flag prints usage to stderr and exits 2", async () => {
@@ -98,6 +132,8 @@ Deno.test("the program: a bad --max-connections or monitoring flag prints usage 
       ["--stats-interval", "soon"],
       ["--load-alert-factor", "0"],
       ["--shed-load=1"],
+      ["--presence-store", "carrier-pigeon"],
+      ["--presence-store=redis"],
     ]
   ) {
     const { code, stderr } = await runMain(args);

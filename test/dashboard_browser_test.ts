@@ -194,8 +194,9 @@ function traffic(port: number): () => Promise<void> {
 }
 
 Deno.test("browser: the program's dashboard under real traffic", async () => {
-  const program = startProgram(
+  const program = await startProgram(
     parseCliArgs([
+      "--presence-store=memory",
       "--port=0",
       "--hostname=127.0.0.1",
       "--stats-interval=0",

@@ -192,3 +192,46 @@ Deno.test("wss:// with a self-signed certificate made by openssl", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("deno task start: presence on Deno KV by default; a ?id= client is online at /presence/<id>", async () => {
+  const dir = await Deno.makeTempDir();
+  const { child, port } = await start([
+    "--hostname",
+    "127.0.0.1",
+    "--kv-path",
+    `${dir}/nested/presence.kv`,
+  ]);
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?id=carol`);
+    await new Promise((resolve, reject) => {
+      ws.onmessage = resolve; // the welcome: the session is open
+      ws.onerror = () => reject(new Error("websocket error"));
+    });
+    const online = await fetch(`http://127.0.0.1:${port}/presence/carol`);
+    assertEquals(online.status, 200);
+    const user = await online.json();
+    assertEquals(user.status, "online");
+    const unknown = await fetch(`http://127.0.0.1:${port}/presence/nobody`);
+    assertEquals(unknown.status, 404);
+    assert("error" in await unknown.json());
+    const closed = new Promise((resolve) => ws.onclose = resolve);
+    ws.close();
+    await closed;
+    // The KV file is where --kv-path said, its folder made on the way.
+    assert((await Deno.stat(`${dir}/nested/presence.kv`)).isFile);
+  } finally {
+    child.kill("SIGTERM");
+    assertEquals((await child.status).code, 0);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deno task start: an unreachable Redis is a clear error and exit 1", async () => {
+  // A port nobody listens on: the connection is refused at once.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const { code, stderr } = await runMain(["--port", "0", "--redis", `redis://127.0.0.1:${port}`]);
+  assertEquals(code, 1);
+  assertMatch(stderr, /cannot open the presence store/);
+});

@@ -38,8 +38,18 @@ function upgrade(path: string, port: number): string {
 
 Deno.test("the program: /metrics and /stats of real traffic, and the stats line", async () => {
   const lines: string[] = [];
-  const program = startProgram(
-    parseCliArgs(["--port", "0", "--hostname", "127.0.0.1", "--stats-interval", "100"]),
+  const program = await startProgram(
+    parseCliArgs([
+      "--presence-store=memory",
+      "--port",
+      "0",
+      "--hostname",
+      "127.0.0.1",
+      "--stats-interval",
+      "100",
+      "--presence-store",
+      "memory",
+    ]),
     { loadSource: () => 0.5, cpus: 2, log: (line) => lines.push(line), warn: () => {} },
   );
   const port = program.server.addr.port;
@@ -99,8 +109,9 @@ Deno.test("the program: /metrics and /stats of real traffic, and the stats line"
 Deno.test("the program: the load alert with --shed-load refuses upgrades, not HTTP, and clears", async () => {
   let load = 1;
   const warnings: string[] = [];
-  const program = startProgram(
+  const program = await startProgram(
     parseCliArgs([
+      "--presence-store=memory",
       "--port=0",
       "--hostname=127.0.0.1",
       "--stats-interval=0",
@@ -164,8 +175,14 @@ Deno.test("the program: the load alert with --shed-load refuses upgrades, not HT
 
 Deno.test("the program: without --shed-load an overloaded server still accepts, and warns once", async () => {
   const warnings: string[] = [];
-  const program = startProgram(
-    parseCliArgs(["--port=0", "--hostname=127.0.0.1", "--stats-interval=0"]),
+  const program = await startProgram(
+    parseCliArgs([
+      "--presence-store=memory",
+      "--port=0",
+      "--hostname=127.0.0.1",
+      "--stats-interval=0",
+      "--presence-store=memory",
+    ]),
     {
       loadSource: () => 100,
       loadInterval: 20,

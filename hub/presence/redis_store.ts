@@ -40,6 +40,8 @@ export interface RedisClientLike {
   close(): Promise<unknown>;
   /** Connection errors (node-redis requires a listener). */
   on(event: "error", listener: (error: unknown) => void): unknown;
+  /** Drops the connection at once, pending replies and reconnection attempts included. */
+  destroy?(): void;
 }
 
 /** Options for {@linkcode RedisPresenceStore.open}. */
@@ -50,6 +52,8 @@ export interface RedisPresenceStoreOptions {
   seenTtl?: number;
   /** Connection errors; defaults to `console.error`. */
   onError?: (error: unknown) => void;
+  /** How long (ms) the first connection may take before opening fails. Default 5 000. */
+  connectTimeout?: number;
 }
 
 const RedisModule = "npm:redis@5";
@@ -98,9 +102,21 @@ export class RedisPresenceStore implements PresenceStore {
   ): Promise<RedisPresenceStore> {
     // A computed specifier keeps npm:redis out of the static module graph.
     const { createClient } = await import(RedisModule) as {
-      createClient(options: { url: string }): RedisClientLike;
+      createClient(options: {
+        url: string;
+        socket: { connectTimeout: number; reconnectStrategy: (retries: number) => number };
+      }): RedisClientLike;
     };
-    return RedisPresenceStore.withClient(createClient({ url }), options);
+    const client = createClient({
+      url,
+      socket: {
+        connectTimeout: options.connectTimeout ?? 5_000,
+        // Back off with jitter (at most 2 s) so nodes do not reconnect in step.
+        reconnectStrategy: (retries) =>
+          Math.round(Math.min(50 * 2 ** retries, 2_000) * (0.5 + Math.random() / 2)),
+      },
+    });
+    return RedisPresenceStore.withClient(client, options);
   }
 
   /** Builds the store on an unconnected client (tests may pass their own). */
@@ -110,9 +126,32 @@ export class RedisPresenceStore implements PresenceStore {
   ): Promise<RedisPresenceStore> {
     const onError = options.onError ?? ((error) => console.error("presence redis:", error));
     const sub = client.duplicate();
-    client.on("error", onError);
-    sub.on("error", onError);
-    await Promise.all([client.connect(), sub.connect()]);
+    // Until both connections are up, a failure is the caller's error (thrown
+    // once, below), not a line per reconnection attempt.
+    let opened = false;
+    const report = (error: unknown) => opened && onError(error);
+    client.on("error", report);
+    sub.on("error", report);
+    const limit = options.connectTimeout ?? 5_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        Promise.all([client.connect(), sub.connect()]),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`Redis did not answer within ${limit} ms`)),
+            limit,
+          );
+        }),
+      ]);
+    } catch (error) {
+      client.destroy?.();
+      sub.destroy?.();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    opened = true;
     const store = new RedisPresenceStore(client, sub, options);
     await sub.subscribe(store.#prefix + "events", (message) => store.#deliver(message));
     return store;
