@@ -18,7 +18,12 @@ import type { Clock } from "../protocol/clock.ts";
 import { Connection, ReadyState } from "../protocol/connection.ts";
 import type { HttpRequestHead } from "../protocol/handshake.ts";
 import type { PerMessageDeflate } from "../protocol/deflate.ts";
-import { type KeepaliveOptions, nextKeepaliveAction } from "./keepalive.ts";
+import {
+  type KeepaliveOptions,
+  type LagMeter,
+  lagMeterFor,
+  nextKeepaliveAction,
+} from "./keepalive.ts";
 import type { HeartwireMetrics } from "./metrics.ts";
 import type { TimerEntry, TimerHeap } from "./timer_heap.ts";
 
@@ -223,6 +228,14 @@ export class WebSocketConnection<T = unknown> {
   // Keepalive state (see keepalive.ts): lastSeen is refreshed on every read.
   #lastSeen: number;
   #pingSentAt = -1;
+  /** When the outstanding keepalive ping reached the kernel; -1 while queued. */
+  #pingWrittenAt = -1;
+  /** The keepalive ping is queued, not yet taken by a flush. */
+  #pingQueued = false;
+  /** The outstanding ping had its grace re-check (keepalive.ts). */
+  #graced = false;
+  /** The server's recent read lag, shared by its connections (keepalive.ts). */
+  #lag: LagMeter;
   #earlyBy: number;
 
   // Writing.
@@ -260,6 +273,7 @@ export class WebSocketConnection<T = unknown> {
     });
     this.#lastSeen = this.#clock.now();
     this.#earlyBy = Math.random() * init.options.pingJitter * init.options.keepalive.interval;
+    this.#lag = lagMeterFor(init.heap, init.options.keepalive);
     this.#timer = this.#heap.create(() => this.#onTimer());
     this.#armKeepalive();
     this.#callHandler(() => this.#handler.open?.(this));
@@ -398,7 +412,9 @@ export class WebSocketConnection<T = unknown> {
     stamp.set(payload);
     const sentAt = stampView.getFloat64(0);
     if (sentAt !== this.#pingSentAt) return; // an unsolicited or stale pong (§5.5.3)
-    this.rtt = this.#clock.now() - sentAt;
+    const now = this.#clock.now();
+    this.rtt = now - sentAt;
+    this.#lag.note(now, this.rtt);
     this.#pingSentAt = -1;
     this.#metrics?.pongReceived(this.rtt);
   }
@@ -449,6 +465,8 @@ export class WebSocketConnection<T = unknown> {
     try {
       while (ws.bufferedAmount > 0) {
         const length = ws.bufferedAmount;
+        const carriesPing = this.#pingQueued;
+        this.#pingQueued = false;
         const chunks = ws.takeChunks();
         // bufferedAmount counts the batch until the kernel has taken each byte.
         this.#inFlight = length;
@@ -462,6 +480,7 @@ export class WebSocketConnection<T = unknown> {
             if (this.#metrics !== undefined) this.#metrics.bytesOut.value += n;
           }
         }
+        if (carriesPing) this.#pingWrittenAt = this.#clock.now();
       }
     } catch {
       this.#writing = false;
@@ -496,16 +515,21 @@ export class WebSocketConnection<T = unknown> {
   // ---- timer: keepalive while open, the close timeout while closing -------
 
   #armKeepalive(): void {
-    const action = nextKeepaliveAction(
-      this.#keepaliveState(),
-      this.#clock.now(),
-      this.#options.keepalive,
-    );
+    const now = this.#clock.now();
+    const action = nextKeepaliveAction(this.#keepaliveState(now, 0), now, this.#options.keepalive);
     if (action.kind !== "dead") this.#heap.schedule(this.#timer, action.at);
   }
 
-  #keepaliveState() {
-    return { lastSeen: this.#lastSeen, pingSentAt: this.#pingSentAt, earlyBy: this.#earlyBy };
+  #keepaliveState(now: number, lateBy: number) {
+    return {
+      lastSeen: this.#lastSeen,
+      pingSentAt: this.#pingSentAt,
+      pingWrittenAt: this.#pingWrittenAt,
+      earlyBy: this.#earlyBy,
+      lag: this.#lag.value(now),
+      lateBy,
+      graced: this.#graced,
+    };
   }
 
   #onTimer(): void {
@@ -519,9 +543,19 @@ export class WebSocketConnection<T = unknown> {
       this.#end("slow", CloseCode.PolicyViolation, "slow consumer");
       return;
     }
-    const action = nextKeepaliveAction(this.#keepaliveState(), now, this.#options.keepalive);
+    // How late this timer fired: the server's own stall, not the peer's silence.
+    const lateBy = now - this.#timer.at;
+    const action = nextKeepaliveAction(
+      this.#keepaliveState(now, lateBy),
+      now,
+      this.#options.keepalive,
+    );
     switch (action.kind) {
       case "wait":
+        this.#heap.schedule(this.#timer, action.at);
+        return;
+      case "grace":
+        this.#graced = true;
         this.#heap.schedule(this.#timer, action.at);
         return;
       case "ping": {
@@ -529,6 +563,9 @@ export class WebSocketConnection<T = unknown> {
         if (this.#pingSentAt >= 0) this.#metrics?.missedPong();
         this.#pingSentAt = now;
         this.#metrics?.pingSent();
+        this.#pingWrittenAt = -1;
+        this.#pingQueued = true;
+        this.#graced = false;
         // Re-arm first: the ping can end the connection (a full write queue),
         // and #end() must then find the timer armed to cancel it.
         this.#heap.schedule(this.#timer, action.at);

@@ -13,6 +13,32 @@
  * Any inbound byte (a data frame, a pong, a peer's own ping) proves the peer is
  * alive, so an active connection is never pinged at all.
  *
+ * Liveness never blames a peer for the server's own stall. A pong that came in
+ * time can sit unread while the server is busy, so the verdict leans on what
+ * the server knows of its own lateness:
+ * - the timeout counts from when the ping was written to the kernel
+ *   (`pingWrittenAt`), not from when it was queued behind other writes;
+ * - when the server shows it is behind — the check runs late (`lateBy`: the
+ *   timer fired after a long synchronous turn or a burst of work), or answers
+ *   have lately been read late (`lag`) — by more than {@linkcode LATE_SLACK_MS},
+ *   a passed deadline is not yet a verdict: it is looked at again once per
+ *   ping (`grace`), after the reads that piled up have had half a timeout, or
+ *   as long as the check was late, to be processed (at most a timeout);
+ * - the deadline is extended by `lag`, how late the server has lately been
+ *   reading answers ({@linkcode LagMeter}: the largest recent ping round trip
+ *   seen on any connection, at most `interval + timeout`). Deno completes at
+ *   most 128 socket reads per turn of its event loop while timers run every
+ *   turn, so when more pongs arrive than it reads, they queue: at 18 000
+ *   connections with a 1 s heartbeat on 2 busy cores, single pongs were
+ *   measured waiting 2–4 s to be read while the timers ran on time.
+ *
+ * A silent peer is therefore dropped `interval + timeout` after it was last
+ * heard from (plus the heap's 5 ms coalescing) on a server that keeps up.
+ * On a server that is behind, add its recent read lag (at most
+ * `interval + timeout`: a peer that answers late can stretch it only that
+ * far), one grace re-check (half a timeout to a timeout) and any time the
+ * check itself ran late.
+ *
  * @module
  */
 
@@ -44,8 +70,20 @@ export interface KeepaliveOptions {
 export interface KeepaliveState {
   /** When we last read anything from the peer. */
   lastSeen: number;
-  /** When the outstanding ping went out, or -1 if none is outstanding. */
+  /** When the outstanding ping was queued, or -1 if none is outstanding. */
   pingSentAt: number;
+  /**
+   * When the outstanding ping reached the kernel, or -1 while it is still in
+   * the server's write queue (a ping not yet written cannot have been
+   * answered). Unset: `pingSentAt`.
+   */
+  pingWrittenAt?: number;
+  /** How late (ms) the server has lately been reading answers ({@linkcode LagMeter}). Default 0. */
+  lag?: number;
+  /** How late (ms) this check runs after the time it was due. Default 0. */
+  lateBy?: number;
+  /** The outstanding ping already had its one grace re-check (`grace`). */
+  graced?: boolean;
   /**
    * Ms this connection pings ahead of `interval`: a per-connection random
    * offset, so 20 000 connections opened in one burst do not ping in one burst.
@@ -58,6 +96,9 @@ export interface KeepaliveState {
  *
  * - `wait`: the peer was heard from recently; re-arm the timer for `at`.
  * - `ping`: send a ping now and re-arm for `at` (now + timeout).
+ * - `grace`: the deadline passed while the server itself was behind (`lateBy`
+ *   or `lag` above {@linkcode LATE_SLACK_MS}): re-check once at `at`, after
+ *   the reads that piled up were processed.
  * - `dead`: a ping went unanswered, with nothing else heard, for `timeout` ms.
  *
  * @example
@@ -69,6 +110,7 @@ export interface KeepaliveState {
 export type KeepaliveAction =
   | { kind: "wait"; at: number }
   | { kind: "ping"; at: number }
+  | { kind: "grace"; at: number }
   | { kind: "dead" };
 
 /**
@@ -84,6 +126,9 @@ export type KeepaliveAction =
  * // { kind: "ping", at: 35_000 }
  * nextKeepaliveAction({ lastSeen: 0, pingSentAt: 25_000 }, 35_000, options);
  * // { kind: "dead" }
+ * // The same check, run 3 s late (the server was stalled): look again later.
+ * nextKeepaliveAction({ lastSeen: 0, pingSentAt: 25_000, lateBy: 3_000 }, 38_000, options);
+ * // { kind: "grace", at: 41_000 }
  * ```
  */
 export function nextKeepaliveAction(
@@ -96,6 +141,107 @@ export function nextKeepaliveAction(
     const due = state.lastSeen + options.interval - (state.earlyBy ?? 0);
     return due > now ? { kind: "wait", at: due } : { kind: "ping", at: now + options.timeout };
   }
-  const deadline = state.pingSentAt + options.timeout;
-  return deadline > now ? { kind: "wait", at: deadline } : { kind: "dead" };
+  const written = state.pingWrittenAt ?? state.pingSentAt;
+  // Still queued behind the server's own writes: the peer has not seen it.
+  if (written < 0) return { kind: "wait", at: now + options.timeout };
+  const deadline = written + options.timeout + (state.lag ?? 0);
+  if (deadline > now) return { kind: "wait", at: deadline };
+  const lateBy = state.lateBy ?? 0;
+  if (!state.graced && (lateBy > LATE_SLACK_MS || (state.lag ?? 0) > LATE_SLACK_MS)) {
+    // The server is behind (this check ran late, or answers have lately been
+    // read late): what the peer sent may still be unread. Give the reads time
+    // first, once: as long as the check was late, at least half a timeout, at
+    // most a timeout.
+    return {
+      kind: "grace",
+      at: now + Math.min(options.timeout, Math.max(lateBy, options.timeout / 2)),
+    };
+  }
+  return { kind: "dead" };
+}
+
+/**
+ * How far behind (ms) the server may be — a check running late, or answers
+ * read late — and still judge a passed deadline at once: well above the timer
+ * heap's coalescing (5 ms), an ordinary busy turn and a loopback round trip.
+ *
+ * @example
+ * ```ts
+ * import { LATE_SLACK_MS } from "@heartwire/heartwire/server";
+ * console.log(LATE_SLACK_MS); // 50
+ * ```
+ */
+export const LATE_SLACK_MS = 50;
+
+/**
+ * The server's recent read lag: the largest delay noted (ping round trips,
+ * in ms) over the last one to two `window`s, capped at `max`. Pure: time is
+ * passed in. One meter serves every connection of a server; noting is O(1).
+ *
+ * @example
+ * ```ts
+ * import { LagMeter } from "@heartwire/heartwire/server";
+ * const meter = new LagMeter({ window: 2_000, max: 1_000 });
+ * meter.note(0, 300);
+ * meter.note(100, 20);
+ * console.log(meter.value(500)); // 300
+ * console.log(meter.value(5_000)); // 0: nothing noted lately
+ * ```
+ */
+export class LagMeter {
+  readonly #window: number;
+  readonly #max: number;
+  #start = -Infinity;
+  #current = 0;
+  #previous = 0;
+
+  /** `window`: ms a noted delay counts for (at least); `max`: the cap of {@linkcode LagMeter.value}. */
+  constructor(options: { window: number; max: number }) {
+    this.#window = options.window;
+    this.#max = options.max;
+  }
+
+  /** Notes a delay of `ms` observed at time `now`. */
+  note(now: number, ms: number): void {
+    this.#roll(now);
+    if (ms > this.#current) this.#current = ms;
+  }
+
+  /** The largest delay noted in the current and the previous window, at most `max`. */
+  value(now: number): number {
+    this.#roll(now);
+    return Math.min(this.#max, Math.max(this.#current, this.#previous));
+  }
+
+  #roll(now: number): void {
+    if (now - this.#start < this.#window) return;
+    // One window on: the current becomes the previous; two or more: both are stale.
+    this.#previous = now - this.#start < 2 * this.#window ? this.#current : 0;
+    this.#current = 0;
+    this.#start = now;
+  }
+}
+
+const meters = new WeakMap<object, LagMeter>();
+
+/**
+ * The one {@linkcode LagMeter} for `owner` (e.g. a server's timer heap), made
+ * on first use with a window and a cap of `interval + timeout`.
+ *
+ * @example
+ * ```ts
+ * import { lagMeterFor, TimerHeap } from "@heartwire/heartwire/server";
+ * const heap = new TimerHeap();
+ * const meter = lagMeterFor(heap, { interval: 25_000, timeout: 10_000 });
+ * console.log(meter === lagMeterFor(heap, { interval: 25_000, timeout: 10_000 })); // true
+ * ```
+ */
+export function lagMeterFor(owner: object, options: KeepaliveOptions): LagMeter {
+  let meter = meters.get(owner);
+  if (meter === undefined) {
+    const span = options.interval + options.timeout;
+    meter = new LagMeter({ window: span, max: span });
+    meters.set(owner, meter);
+  }
+  return meter;
 }

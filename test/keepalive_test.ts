@@ -11,6 +11,9 @@ import { Opcode } from "../protocol/opcodes.ts";
 import {
   DEFAULT_COALESCE_MS,
   echoHandler,
+  LagMeter,
+  lagMeterFor,
+  LATE_SLACK_MS,
   nextKeepaliveAction,
   serve,
   type ServeOptions,
@@ -52,6 +55,69 @@ Deno.test("policy: earlyBy moves the ping earlier (jitter)", () => {
     nextKeepaliveAction({ lastSeen: 0, pingSentAt: -1, earlyBy: 2_000 }, 10_000, options),
     { kind: "wait", at: 23_000 },
   );
+});
+
+// Liveness never blames a peer for the server's own stall (keepalive.ts).
+const fast = { interval: 1_000, timeout: 1_000 };
+
+Deno.test("policy: a check that runs late waits for the reads that piled up, then decides", () => {
+  // Ping written at 1 000, due to be judged at 2 000; the server stalled from
+  // 1 500 to 4 500 (longer than interval + timeout) and fires the check then.
+  const state = { lastSeen: 0, pingSentAt: 1_000, pingWrittenAt: 1_000, lateBy: 2_500 };
+  assertEquals(nextKeepaliveAction(state, 4_500, fast), { kind: "grace", at: 5_500 });
+  // The pong that sat in the socket is read right after the stall: alive.
+  const answered = { ...state, lastSeen: 4_500.5, lateBy: 0 };
+  assertEquals(nextKeepaliveAction(answered, 5_500, fast), { kind: "wait", at: 5_500.5 });
+  // Nothing was read: the re-check decides, even if it runs late too.
+  assertEquals(nextKeepaliveAction({ ...state, graced: true }, 5_600, fast), { kind: "dead" });
+  assertEquals(nextKeepaliveAction({ ...state, lateBy: 0 }, 5_500, fast), { kind: "dead" });
+});
+
+Deno.test("policy: lateness and lag within the slack still decide on time", () => {
+  const state = { lastSeen: 0, pingSentAt: 1_000, lateBy: LATE_SLACK_MS, lag: LATE_SLACK_MS };
+  assertEquals(nextKeepaliveAction(state, 2_000 + 2 * LATE_SLACK_MS, fast), { kind: "dead" });
+});
+
+Deno.test("policy: a server whose reads lag gives a passed deadline one grace re-check", () => {
+  // Answers have lately been read 300 ms late: the deadline moves by 300 ms,
+  // and once passed, the reads get half a timeout more before the verdict.
+  const state = { lastSeen: 0, pingSentAt: 1_000, lag: 300 };
+  assertEquals(nextKeepaliveAction(state, 2_300, fast), { kind: "grace", at: 2_800 });
+  assertEquals(nextKeepaliveAction({ ...state, graced: true }, 2_800, fast), { kind: "dead" });
+});
+
+Deno.test("policy: the timeout counts from when the ping reached the kernel", () => {
+  // Queued at 1 000 behind the server's own writes, written at 1 800.
+  const queued = { lastSeen: 0, pingSentAt: 1_000, pingWrittenAt: -1 };
+  assertEquals(nextKeepaliveAction(queued, 2_000, fast), { kind: "wait", at: 3_000 });
+  const written = { lastSeen: 0, pingSentAt: 1_000, pingWrittenAt: 1_800 };
+  assertEquals(nextKeepaliveAction(written, 2_000, fast), { kind: "wait", at: 2_800 });
+  assertEquals(nextKeepaliveAction(written, 2_800, fast), { kind: "dead" });
+});
+
+Deno.test("policy: the server's read lag extends the deadline", () => {
+  const state = { lastSeen: 0, pingSentAt: 1_000, lag: 40 };
+  assertEquals(nextKeepaliveAction(state, 2_000, fast), { kind: "wait", at: 2_040 });
+  assertEquals(nextKeepaliveAction(state, 2_040, fast), { kind: "dead" });
+});
+
+Deno.test("LagMeter: the largest recent delay, forgotten after two windows, capped", () => {
+  const meter = new LagMeter({ window: 1_000, max: 500 });
+  assertEquals(meter.value(0), 0);
+  meter.note(0, 200);
+  meter.note(10, 50);
+  assertEquals(meter.value(500), 200);
+  assertEquals(meter.value(1_500), 200, "the previous window still counts");
+  meter.note(1_600, 900);
+  assertEquals(meter.value(1_600), 500, "capped at max");
+  assertEquals(meter.value(2_900), 500);
+  assertEquals(meter.value(5_000), 0, "nothing noted for two windows");
+});
+
+Deno.test("lagMeterFor: one meter per owner", () => {
+  const a = {}, b = {};
+  assertEquals(lagMeterFor(a, fast) === lagMeterFor(a, fast), true);
+  assertEquals(lagMeterFor(a, fast) === lagMeterFor(b, fast), false);
 });
 
 Deno.test("serve() refuses timings the keepalive cannot work with", () => {
@@ -283,4 +349,65 @@ Deno.test("real time: a peer that stops reading is dropped within interval + tim
   } finally {
     await server.shutdown({ timeout: 500 });
   }
+});
+
+// A stall longer than interval + timeout: the clock jumps past the deadline
+// with no timer fired and nothing read, as when the event loop was blocked.
+const STALL = 40_000;
+
+Deno.test("keepalive: a pong that arrived during the server's stall is read before any verdict", async () => {
+  await withClockServer({}, async (server, clock, port) => {
+    const client = await RawClient.connect(port);
+    await waitFor(() => server.connections.size === 1);
+    const [ws] = server.connections;
+    clock.advance(25_000 + SLACK);
+    const ping = await client.next();
+    assertEquals(ping.type, "ping");
+    // The pong goes into the server's socket; the server does not read it
+    // before the stall ends (this turn is the stall).
+    const sent = client.sendFrame(Opcode.Pong, (ping as { data: Uint8Array }).data);
+    assertEquals(ws.rtt, -1, "the pong was not read yet");
+    clock.jump(STALL);
+    clock.advance(0); // the overdue check fires first
+    assertEquals(server.stats.closed.timeout, 0, "dropped for the server's own stall");
+    await sent;
+    await waitFor(() => ws.rtt >= 0); // the pending read is processed
+    clock.advance(10_000 + SLACK); // the re-check
+    await tick();
+    assertEquals(server.connections.size, 1);
+    assertEquals(server.stats.closed.timeout, 0);
+    client.close();
+  });
+});
+
+Deno.test("keepalive: a silent peer is still dropped after the server's stall", async () => {
+  await withClockServer({}, async (server, clock, port) => {
+    const client = await RawClient.connect(port);
+    await waitFor(() => server.connections.size === 1);
+    clock.advance(25_000 + SLACK);
+    assertEquals((await client.next()).type, "ping"); // never answered
+    clock.jump(STALL);
+    clock.advance(0);
+    await tick();
+    assertEquals(server.connections.size, 1, "judged before the reads were processed");
+    // One timeout after the stall (the reads had that long): dead.
+    clock.advance(10_000 + SLACK);
+    await waitFor(() => server.connections.size === 0);
+    assertEquals(server.stats.closed.timeout, 1);
+    assertEquals(await client.next(), { type: "eof" });
+    client.close();
+  });
+});
+
+Deno.test("keepalive: without a stall a silent peer goes within interval + timeout + slack", async () => {
+  await withClockServer({}, async (server, clock, port) => {
+    const client = await RawClient.connect(port);
+    await waitFor(() => server.connections.size === 1);
+    clock.advance(25_000 + SLACK);
+    assertEquals((await client.next()).type, "ping");
+    clock.advance(10_000 + SLACK);
+    await waitFor(() => server.connections.size === 0);
+    assertEquals(server.stats.closed.timeout, 1);
+    client.close();
+  });
 });
