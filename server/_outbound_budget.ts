@@ -20,9 +20,10 @@
  * at the start of a flood readers and non-readers hold the very same frames,
  * and only their progress tells them apart. Until some write is stuck that
  * long the total may overshoot by what arrives meanwhile; while over, it
- * looks again every 100 ms. The shedding waits
- * for the end of the current task (a broadcast loop), so no handler runs in
- * the middle of another connection's send.
+ * looks again every 100 ms. Shedding waits for the end of the current task
+ * (a broadcast loop), so no handler runs in the middle of another
+ * connection's send, and looks through the server's connections only then:
+ * nothing is kept per connection or per write.
  *
  * @module
  */
