@@ -90,6 +90,7 @@ const options: ConnectionOptions = {
   maxPayload: 1024 * 1024,
   closeTimeout: 5_000,
   maxBufferedBytes: 16 * 1024 * 1024,
+  maxBufferedAge: 10_000,
   writeTimeout: 30_000,
 };
 const request: HttpRequestHead = {

@@ -66,6 +66,7 @@ import {
 } from "../protocol/messages.ts";
 import type { CloseInfo, WebSocketConnection, WebSocketHandler } from "../server/mod.ts";
 import { type PresenceConn, PresenceLink } from "./_presence_link.ts";
+import { PreparedMessage } from "../protocol/frame_encoder.ts";
 import { type HistoryStore, MemoryHistory } from "./history.ts";
 import type { Presence } from "./presence/presence.ts";
 import { MemorySessionStore, type Session, type SessionStore } from "./sessions.ts";
@@ -429,7 +430,9 @@ export class Hub implements WebSocketHandler {
     const members = this.#members.get(topic);
     if (members) {
       this.#checkEpoch(topic, topic, { epoch, offset: offset - 1 }, members);
-      for (const session of members) this.#deliver(session, topic, offset, text);
+      // Encoded into a frame once: every member's connection queues the same bytes.
+      const prepared: { message?: PreparedMessage } = {};
+      for (const session of members) this.#deliver(session, topic, offset, text, prepared);
     }
     return { epoch, offset };
   }
@@ -739,13 +742,23 @@ export class Hub implements WebSocketHandler {
     }
   }
 
-  /** Sends one publication to a session's connection, if it has one. */
-  #deliver(session: Session, topic: string, offset: number, text: string): void {
+  /**
+   * Sends one publication to a session's connection, if it has one; with
+   * `prepared`, as a frame encoded once for all of a broadcast's members.
+   */
+  #deliver(
+    session: Session,
+    topic: string,
+    offset: number,
+    text: string,
+    prepared?: { message?: PreparedMessage },
+  ): void {
     const attachment = this.#live.get(session.id);
     if (!attachment) return;
     const held = attachment.recovering.get(topic);
     if (!held) {
-      attachment.ws.send(text);
+      if (prepared) attachment.ws.sendPrepared(prepared.message ??= new PreparedMessage(text));
+      else attachment.ws.send(text);
       return;
     }
     if (held.length >= this.#maxRecoveryBuffer) {

@@ -33,7 +33,7 @@
 
 import { CloseCode, CloseHandshake, encodeClosePayload } from "./close.ts";
 import { type DecoderEvent, FrameDecoder } from "./frame_decoder.ts";
-import { FrameWriter } from "./frame_encoder.ts";
+import { FrameWriter, type PreparedMessage } from "./frame_encoder.ts";
 import type { PerMessageDeflate } from "./deflate.ts";
 import { Opcode } from "./opcodes.ts";
 
@@ -359,6 +359,19 @@ export class Connection {
     const compressed = deflate.compress(isText ? textEncoder.encode(data) : data);
     if (compressed === undefined) return false;
     this.#writer.compressed(isText ? Opcode.Text : Opcode.Binary, compressed);
+    return true;
+  }
+
+  /**
+   * Queues a {@linkcode PreparedMessage} — a frame encoded once for many
+   * connections — by reference (see {@linkcode FrameWriter.prepared}).
+   * Returns false, queuing nothing, unless the connection is open.
+   *
+   * @throws {TypeError} on a client connection, whose frames must be masked (§5.3).
+   */
+  sendPrepared(message: PreparedMessage): boolean {
+    if (this.#readyState !== ReadyState.Open) return false;
+    this.#writer.prepared(message);
     return true;
   }
 

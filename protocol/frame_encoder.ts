@@ -259,6 +259,48 @@ export function encodeFrameHeader(
 }
 
 // ---------------------------------------------------------------------------
+// Prepared messages: one frame for many connections
+// ---------------------------------------------------------------------------
+
+/**
+ * A server's message encoded once, as the bytes of one complete unmasked
+ * frame, to be sent as it is to any number of connections (uWebSockets'
+ * `prepareMessage`/`sendPrepared`). A broadcast to a thousand members then
+ * costs one encoding and one buffer, not a thousand: each connection queues
+ * a reference to {@linkcode PreparedMessage.frame}, never a copy.
+ *
+ * Server frames only: a client must mask every frame with a fresh key
+ * (§5.3), so a client's frame cannot be shared. The frame must not be
+ * modified once prepared; connections may still be writing it.
+ *
+ * @example
+ * ```ts
+ * import { Connection, PreparedMessage } from "@heartwire/heartwire/protocol";
+ * const news = new PreparedMessage("the server restarts at noon");
+ * const a = new Connection({ role: "server" });
+ * const b = new Connection({ role: "server" });
+ * a.sendPrepared(news);
+ * b.sendPrepared(news); // the same bytes, queued by reference
+ * ```
+ */
+export class PreparedMessage {
+  /** The whole frame: header and payload, unmasked (§5.2). */
+  readonly frame: Uint8Array;
+  /** The message's opcode: text or binary (§5.2). */
+  readonly opcode: number;
+
+  /**
+   * Encodes `data`, a text (string) or binary (Uint8Array) message, into one
+   * frame. A binary `data` is copied, so it may be reused at once.
+   */
+  constructor(data: string | Uint8Array) {
+    this.opcode = typeof data === "string" ? Opcode.Text : Opcode.Binary;
+    const payload = typeof data === "string" ? textEncoder.encode(data) : data;
+    this.frame = encodeFrame(this.opcode, payload);
+  }
+}
+
+// ---------------------------------------------------------------------------
 // FrameWriter
 // ---------------------------------------------------------------------------
 
@@ -507,6 +549,34 @@ export class FrameWriter {
    */
   compressed(opcode: typeof Opcode.Text | typeof Opcode.Binary, payload: Uint8Array): void {
     this.#message(opcode, payload, true, RSV1);
+  }
+
+  /**
+   * Queues a {@linkcode PreparedMessage}'s frame by reference: it becomes a
+   * chunk of its own in {@linkcode FrameWriter.takeChunks}, shared with every
+   * other writer that queued it. An I/O layer may gather small chunks into
+   * one write.
+   *
+   * @throws {TypeError} for a client writer, whose frames must be masked (§5.3).
+   *
+   * @example
+   * ```ts
+   * import { FrameWriter, PreparedMessage } from "@heartwire/heartwire/protocol";
+   * const hello = new PreparedMessage("hello");
+   * const writer = new FrameWriter({ role: "server" });
+   * writer.prepared(hello);
+   * writer.takeChunks()[0] === hello.frame; // true
+   * ```
+   */
+  prepared(message: PreparedMessage): void {
+    if (this.#masked) throw new TypeError("a client's frames are masked: they cannot be shared");
+    if (this.#length > this.#runStart) {
+      this.#chunks.push(this.#buffer.subarray(this.#runStart, this.#length));
+      this.#chunkBytes += this.#length - this.#runStart;
+      this.#runStart = this.#length;
+    }
+    this.#chunks.push(message.frame);
+    this.#chunkBytes += message.frame.length;
   }
 
   /**

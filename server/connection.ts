@@ -7,7 +7,10 @@
  * - writes: whatever the connection queued (messages, pongs, close frames)
  *   goes out once per read or per turn of the event loop: one coalesced
  *   `write` for the small frames, plus one for each large binary payload,
- *   written from the sender's array without a copy;
+ *   written from the sender's array without a copy; prepared (broadcast)
+ *   frames are queued by reference and small ones gathered into one write;
+ * - the bounds on what waits for a peer that does not read: bytes and age
+ *   per connection, and the server's budget for all of them together;
  * - one timer heap entry: keepalive while open, the close timeout (or the
  *   lingering bound) while closing.
  *
@@ -16,6 +19,7 @@
 import { CloseCode } from "../protocol/close.ts";
 import type { Clock } from "../protocol/clock.ts";
 import { Connection, ReadyState } from "../protocol/connection.ts";
+import type { PreparedMessage } from "../protocol/frame_encoder.ts";
 import type { HttpRequestHead } from "../protocol/handshake.ts";
 import type { PerMessageDeflate } from "../protocol/deflate.ts";
 import {
@@ -26,6 +30,7 @@ import {
 } from "./keepalive.ts";
 import type { HeartwireMetrics } from "./metrics.ts";
 import type { TimerEntry, TimerHeap } from "./timer_heap.ts";
+import type { OutboundBudget, QueuedView } from "./_outbound_budget.ts";
 
 /**
  * Callbacks a route supplies for its connections. Every callback is optional
@@ -96,6 +101,12 @@ export interface ConnectionOptions {
   closeTimeout: number;
   /** Bytes queued for a peer that does not read before it is dropped as a slow consumer. */
   maxBufferedBytes: number;
+  /**
+   * How old (ms) the oldest byte queued for a peer may get, unwritten,
+   * before it is dropped as a slow consumer: the bound that suits many small
+   * messages, which take long to add up to `maxBufferedBytes`.
+   */
+  maxBufferedAge: number;
   /** How long one write may stay unfinished before the peer is dropped as a slow consumer (ms). */
   writeTimeout: number;
   /** Fraction of `keepalive.interval` used to spread pings of connections opened together. */
@@ -132,6 +143,8 @@ export interface ConnectionInit<T = unknown> {
   onError?(error: unknown): void;
   /** Where messages, bytes, pings and pongs are counted; none: nothing is. */
   metrics?: HeartwireMetrics;
+  /** The server's budget for bytes queued to all peers. Default: none. */
+  budget?: OutboundBudget<WebSocketConnection>;
 }
 
 /**
@@ -150,7 +163,21 @@ const READ_BUFFER_MAX = 256 * 1024;
 const LINGER_MAX_BYTES = 4 * 1024 * 1024;
 const LINGER_MAX_TIME = 2_000;
 
+/**
+ * Prepared frames are chunks of their own; runs of the small ones are copied
+ * into one gather buffer of this size for a single `write` (Deno has no
+ * vectored write), rather than one system call (and one turn of the event
+ * loop) per broadcast message. It grows to what a batch needs, and is
+ * dropped once the queue is empty; a peer that stopped reading keeps it
+ * pinned by its pending write, counted in `bufferedAmount` meanwhile.
+ */
+const GATHER_SIZE = 64 * 1024;
+const GATHER_CHUNK_MAX = 16 * 1024;
+
 let nextConnectionId = 1;
+
+/** How the server's {@linkcode OutboundBudget} sees a connection. Internal to server/. */
+export let queuedView: QueuedView<WebSocketConnection>;
 
 /**
  * The keepalive's ping payload is the send time as a float64 (RFC 6455 allows
@@ -245,10 +272,35 @@ export class WebSocketConnection<T = unknown> {
   #receiving = false;
   #inFlight = 0;
   #writeStartedAt = 0;
+  /** When the pending `write` call started; Infinity when none is pending. */
+  #writePendingSince = Infinity;
+  /** Sends while writing, counted to read the clock for the age bound on every 64th only. */
+  #sendsWhileWriting = 0;
+  /** Prepared messages queued by reference and not yet written, in order (from #preparedHead). */
+  #prepared: PreparedMessage[] = [];
+  #preparedHead = 0;
+  /** Bytes of those prepared frames: shared, so charged to the budget once for all holders. */
+  #sharedBytes = 0;
+  /** This connection's private bytes as last charged to the budget. */
+  #charged = 0;
+  #budget: OutboundBudget<WebSocketConnection> | undefined;
+  /** Where runs of small prepared frames are gathered for one write; kept while writing. */
+  #gather: Uint8Array | undefined;
+  #gathered = 0;
 
   /** After a failed connection's close frame: reading only to discard, until FIN. */
   #lingering = false;
   #discarded = 0;
+
+  static {
+    // The budget's view of a connection, reading what the class keeps private.
+    queuedView = {
+      oldestQueuedAt: (ws) => ws.#oldestQueuedAt(),
+      bufferedAmount: (ws) => ws.bufferedAmount,
+      writePendingSince: (ws) => ws.#writePendingSince,
+      shed: (ws) => ws.#end("slow", CloseCode.PolicyViolation, "slow consumer"),
+    };
+  }
 
   /** Takes over a connection whose handshake the server completed. */
   constructor(init: ConnectionInit<T>) {
@@ -265,6 +317,7 @@ export class WebSocketConnection<T = unknown> {
     this.#onEnded = init.onEnded;
     this.#onError = init.onError;
     this.#metrics = init.metrics;
+    this.#budget = init.budget;
     this.extensions = init.deflate?.response ?? "";
     this.#ws = new Connection({
       role: "server",
@@ -311,6 +364,33 @@ export class WebSocketConnection<T = unknown> {
   send(data: string | Uint8Array): boolean {
     if (!this.#ws.send(data)) return false;
     if (this.#metrics !== undefined) this.#metrics.messagesOut.value++;
+    this.#queued();
+    return true;
+  }
+
+  /**
+   * Queues a {@linkcode PreparedMessage}: a message encoded once for many
+   * connections, a broadcast. Its frame is queued by reference, not copied,
+   * and counts in `bufferedAmount` (and this connection's bounds) in full,
+   * but in the server's `maxQueuedBytes` budget once for all its holders.
+   * Returns false, sending nothing, once the connection is closing or closed.
+   *
+   * @example
+   * ```ts
+   * import { PreparedMessage } from "@heartwire/heartwire/protocol";
+   * import type { WebSocketConnection } from "@heartwire/heartwire/server";
+   * function broadcast(members: Iterable<WebSocketConnection>, text: string): void {
+   *   const message = new PreparedMessage(text); // encoded once
+   *   for (const ws of members) ws.sendPrepared(message);
+   * }
+   * ```
+   */
+  sendPrepared(message: PreparedMessage): boolean {
+    if (!this.#ws.sendPrepared(message)) return false;
+    if (this.#metrics !== undefined) this.#metrics.messagesOut.value++;
+    this.#prepared.push(message);
+    this.#sharedBytes += message.frame.length;
+    this.#budget?.hold(message);
     this.#queued();
     return true;
   }
@@ -435,13 +515,17 @@ export class WebSocketConnection<T = unknown> {
     if (this.#ws.bufferedAmount > 0 || this.#ws.finished) this.#queued();
   }
 
-  /** Called after anything was queued: checks the slow-consumer bound and schedules a flush. */
+  /** Called after anything was queued: checks the slow-consumer bounds and schedules a flush. */
   #queued(): void {
-    if (this.bufferedAmount > this.#options.maxBufferedBytes) {
+    if (
+      this.bufferedAmount > this.#options.maxBufferedBytes ||
+      (this.#writing && this.#tooOld())
+    ) {
       // A close frame would wait behind everything already queued: drop instead.
       this.#end("slow", CloseCode.PolicyViolation, "slow consumer");
       return;
     }
+    if (this.#budget) this.#charge();
     if (this.#writing || this.#flushQueued || this.#receiving) return;
     this.#flushQueued = true;
     // Everything sent during this turn of the event loop goes out in one write.
@@ -452,9 +536,22 @@ export class WebSocketConnection<T = unknown> {
   }
 
   /**
+   * Whether the batch being written — the oldest bytes queued, taken at most
+   * a turn after they were — has waited past `maxBufferedAge`. Only while a
+   * write is in flight can bytes wait long; otherwise they go out this turn.
+   * The clock is read on every 64th send only, as a read costs more than the
+   * rest of a small send; the keepalive timer checks the age too.
+   */
+  #tooOld(): boolean {
+    if ((++this.#sendsWhileWriting & 63) !== 0) return false;
+    return this.#clock.now() - this.#writeStartedAt > this.#options.maxBufferedAge;
+  }
+
+  /**
    * Writes batches until nothing is queued. A batch is a list of chunks (runs
-   * of small frames, and large payloads on their own), written in order, one
-   * `write` per chunk — Deno has no vectored write. While a batch is being
+   * of small frames, large payloads and prepared frames on their own),
+   * written in order, one `write` per chunk — Deno has no vectored write —
+   * except that small chunks in a row are gathered into one. While a batch is being
    * written the next one collects in the writer, which is why the chunks stay
    * valid until the next take. Once the Connection is finished, TCP ends.
    */
@@ -471,16 +568,35 @@ export class WebSocketConnection<T = unknown> {
         // bufferedAmount counts the batch until the kernel has taken each byte.
         this.#inFlight = length;
         this.#writeStartedAt = this.#clock.now();
-        for (const chunk of chunks) {
-          let written = 0;
-          while (written < chunk.length) {
+        for (let i = 0; i < chunks.length;) {
+          let chunk = chunks[i];
+          const next = chunks[i + 1];
+          let shared: Uint8Array | undefined;
+          if (next && chunk.length <= GATHER_CHUNK_MAX && next.length <= GATHER_CHUNK_MAX) {
+            // Small chunks in a row — prepared frames, and the runs between
+            // them — are copied into one buffer and go out in one write.
+            i = this.#gatherRun(chunks, i);
+            chunk = this.#gather!.subarray(0, this.#gathered);
+          } else {
+            shared = chunk;
+            i++;
+          }
+          // Inline rather than a helper: an extra await per write costs more
+          // than anything else here when frames are small.
+          for (let written = 0; written < chunk.length;) {
+            this.#writePendingSince = written === 0 && i === 1
+              ? this.#writeStartedAt
+              : this.#clock.now();
             const n = await this.#conn.write(written === 0 ? chunk : chunk.subarray(written));
+            this.#writePendingSince = Infinity;
             written += n;
             this.#inFlight -= n;
             if (this.#metrics !== undefined) this.#metrics.bytesOut.value += n;
           }
+          if (shared) this.#written(shared);
         }
         if (carriesPing) this.#pingWrittenAt = this.#clock.now();
+        if (this.#budget) this.#charge();
       }
     } catch {
       this.#writing = false;
@@ -488,9 +604,72 @@ export class WebSocketConnection<T = unknown> {
       return;
     }
     this.#writing = false;
+    this.#gather = undefined;
     if (!ws.finished || this.#ended) return;
     if (ws.failing) this.#linger();
     else this.#end(this.#cause); // the closing handshake is complete: the server closes first (§7.1.1)
+  }
+
+  /**
+   * Copies the run of small chunks from `start` into the gather buffer (grown
+   * to fit, up to GATHER_SIZE), releasing each prepared frame among them, and
+   * returns where the run ended; `#gathered` is how many bytes it holds.
+   */
+  #gatherRun(chunks: Uint8Array[], start: number): number {
+    let end = start;
+    let size = 0;
+    for (; end < chunks.length; end++) {
+      const length = chunks[end].length;
+      if (length > GATHER_CHUNK_MAX || size + length > GATHER_SIZE) break;
+      size += length;
+    }
+    const capacity = this.#gather?.length ?? 0;
+    if (capacity < size) this.#gather = new Uint8Array(Math.max(size, 2 * capacity));
+    const gather = this.#gather!;
+    let used = 0;
+    for (let i = start; i < end; i++) {
+      gather.set(chunks[i], used);
+      used += chunks[i].length;
+      this.#written(chunks[i]); // copied: this connection's reference to a shared frame is done
+    }
+    this.#gathered = used;
+    if (this.#budget) this.#charge(); // the copy is this connection's own until written
+    return end;
+  }
+
+  /** A chunk is written or copied: if it was the oldest prepared frame, that reference is released. */
+  #written(chunk: Uint8Array): void {
+    const message = this.#prepared[this.#preparedHead];
+    if (message === undefined || chunk !== message.frame) return;
+    this.#prepared[this.#preparedHead++] = undefined as unknown as PreparedMessage;
+    this.#sharedBytes -= chunk.length;
+    this.#budget?.release(message);
+    if (this.#preparedHead === this.#prepared.length) {
+      this.#prepared.length = 0;
+      this.#preparedHead = 0;
+    } else if (this.#preparedHead > 1024 && this.#preparedHead * 2 > this.#prepared.length) {
+      this.#prepared = this.#prepared.slice(this.#preparedHead);
+      this.#preparedHead = 0;
+    }
+  }
+
+  /** Brings the budget up to date with this connection's private bytes. */
+  #charge(): void {
+    const budget = this.#budget!;
+    const buffered = this.bufferedAmount;
+    const own = buffered - this.#sharedBytes;
+    if (own !== this.#charged) {
+      budget.charge(own - this.#charged);
+      this.#charged = own;
+    }
+  }
+
+  /**
+   * Clock ms when the oldest byte not yet written was queued — when the batch
+   * being written was taken, at most a turn later — or Infinity if none is.
+   */
+  #oldestQueuedAt(): number {
+    return this.#writing ? this.#writeStartedAt : Infinity;
   }
 
   /**
@@ -539,7 +718,11 @@ export class WebSocketConnection<T = unknown> {
       this.#end(this.#cause);
       return;
     }
-    if (this.#writing && now - this.#writeStartedAt > this.#options.writeTimeout) {
+    if (
+      this.#writing &&
+      now - this.#writeStartedAt >
+        Math.min(this.#options.writeTimeout, this.#options.maxBufferedAge)
+    ) {
       this.#end("slow", CloseCode.PolicyViolation, "slow consumer");
       return;
     }
@@ -619,6 +802,7 @@ export class WebSocketConnection<T = unknown> {
     this.#cause = cause;
     this.#heap.cancel(this.#timer);
     this.#ws.transportClosed();
+    this.#dropQueued();
     try {
       this.#conn.close();
     } catch {
@@ -633,6 +817,20 @@ export class WebSocketConnection<T = unknown> {
     if (cause === "timeout") info.code = CloseCode.Abnormal;
     this.#onEnded(this, info);
     this.#callHandlerClosed(info);
+  }
+
+  /** What was queued will never be written: its bytes leave the budget. */
+  #dropQueued(): void {
+    const budget = this.#budget;
+    for (let i = this.#preparedHead; i < this.#prepared.length; i++) {
+      budget?.release(this.#prepared[i]);
+    }
+    this.#prepared = [];
+    this.#preparedHead = 0;
+    this.#sharedBytes = 0;
+    this.#gather = undefined;
+    budget?.charge(-this.#charged);
+    this.#charged = 0;
   }
 
   #callHandlerClosed(info: CloseInfo): void {

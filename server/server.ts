@@ -15,12 +15,14 @@ import { type HttpRequestHead, type RequestEvent, RequestParser } from "../proto
 import {
   type CloseInfo,
   type ConnectionOptions,
+  queuedView,
   WebSocketConnection,
   type WebSocketHandler,
 } from "./connection.ts";
 import { closeQuietly, respondAndClose, writeAll, writeResponse } from "./_http_io.ts";
 import { EventLoopLagSampler, type HeartwireMetrics } from "./metrics.ts";
 import { systemClock, TimerHeap } from "./timer_heap.ts";
+import { OutboundBudget } from "./_outbound_budget.ts";
 
 /**
  * The answer of an {@linkcode ServeOptions.authenticate} hook: `true` lets the
@@ -138,8 +140,26 @@ export interface ServeOptions<T = unknown> {
   keepAliveTimeout?: number;
   /** Time (ms) to wait for the peer's close frame. Default 5 000. */
   closeTimeout?: number;
-  /** Bytes queued to a non-reading peer before it is dropped. Default 16 MiB. */
+  /**
+   * Bytes queued to a non-reading peer before it is dropped as a slow
+   * consumer (a broadcast frame counts in full for every recipient). Default 16 MiB.
+   */
   maxBufferedBytes?: number;
+  /**
+   * Time (ms) the oldest byte queued to a peer may wait unwritten before the
+   * peer is dropped as a slow consumer: the bound for many small messages,
+   * which take long to reach `maxBufferedBytes`. Checked on every send while
+   * a write is pending, and when the keepalive timer fires. Default 10 000.
+   */
+  maxBufferedAge?: number;
+  /**
+   * Bytes queued to all peers together, counting a broadcast frame
+   * ({@linkcode WebSocketConnection.sendPrepared}) once however many peers
+   * hold it. Past it, the peers furthest behind (oldest unwritten byte first)
+   * are dropped as slow consumers until the total is under three quarters of
+   * it. Default 256 MiB.
+   */
+  maxQueuedBytes?: number;
   /**
    * Time (ms) a batch of writes may stay unfinished before the peer is dropped
    * as a slow consumer. Checked when the connection's one keepalive timer
@@ -361,6 +381,8 @@ class HeartwireServer<T> implements Server<T> {
   #heap: TimerHeap;
   #routes: Record<string, WebSocketHandler>;
   #connectionOptions: ConnectionOptions;
+  /** Bytes queued to all peers together (`maxQueuedBytes`). */
+  #budget: OutboundBudget<WebSocketConnection>;
   #options: ServeOptions<T>;
   #deflate: DeflateOptions | undefined;
   /** `http` or `https`: the scheme of request URLs. */
@@ -388,12 +410,18 @@ class HeartwireServer<T> implements Server<T> {
     this.#routes = options.routes ?? {};
     const pingInterval = options.pingInterval ?? 25_000;
     const pingTimeout = options.pingTimeout ?? 10_000;
+    const maxQueuedBytes = options.maxQueuedBytes ?? 256 * 1024 * 1024;
+    if (!(maxQueuedBytes > 0)) {
+      throw new RangeError(`maxQueuedBytes must be a positive number; got ${maxQueuedBytes}`);
+    }
+    this.#budget = new OutboundBudget(maxQueuedBytes, this.#clock, this.connections, queuedView);
     this.#connectionOptions = {
       keepalive: { interval: pingInterval, timeout: pingTimeout },
       pingJitter: options.pingJitter ?? 0.1,
       maxPayload: options.maxPayload ?? 1024 * 1024,
       closeTimeout: options.closeTimeout ?? 5_000,
       maxBufferedBytes: options.maxBufferedBytes ?? 16 * 1024 * 1024,
+      maxBufferedAge: options.maxBufferedAge ?? 10_000,
       writeTimeout: options.writeTimeout ?? 30_000,
     };
     const hostname = options.hostname ?? "0.0.0.0";
@@ -856,6 +884,7 @@ class HeartwireServer<T> implements Server<T> {
       onEnded: (ended, info) => this.#onEnded(ended, info),
       onError: (error) => this.#report(error),
       metrics: this.#metrics,
+      budget: this.#budget,
     });
     if (ws.readyState !== 3) this.connections.add(ws);
     return "upgraded";
@@ -919,6 +948,7 @@ function checkTimings<T>(options: ServeOptions<T>): void {
     ["handshakeTimeout", options.handshakeTimeout, 0],
     ["keepAliveTimeout", options.keepAliveTimeout, 0],
     ["writeTimeout", options.writeTimeout, 0],
+    ["maxBufferedAge", options.maxBufferedAge, 0],
   ];
   for (const [name, value, min] of timings) {
     if (value !== undefined && !(Number.isFinite(value) && value >= min)) {

@@ -23,6 +23,14 @@ export class FakeConnection {
     return true;
   }
 
+  /** A broadcast: the frame's payload, decoded (prepared frames here are unmasked text). */
+  sendPrepared(message: { frame: Uint8Array }): boolean {
+    const frame = message.frame;
+    const length = frame[1] & 0x7f;
+    const start = length === 126 ? 4 : length === 127 ? 10 : 2;
+    return this.send(new TextDecoder().decode(frame.subarray(start)));
+  }
+
   close(code: number, reason: string): void {
     this.closedWith ??= [code, reason];
   }

@@ -37,6 +37,7 @@ async function pair<T>(handler: WebSocketHandler<T>, data?: T) {
       maxPayload: 1024,
       closeTimeout: 1_000,
       maxBufferedBytes: 1 << 20,
+      maxBufferedAge: 10_000,
       writeTimeout: 10_000,
       pingJitter: 0,
     },

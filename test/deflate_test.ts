@@ -14,7 +14,7 @@ import {
 } from "../protocol/deflate.ts";
 import { zlibEngine } from "../server/_zlib_engine.ts";
 import { FrameDecoder } from "../protocol/frame_decoder.ts";
-import { encodeFrame, FrameWriter } from "../protocol/frame_encoder.ts";
+import { encodeFrame, FrameWriter, PreparedMessage } from "../protocol/frame_encoder.ts";
 import { Opcode } from "../protocol/opcodes.ts";
 import { Connection } from "../protocol/connection.ts";
 
@@ -774,4 +774,31 @@ Deno.test("Connection: sends compressed from the threshold on, inflates what arr
   assertEquals(server.closeCode, 1009);
   server.transportClosed();
   assertEquals(serverDeflate.retainedBytes, 0); // closed with the transport
+});
+
+Deno.test("Connection: a prepared (uncompressed) frame between compressed messages keeps the context", () => {
+  // RFC 7692 §6: RSV1 clear means not compressed, and only compressed
+  // messages pass through the context, so a shared broadcast frame may sit
+  // between compressed ones even with context takeover.
+  const params = ALL_PARAMS[0];
+  const server = new Connection({
+    role: "server",
+    deflate: new PerMessageDeflate(params, zlibEngine, { threshold: 0 }),
+  });
+  const client = deflatePair(params).client;
+  const clientDecoder = new FrameDecoder({
+    role: "client",
+    inflate: (payload, maxLength) => client.decompress(payload, maxLength),
+  });
+  const long = "abc ".repeat(100);
+  server.send(long);
+  server.sendPrepared(new PreparedMessage("broadcast"));
+  server.send(long);
+  assertEquals(clientDecoder.push(server.take()), [
+    { type: "text", data: long },
+    { type: "text", data: "broadcast" },
+    { type: "text", data: long },
+  ]);
+  server.transportClosed();
+  client.close();
 });

@@ -1,6 +1,11 @@
 import { assert, assertEquals, assertGreater, assertLessOrEqual, assertThrows } from "@std/assert";
 import { FrameDecoder } from "../protocol/frame_decoder.ts";
-import { encodeFrame, encodeFrameHeader, FrameWriter } from "../protocol/frame_encoder.ts";
+import {
+  encodeFrame,
+  encodeFrameHeader,
+  FrameWriter,
+  PreparedMessage,
+} from "../protocol/frame_encoder.ts";
 import { Opcode } from "../protocol/opcodes.ts";
 import { bytesOf, concat, pattern } from "./_bytes.ts";
 import { Random } from "./_random.ts";
@@ -669,4 +674,37 @@ Deno.test("FrameWriter: a connection that only pings and pongs holds a few hundr
     // Both batch buffers stay at the default 256 B: no 16 KiB buffer for a ping.
     assertEquals(batch.buffer.byteLength, 256);
   }
+});
+
+Deno.test("PreparedMessage encodes one unmasked frame, text or binary", () => {
+  const text = new PreparedMessage("héllo");
+  assertEquals(text.frame, encodeFrame(Opcode.Text, encoder.encode("héllo")));
+  assertEquals(text.opcode, Opcode.Text);
+  const data = pattern(70_000);
+  const binary = new PreparedMessage(data);
+  assertEquals(binary.frame, encodeFrame(Opcode.Binary, data));
+  data[0] ^= 0xff; // the caller's array was copied
+  assertEquals(binary.frame[10], pattern(1)[0]);
+});
+
+Deno.test("FrameWriter.prepared queues the shared frame by reference, in order", () => {
+  const shared = new PreparedMessage("news");
+  const a = new FrameWriter({ role: "server" });
+  const b = new FrameWriter({ role: "server" });
+  a.text("before");
+  a.prepared(shared);
+  a.text("after");
+  b.prepared(shared);
+  assertEquals(a.length, 8 + shared.frame.length + 7);
+  const chunks = a.takeChunks();
+  assertEquals(chunks.length, 3);
+  assert(chunks[1] === shared.frame, "copied, not referenced");
+  assert(b.takeChunks()[0] === shared.frame);
+  const events = new FrameDecoder({ role: "client" }).push(concat(chunks));
+  assertEquals(events.map((e) => e.type === "text" && e.data), ["before", "news", "after"]);
+});
+
+Deno.test("FrameWriter.prepared refuses a client writer: its frames are masked (§5.3)", () => {
+  const writer = new FrameWriter({ role: "client" });
+  assertThrows(() => writer.prepared(new PreparedMessage("x")), TypeError);
 });

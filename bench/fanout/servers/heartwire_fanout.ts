@@ -1,20 +1,16 @@
 /**
  * Fan-out with heartwire's `serve()`: every message from `/pub` goes to every
- * connection on `/sub`, one `ws.send` per subscriber; the text `?` from `/pub`
- * is answered with the subscriber count instead (the generator waits for it
- * to reach N before it starts).
- *
- * `serve()` has no topic publish yet, so each `send` encodes its own frame.
- * TODO(hub topics): once hub/ can publish to a topic with the frame encoded
- * once for all subscribers, subscribe `/sub` connections to a topic in
- * `open` and call that publish in `broadcast` in fanoutRoutes() — that is the number
- * this benchmark should report for heartwire.
+ * connection on `/sub`, encoded once as a {@linkcode PreparedMessage} whose
+ * frame each subscriber queues by reference (`ws.sendPrepared`), as hub
+ * topics publish; the text `?` from `/pub` is answered with the subscriber
+ * count instead (the generator waits for it to reach N before it starts).
  *
  * `deno run --allow-net heartwire_fanout.ts [port]` prints `listening <port>`;
  * SIGTERM stops it.
  *
  * @module
  */
+import { PreparedMessage } from "../../../protocol/frame_encoder.ts";
 import { serve, type WebSocketConnection, type WebSocketHandler } from "../../../server/mod.ts";
 
 /**
@@ -31,7 +27,8 @@ import { serve, type WebSocketConnection, type WebSocketHandler } from "../../..
 export function fanoutRoutes(): Record<string, WebSocketHandler> {
   const subscribers = new Set<WebSocketConnection>();
   const broadcast = (data: string | Uint8Array) => {
-    for (const ws of subscribers) ws.send(data);
+    const message = new PreparedMessage(data);
+    for (const ws of subscribers) ws.sendPrepared(message);
   };
   return {
     "/sub": {
