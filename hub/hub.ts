@@ -66,6 +66,7 @@ import {
 } from "../protocol/messages.ts";
 import type { CloseInfo, WebSocketConnection, WebSocketHandler } from "../server/mod.ts";
 import { type PresenceConn, PresenceLink } from "./_presence_link.ts";
+import { type Broker, UnavailableError } from "./broker.ts";
 import { type HistoryStore, MemoryHistory } from "./history.ts";
 import type { Presence } from "./presence/presence.ts";
 import { MemorySessionStore, type Session, type SessionStore } from "./sessions.ts";
@@ -170,6 +171,12 @@ export interface HubOptions {
   sessions?: SessionStore;
   /** Where topic histories live. Default a {@linkcode MemoryHistory}. */
   history?: HistoryStore;
+  /**
+   * Carries publications to the other nodes (e.g. Redis): with one,
+   * `publish` goes through it and this hub delivers what it hands back, in
+   * offset order. Default none: one node.
+   */
+  broker?: Broker;
   /** For the default session store: how long (ms) a detached session can be resumed. Default 60 000. */
   grace?: number;
   /** For the default session store: sessions kept at once. Default 10 000. */
@@ -255,6 +262,11 @@ function directKey(session: Session): string {
   return `$direct:${session.id}`;
 }
 
+/** Just the epoch and offset (not the text of an append). */
+function positionOf({ epoch, offset }: TopicPosition): TopicPosition {
+  return { epoch, offset };
+}
+
 /** The query of the upgrade request, whatever shape the server gives the request in. */
 function queryOf(ws: WebSocketConnection): URLSearchParams {
   const request = ws.request as unknown as { target?: string; url?: string };
@@ -303,6 +315,8 @@ export class Hub implements WebSocketHandler {
   readonly sessions: SessionStore;
   /** The topic histories. */
   readonly history: HistoryStore;
+  /** What carries publications between nodes, if any. */
+  readonly broker: Broker | undefined;
   /** The heartbeat timing announced in every `welcome`. */
   readonly heartbeat: HeartbeatTiming;
   /** Topics every new session is put in (exempt from `authorize` and `maxTopics`). */
@@ -350,6 +364,13 @@ export class Hub implements WebSocketHandler {
     this.#wallClock = options.wallClock ?? Date.now;
     this.#onError = options.onError ?? ((error) => console.error("heartwire hub:", error));
     this.history = options.history ?? new MemoryHistory();
+    this.broker = options.broker;
+    if (this.broker) {
+      this.broker.listener = {
+        publication: (key, position, text) => this.#published(key, position, text),
+        lost: (key, position) => this.#lost(key, position),
+      };
+    }
     const createId = options.createId;
     this.sessions = options.sessions ?? new MemorySessionStore({
       grace: options.grace,
@@ -366,6 +387,7 @@ export class Hub implements WebSocketHandler {
       }),
     });
     this.sessions.onRemove = (session) => this.#removed(session);
+    this.sessions.onMove = (session) => this.#moved(session);
     this.presence = options.presence;
     this.#presence = options.presence && new PresenceLink(options.presence, {
       maxFollows: this.#maxTopicsPerSession,
@@ -425,6 +447,8 @@ export class Hub implements WebSocketHandler {
     const bad = this.#checkTopic(topic);
     if (bad) throw new TypeError(bad);
     const encode = encoder(type, topic, fields);
+    // With a broker, this hub delivers when the broker hands the publication back.
+    if (this.broker) return positionOf(await this.broker.publish(topic, encode));
     const { epoch, offset, text } = await this.history.append(topic, encode);
     const members = this.#members.get(topic);
     if (members) {
@@ -448,6 +472,7 @@ export class Hub implements WebSocketHandler {
     const encode = encoder(type, DIRECT_TOPIC, fields);
     const session = this.#known.get(sessionId);
     if (!session) return undefined;
+    if (this.broker) return positionOf(await this.broker.publish(directKey(session), encode));
     const { epoch, offset, text } = await this.history.append(directKey(session), encode);
     if (this.#known.get(sessionId) === session) {
       this.#checkEpoch(directKey(session), DIRECT_TOPIC, { epoch, offset: offset - 1 }, [session]);
@@ -600,6 +625,11 @@ export class Hub implements WebSocketHandler {
       try {
         await work();
       } catch (error) {
+        if (error instanceof UnavailableError) {
+          // A shared store is down (its backend says so once): come back later.
+          if (!always) attachment.ws.close(CloseCode.TryAgainLater, retryAfterReason(1_000));
+          return;
+        }
         if (!always) attachment.ws.close(CloseCode.InternalError, "internal error");
         this.#onError(error);
       }
@@ -649,6 +679,16 @@ export class Hub implements WebSocketHandler {
     }
     // Closed while the store was asked: a new session waits in grace (made detached).
     if (attachment.replaced) return;
+    const stale = this.#known.get(session.id);
+    if (resumed && stale !== session) {
+      // A record this hub has not seen (a shared store's, resumed from another node).
+      for (const topic of session.topics) {
+        let members = this.#members.get(topic);
+        if (!members) this.#members.set(topic, members = new Set());
+        members.add(session);
+      }
+      if (stale) { for (const topic of stale.topics) this.#forgetMember(stale, topic); }
+    }
     this.#known.set(session.id, session);
     // One live socket per session: the newer connection wins. The older one's client
     // starts a new session, so it is told the session's lastCseq (final: see #retire).
@@ -659,6 +699,7 @@ export class Hub implements WebSocketHandler {
     attachment.session = session;
     this.#live.set(session.id, attachment);
     await this.sessions.attach(session);
+    if (attachment.replaced) return; // taken over meanwhile, here or on another node
     const welcome: Welcome = {
       type: "welcome",
       session: session.id,
@@ -692,7 +733,22 @@ export class Hub implements WebSocketHandler {
       const subscribed: SubscribedMessage = { type: "subscribed", topic, epoch: "", offset: 0 };
       let texts: string[] = [];
       let top: number;
-      if (from) {
+      // With a broker, every publication after `live` reaches #deliver (held here
+      // meanwhile), so the history serves only what comes up to it.
+      const live = this.broker && await this.broker.subscribe(key);
+      if (live) {
+        subscribed.epoch = live.epoch;
+        subscribed.offset = top = live.offset;
+        if (from) {
+          const recovery = await this.history.since(key, from);
+          subscribed.recovered = recovery.recovered && recovery.position.epoch === live.epoch;
+          if (subscribed.recovered) {
+            texts = recovery.texts.slice(0, Math.max(0, live.offset - from.offset));
+            subscribed.offset = from.offset;
+            top = Math.max(from.offset, live.offset);
+          }
+        }
+      } else if (from) {
         const recovery = await this.history.since(key, from);
         subscribed.epoch = recovery.position.epoch;
         subscribed.offset = recovery.recovered ? from.offset : recovery.position.offset;
@@ -739,6 +795,33 @@ export class Hub implements WebSocketHandler {
     }
   }
 
+  /** The broker's next publication of `key`: delivered to this hub's members. */
+  #published(key: string, position: TopicPosition, text: string): void {
+    const { topic, members } = this.#membersOf(key);
+    if (members.length === 0) return;
+    this.#checkEpoch(key, topic, { epoch: position.epoch, offset: position.offset - 1 }, members);
+    for (const session of members) this.#deliver(session, topic, position.offset, text);
+  }
+
+  /** The broker lost publications of `key`: its members learn `recovered: false`. */
+  #lost(key: string, position: TopicPosition): void {
+    const { topic, members } = this.#membersOf(key);
+    this.#epochs.set(key, position.epoch);
+    const text = JSON.stringify(
+      { type: "subscribed", topic, ...position, recovered: false } satisfies SubscribedMessage,
+    );
+    for (const session of members) this.#deliver(session, topic, position.offset, text);
+  }
+
+  /** The topic a history key names, and this hub's members of it. */
+  #membersOf(key: string): { topic: string; members: Session[] } {
+    if (!key.startsWith("$direct:")) {
+      return { topic: key, members: [...this.#members.get(key) ?? []] };
+    }
+    const session = this.#known.get(key.slice("$direct:".length));
+    return { topic: DIRECT_TOPIC, members: session ? [session] : [] };
+  }
+
   /** Sends one publication to a session's connection, if it has one. */
   #deliver(session: Session, topic: string, offset: number, text: string): void {
     const attachment = this.#live.get(session.id);
@@ -778,8 +861,17 @@ export class Hub implements WebSocketHandler {
         );
         return;
       }
+    }
+    const previous = session.lastCseq;
+    if (cseq !== undefined) {
       session.lastCseq = cseq;
-      await this.sessions.update(session);
+      try {
+        await this.sessions.update(session);
+      } catch (error) {
+        if (!(error instanceof UnavailableError)) throw error;
+        return this.#unprocessed(attachment, session, previous, error, cseq);
+      }
+      if (attachment.replaced) return; // resumed on another node meanwhile: it processes this
     }
     let reply: unknown;
     let refused: string | undefined;
@@ -788,12 +880,39 @@ export class Hub implements WebSocketHandler {
       try {
         reply = await this.#dispatch(attachment, session, message);
       } catch (error) {
+        if (error instanceof UnavailableError && cseq !== undefined) {
+          return this.#unprocessed(attachment, session, previous, error, cseq);
+        }
         refused = error instanceof Error ? error.message : "the handler failed";
       }
     }
     if (attachment.replaced) return; // the session moved on; its new connection is told
     if (refused !== undefined) this.#sendError(ws, refused, cseq);
     if (cseq !== undefined) this.#sendAck(ws, cseq, reply);
+  }
+
+  /**
+   * A store was unreachable: the message counts as not processed (its
+   * `cseq` is given back, best effort), so it gets an `error` and no `ack`
+   * and the client re-sends it.
+   */
+  async #unprocessed(
+    attachment: Attachment,
+    session: Session,
+    previous: number,
+    error: UnavailableError,
+    cseq: number,
+  ): Promise<void> {
+    if (session.lastCseq === cseq) {
+      session.lastCseq = previous;
+      try {
+        await this.sessions.update(session);
+      } catch {
+        // Still unreachable: the store keeps `cseq` as processed, and only a resume on
+        // another node before the next message here would take the re-send as done.
+      }
+    }
+    if (!attachment.replaced) this.#sendError(attachment.ws, error.message, cseq);
   }
 
   async #dispatch(
@@ -908,31 +1027,64 @@ export class Hub implements WebSocketHandler {
     session.topics.delete(topic);
     const conn = this.#live.get(session.id)?.presence;
     if (conn) this.#presence!.leave(conn, topic);
+    this.#forgetMember(session, topic);
+  }
+
+  /** Takes `session` out of this hub's members of `topic`, dropping the topic when none are left. */
+  #forgetMember(session: Session, topic: string): void {
     const members = this.#members.get(topic);
     if (!members) return;
     members.delete(session);
     if (members.size === 0) {
       this.#members.delete(topic);
       this.#epochs.delete(topic);
+      this.#unsubscribe(topic);
     }
+  }
+
+  /** Tells the broker (if any) this hub no longer needs `key`. */
+  #unsubscribe(key: string): void {
+    if (!this.broker) return;
+    this.#background(() => this.broker!.unsubscribe(key));
+  }
+
+  /** Runs store work nobody waits for; a failure is reported, never left unhandled. */
+  #background(work: () => unknown): void {
+    Promise.resolve().then(work).catch((error) => {
+      if (!(error instanceof UnavailableError)) this.#onError(error);
+    });
   }
 
   /** The store removed a session: forget it here, and end its connection if it has one. */
   #removed(session: Session): void {
-    for (const topic of session.topics) {
-      const members = this.#members.get(topic);
-      members?.delete(session);
-      if (members?.size === 0) {
-        this.#members.delete(topic);
-        this.#epochs.delete(topic);
-      }
-    }
-    if (this.#known.get(session.id) === session) this.#known.delete(session.id);
-    this.#epochs.delete(directKey(session));
-    void this.history.remove(directKey(session));
+    if (!this.#forget(session)) return;
+    this.#background(() => this.history.remove(directKey(session)));
     // Its tombstone is written already: the client resumes and learns last_cseq.
     const attachment = this.#live.get(session.id);
     if (attachment) this.#retire(attachment, SESSION_ENDED, "session ended");
+  }
+
+  /**
+   * The session was resumed on another node: forget it here, keeping its
+   * direct history (the other node serves it now).
+   */
+  #moved(session: Session): void {
+    if (!this.#forget(session)) return;
+    const attachment = this.#live.get(session.id);
+    if (attachment) {
+      this.#retire(attachment, SESSION_TAKEN_OVER, takenOverReason(session.lastCseq));
+    }
+  }
+
+  /** Drops a session from this hub's maps; false if this hub holds another record of it. */
+  #forget(session: Session): boolean {
+    for (const topic of session.topics) this.#forgetMember(session, topic);
+    const known = this.#known.get(session.id);
+    if (known !== undefined && known !== session) return false;
+    this.#known.delete(session.id);
+    this.#epochs.delete(directKey(session));
+    this.#unsubscribe(directKey(session));
+    return true;
   }
 
   /**
