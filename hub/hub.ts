@@ -288,7 +288,8 @@ function encoder(type: string, topic: string, fields: Record<string, unknown>) {
   const head = `{"type":${JSON.stringify(type)},"topic":${JSON.stringify(topic)},"offset":`;
   const rest = JSON.stringify(fields);
   const tail = rest === "{}" ? "}" : "," + rest.slice(1);
-  return (offset: number) => head + offset + tail;
+  // The parts let a shared store make the text where it decides the offset (in one step).
+  return Object.assign((offset: number) => head + offset + tail, { head, tail });
 }
 
 /**
