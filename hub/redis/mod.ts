@@ -91,8 +91,8 @@ export interface RedisBackendOptions {
  * @example
  * ```ts
  * import type { RedisState } from "@heartwire/heartwire/hub/redis";
- * const state: RedisState = "degraded";
- * const status = state === "healthy" ? 200 : 503;
+ * const status = (state: RedisState) => state === "healthy" ? 200 : 503;
+ * console.log(status("degraded")); // 503
  * ```
  */
 export type RedisState = "healthy" | "degraded";
