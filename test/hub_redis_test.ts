@@ -369,6 +369,9 @@ Deno.test({
         assertEquals(error.cseq, 2);
         assert(String(error.reason).includes("redis"), String(error.reason));
         await assertRejects(a.hub.publish("lobby", "n", { n: 1 }), "UnavailableError");
+        // A new connection cannot get a session now: it is told to come back.
+        const refused = await (await b.connect("id=late")).closed;
+        assertEquals([refused.code, refused.reason], [1013, "retry-after=1000"]);
         assertEquals(a.log.length, 1, a.log.join("\n"));
         assert(a.log[0].includes("lost"), a.log[0]);
         await redis.up();
@@ -387,6 +390,49 @@ Deno.test({
       } finally {
         await a.stop();
         await b.stop();
+      }
+    }),
+});
+
+Deno.test({
+  name: "redis: a node fills a gap in a channel from the history, or tells what it lost",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: () =>
+    withRedis(async (redis) => {
+      const a = await Node.start(redis, { maxEntries: 3 });
+      const { createClient } = await import("npm:redis@5");
+      const client = await createClient({ url: redis.url }).connect();
+      // Appends that publish nothing: to node A's channel they are a gap.
+      const quiet = new RedisHistory(client, { maxEntries: 3 });
+      const note = (n: number) => (offset: number) =>
+        JSON.stringify({ type: "n", topic: "lobby", offset, n });
+      try {
+        const [peer, , lobby] = await join(a, "id=gus");
+        await quiet.append("lobby", note(1));
+        await quiet.append("lobby", note(2));
+        await a.hub.publish("lobby", "n", { n: 3 });
+        const got = await peer.seen(type("n"), 3);
+        assertEquals(got.map((m) => [m.offset, m.n]), [[1, 1], [2, 2], [3, 3]], "1 and 2 fetched");
+        // More than the history keeps goes by unpublished: the members are told.
+        for (let n = 4; n <= 8; n++) await quiet.append("lobby", note(n));
+        await a.hub.publish("lobby", "n", { n: 9 });
+        await peer.seen(type("n"), 6);
+        assertEquals(peer.take().slice(3), [
+          { type: "subscribed", topic: "lobby", epoch: lobby.epoch, offset: 6, recovered: false },
+          { type: "n", topic: "lobby", offset: 7, n: 7 },
+          { type: "n", topic: "lobby", offset: 8, n: 8 },
+          { type: "n", topic: "lobby", offset: 9, n: 9 },
+        ]);
+        // The subscriber connection drops; what is published meanwhile is still delivered.
+        await client.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]);
+        await quiet.append("lobby", note(10));
+        await peer.seen((m) => m.offset === 10);
+        assertEquals(a.log.length, 2, "the subscriber's drop is logged, and its return");
+        await peer.close();
+      } finally {
+        client.destroy();
+        await a.stop();
       }
     }),
 });

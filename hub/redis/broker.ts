@@ -16,10 +16,11 @@
  * - an offset already delivered: dropped (a history fetch got there first);
  * - a gap, or another epoch: it waits while the history is asked for what
  *   follows the delivered position (`since`), which is delivered first; what
- *   waited follows, minus what the fetch delivered. If the history no longer
- *   holds it, the hub is told (`lost`) and its members learn `recovered: false`.
- *   An epoch change is taken from the history, never from a message, so a
- *   late message of an old epoch cannot take the topic back;
+ *   waited follows, minus what the fetch delivered. If the history was
+ *   trimmed past it, the hub is told (`lost`: its members learn
+ *   `recovered: false`) and what the history still holds is delivered. An
+ *   epoch change is taken from the history, never from a message, so a late
+ *   message of an old epoch cannot take the topic back;
  * - on SUBSCRIBE the delivered position is read from the history after Redis
  *   confirmed it, so every later publication arrives on the channel;
  * - after a reconnect every topic is fetched once: what was published while
@@ -282,26 +283,30 @@ export class RedisBroker implements Broker {
 
   async #fill(channel: Channel): Promise<void> {
     const from = { epoch: channel.epoch, offset: channel.last };
-    let recovery = await this.#history.since(channel.key, from);
+    const recovery = await this.#history.since(channel.key, from);
     if (channel.closed) return;
-    if (!recovery.recovered && recovery.position.epoch !== channel.epoch) {
-      // A new life of the history: everything it holds is new to the members.
-      recovery = await this.#history.since(channel.key, {
-        epoch: recovery.position.epoch,
-        offset: 0,
-      });
-      if (channel.closed) return;
-      if (recovery.recovered) [channel.epoch, channel.last] = [recovery.position.epoch, 0];
-    }
-    if (!recovery.recovered) {
-      [channel.epoch, channel.last] = [recovery.position.epoch, recovery.position.offset];
-      this.listener?.lost(channel.key, recovery.position);
+    if (recovery.recovered) {
+      for (const text of recovery.texts) this.#deliver(channel, text);
       return;
     }
-    for (const text of recovery.texts) {
-      channel.last++;
-      this.listener?.publication(channel.key, { epoch: channel.epoch, offset: channel.last }, text);
+    // Trimmed past what was delivered, or a new life of the history: deliver what it holds.
+    const held = await this.#history.held(channel.key);
+    if (channel.closed) return;
+    if (held.epoch !== channel.epoch) [channel.epoch, channel.last] = [held.epoch, 0];
+    const floor = held.offset - held.texts.length + 1;
+    if (floor - 1 > channel.last) {
+      channel.last = floor - 1;
+      this.listener?.lost(channel.key, { epoch: channel.epoch, offset: channel.last });
     }
+    for (let i = channel.last + 1 - floor; i < held.texts.length; i++) {
+      this.#deliver(channel, held.texts[i]);
+    }
+  }
+
+  /** Delivers the text of the next offset. */
+  #deliver(channel: Channel, text: string): void {
+    channel.last++;
+    this.listener?.publication(channel.key, { epoch: channel.epoch, offset: channel.last }, text);
   }
 
   #drain(channel: Channel): void {

@@ -97,12 +97,14 @@ return {1, epoch, offset}
 
 /**
  * KEYS: hash, list. ARGV: new epoch, ttl, from epoch ('' for the position
- * only), from offset. Returns {1, epoch, top, texts} when every publication
- * after `from` is held, else {0, epoch, top}.
+ * only, '*' for every publication held), from offset. Returns
+ * {1, epoch, top, texts} when every publication after `from` is held, else
+ * {0, epoch, top}.
  */
 const READ = new Script(
   OPEN + `
 if ARGV[3] == '' then return {0, epoch, top} end
+if ARGV[3] == '*' then return {1, epoch, top, redis.call('LRANGE', KEYS[2], 0, -1)} end
 local from = tonumber(ARGV[4])
 local floor = top - redis.call('LLEN', KEYS[2]) + 1
 if ARGV[3] ~= epoch or from < floor - 1 or from > top then return {0, epoch, top} end
@@ -210,10 +212,26 @@ export class RedisHistory implements HistoryStore {
     const [recovered, epoch, offset, texts] = await READ.run(this.#client, this.#keys(topic), [
       this.#createEpoch(),
       this.#ttl,
-      from.epoch === "" ? "\n" : from.epoch, // "" asks for the position only
+      from.epoch === "" || from.epoch === "*" ? "\n" : from.epoch, // those two ask other things
       from.offset,
     ]) as [number, string, number, string[] | undefined];
     return { recovered: recovered === 1, position: { epoch, offset }, texts: texts ?? [] };
+  }
+
+  /**
+   * Every publication the history holds, oldest first, and its position:
+   * the first text's offset is `offset - texts.length + 1`.
+   *
+   * @throws {UnavailableError} if Redis cannot be reached.
+   */
+  async held(topic: string): Promise<TopicPosition & { texts: string[] }> {
+    const [, epoch, offset, texts] = await READ.run(this.#client, this.#keys(topic), [
+      this.#createEpoch(),
+      this.#ttl,
+      "*",
+      0,
+    ]) as [number, string, number, string[]];
+    return { epoch, offset, texts };
   }
 
   /**
