@@ -25,6 +25,7 @@
  * | `presence_unsubscribe {topic, cseq?}` | no more presence diffs of `topic` (then `ack {cseq}`) |
  * | `{type, cseq?, …}` of a registered type | the handler runs; `ack {cseq, reply?}` with its return value |
  * | a handler throws or rejects | `error {reason, cseq?}`, then `ack {cseq}`; the connection stays |
+ * | a shared store (Redis) is unreachable for it | `error {reason, cseq}` and no `ack`: not processed, the client re-sends it |
  * | a `cseq` already processed | `ack {cseq}` only: a re-send is never processed twice |
  * | a `cseq` more than `maxCseqJump` above the last processed | `error {reason}`; nothing processed, no ack |
  * | invalid JSON, unknown or reserved type, bad field | `error {reason, cseq?}` (+ `ack` with a cseq) |
@@ -38,6 +39,11 @@
  * member of its session's topics; heartbeats keep it alive, other messages
  * count as activity (not `away`), and its close is a `leave` with reason
  * `timeout` when keepalive dropped it, else `closed`.
+ *
+ * With a `broker` (several nodes, e.g. `hub/redis/`), `publish` appends
+ * through it and each node delivers what the broker hands back, in offset
+ * order; a connection that meets an unreachable store on opening is closed
+ * with 1013 and a retry hint.
  *
  * @module
  */
@@ -436,9 +442,11 @@ export class Hub implements WebSocketHandler {
   /**
    * Publishes `{type, topic, offset, …fields}` to a topic: appended to its
    * history, then sent — one string for every member — to the members
-   * connected now. Resolves to its epoch and offset.
+   * connected now (with a broker: on every node, once the broker hands it
+   * back, which may be after this resolves). Resolves to its epoch and offset.
    *
    * @throws {TypeError} for a reserved type, an invalid topic name, or fields holding `type`, `topic` or `offset`.
+   * @throws {UnavailableError} when a shared store cannot be reached.
    */
   async publish(
     topic: string,

@@ -187,12 +187,12 @@ async function withRedis(body: (redis: RedisServer) => Promise<void>): Promise<v
 }
 
 /** Opens a peer and reads its welcome and topic positions. */
-async function join(node: Node, query: string): Promise<[Peer, Json, Json]> {
+async function join(node: Node, query: string): Promise<[Peer, Json, Json, Json]> {
   const peer = await node.connect(query);
   const welcome = await peer.next(type("welcome"));
   const lobby = await peer.next((m) => m.type === "subscribed" && m.topic === "lobby");
-  await peer.next((m) => m.type === "subscribed" && m.topic === "$direct");
-  return [peer, welcome, lobby];
+  const direct = await peer.next((m) => m.type === "subscribed" && m.topic === "$direct");
+  return [peer, welcome, lobby, direct];
 }
 
 Deno.test({
@@ -286,10 +286,12 @@ Deno.test({
       const a = await Node.start(redis);
       const b = await Node.start(redis);
       try {
-        const [first, welcome, lobby] = await join(a, "id=carol");
+        const [first, welcome, lobby, direct] = await join(a, "id=carol");
         const session = welcome.session as string;
         for (const cseq of [1, 2]) first.send({ type: "chat", text: `m${cseq}`, cseq });
         await first.next((m) => m.type === "ack" && m.cseq === 2);
+        await a.hub.send(session, "dm", { text: "for carol" });
+        await first.next(type("dm"));
         await first.close();
         await b.hub.publish("lobby", "note", { text: "while away" }); // offset 3
         // On node B, with the session of node A.
@@ -307,6 +309,12 @@ Deno.test({
         const m4 = await second.next(type("chat"));
         assertEquals([m4.offset, m4.text], [4, "m4"], "m2 was not published twice");
         assertEquals((await b.redis.history.position("lobby")).offset, 4);
+        // Her direct topic too: node A kept its history when the session moved.
+        second.send({ type: "subscribe", topic: "$direct", epoch: direct.epoch, offset: 0 });
+        const dm = await second.next(type("dm"));
+        assertEquals([dm.topic, dm.offset, dm.text], ["$direct", 1, "for carol"]);
+        await b.hub.send(session, "dm", { text: "from B" });
+        assertEquals((await second.next(type("dm"))).offset, 2);
         // Back to node A while B still holds the connection: B closes it as taken over.
         const [third, again] = await join(a, `id=carol&session=${session}`);
         assertEquals([again.resumed, again.last_cseq], [true, 4]);
