@@ -1057,11 +1057,19 @@ export class Hub implements WebSocketHandler {
     this.#background(() => this.broker!.unsubscribe(key));
   }
 
-  /** Runs store work nobody waits for; a failure is reported, never left unhandled. */
+  /**
+   * Starts store work nobody waits for, now (so a later subscribe comes after
+   * an unsubscribe); a failure is reported, never left unhandled.
+   */
   #background(work: () => unknown): void {
-    Promise.resolve().then(work).catch((error) => {
+    const report = (error: unknown) => {
       if (!(error instanceof UnavailableError)) this.#onError(error);
-    });
+    };
+    try {
+      Promise.resolve(work()).catch(report);
+    } catch (error) {
+      report(error);
+    }
   }
 
   /** The store removed a session: forget it here, and end its connection if it has one. */

@@ -268,6 +268,12 @@ Deno.test({
           assertEquals(lobby.map((m) => m.offset), Array.from({ length: 21 }, (_, i) => i + 1));
         }
         assertEquals(a.redis.state, "healthy");
+        // Leaving and joining again at once leaves node B subscribed.
+        onB.send({ type: "unsubscribe", topic: "lobby" });
+        onB.send({ type: "subscribe", topic: "lobby", cseq: 1 });
+        await onB.seen((m) => m.type === "ack" && m.cseq === 1);
+        await a.hub.publish("lobby", "n", { n: "again" });
+        assertEquals((await onB.seen((m) => m.n === "again"))[0].offset, 22);
         await Promise.all([onA.close(), onB.close()]);
       } finally {
         await a.stop();
@@ -408,13 +414,20 @@ Deno.test({
   sanitizeOps: false,
   fn: () =>
     withRedis(async (redis) => {
-      const a = await Node.start(redis, { maxEntries: 3 });
       const { createClient } = await import("npm:redis@5");
       const client = await createClient({ url: redis.url }).connect();
       // Appends that publish nothing: to node A's channel they are a gap.
       const quiet = new RedisHistory(client, { maxEntries: 3 });
       const note = (n: number) => (offset: number) =>
         JSON.stringify({ type: "n", topic: "lobby", offset, n });
+      // Published while node A's subscriber is away (it reconnects 25 ms or more later).
+      let away: Promise<unknown> | undefined;
+      const a = await Node.start(redis, {
+        maxEntries: 3,
+        onStateChange: (state) => {
+          if (state === "degraded") away ??= quiet.append("lobby", note(10));
+        },
+      });
       try {
         const [peer, , lobby] = await join(a, "id=gus");
         await quiet.append("lobby", note(1));
@@ -434,7 +447,8 @@ Deno.test({
         ]);
         // The subscriber connection drops; what is published meanwhile is still delivered.
         await client.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]);
-        await quiet.append("lobby", note(10));
+        await waitFor(() => away !== undefined);
+        await away;
         await peer.seen((m) => m.offset === 10);
         assertEquals(a.log.length, 2, "the subscriber's drop is logged, and its return");
         await peer.close();
