@@ -48,11 +48,10 @@ export interface RedisHistoryOptions {
 
 /** Makes the history anew (new epoch, empty list) if its hash is gone; leaves `epoch`, `top`. */
 const OPEN = `
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-local top, bytes = 0, 0
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'top', 'bytes')
+local epoch, top, bytes = meta[1], 0, 0
 if epoch then
-  top = tonumber(redis.call('HGET', KEYS[1], 'top'))
-  bytes = tonumber(redis.call('HGET', KEYS[1], 'bytes'))
+  top, bytes = tonumber(meta[2]), tonumber(meta[3])
 else
   epoch = ARGV[1]
   redis.call('DEL', KEYS[2])
