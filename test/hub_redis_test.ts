@@ -336,6 +336,46 @@ Deno.test({
 });
 
 Deno.test({
+  name: "redis: a session that expired, or whose node died, tells its last cseq on any node",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: () =>
+    withRedis(async (redis) => {
+      const a = await Node.start(redis, { grace: 300, lease: 1_000 });
+      const b = await Node.start(redis, { grace: 300, lease: 1_000 });
+      try {
+        // Expired: its hash goes after the grace; node A is never asked again.
+        const [first, welcome] = await join(a, "id=hank");
+        first.send({ type: "chat", text: "one", cseq: 1 });
+        await first.next(type("ack"));
+        await first.close();
+        await new Promise((resolve) => setTimeout(resolve, 450));
+        const late = await b.connect(`id=hank&session=${welcome.session}`);
+        const failed = await late.next(type("resume_failed"));
+        assertEquals([failed.reason, failed.last_cseq], ["unknown or expired session", 1]);
+        const fresh = await late.next(type("welcome"));
+        assertEquals(fresh.resumed, false);
+        // Its node died while attached: nothing renews the lease, nothing detaches.
+        late.send({ type: "chat", text: "two", cseq: 1 });
+        late.send({ type: "chat", text: "three", cseq: 2 });
+        await late.next((m) => m.type === "ack" && m.cseq === 2);
+        await b.redis.close(); // as if killed: node B's connections to Redis are gone
+        await new Promise((resolve) => setTimeout(resolve, 1_150));
+        const [elsewhere] = await Promise.all([
+          a.connect(`id=hank&session=${fresh.session}`),
+          late.close(),
+        ]);
+        const lost = await elsewhere.next(type("resume_failed"));
+        assertEquals(lost.last_cseq, 2);
+        await elsewhere.close();
+      } finally {
+        await a.stop();
+        await b.stop();
+      }
+    }),
+});
+
+Deno.test({
   name: "redis: a trimmed history is told as recovered:false, on any node",
   sanitizeResources: false,
   sanitizeOps: false,

@@ -256,9 +256,15 @@ export async function connectRedisBackend(
       return state === "healthy";
     },
     close() {
+      if (!started) return Promise.resolve();
       started = false;
-      client.destroy();
-      subscriber.destroy();
+      for (const connection of [client, subscriber]) {
+        try {
+          connection.destroy();
+        } catch {
+          // closed already
+        }
+      }
       return Promise.resolve();
     },
   };

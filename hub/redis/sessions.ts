@@ -15,8 +15,10 @@
  *
  * The hash expires `grace` after its session detached, or a lease (renewed
  * while attached) after its node went quiet: a node that dies leaves its
- * sessions resumable elsewhere. A session that ends leaves a tombstone
- * `PREFIX t:ID` {client, cseq} for `tombstoneTtl`. A node that shuts down
+ * sessions resumable elsewhere. Every write also stores the tombstone
+ * `PREFIX t:ID` {client, cseq}, kept `tombstoneTtl` longer than the hash: a
+ * session that ended, expired or lost its node still tells its last `cseq`
+ * (`resume_failed`), wherever its client comes back. A node that shuts down
  * (`dispose`) leaves its sessions in Redis for other nodes.
  *
  * @module
@@ -56,9 +58,11 @@ export interface RedisSessionStoreOptions {
 }
 
 /**
- * KEYS: session, tombstone. ARGV: node, ttl, cseq, topics, client, owner.
- * Stores the record if this node owns it (or it is gone without a tombstone,
- * e.g. Redis restarted: this node's record is then the truth). 1 if stored.
+ * KEYS: session, tombstone. ARGV: node, ttl, cseq, topics, client, owner,
+ * tombstone ttl. Stores the record if this node owns it (or it is gone
+ * without a tombstone, e.g. Redis restarted: this node's record is then the
+ * truth), and its tombstone-to-be, which outlives it: however the hash goes
+ * (ended, expired, its node dead), the last `cseq` stays. 1 if stored.
  */
 const WRITE = new Script(`
 local node = redis.call('HGET', KEYS[1], 'node')
@@ -70,6 +74,8 @@ elseif node ~= ARGV[1] then
 end
 redis.call('HSET', KEYS[1], 'cseq', ARGV[3], 'topics', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'client', ARGV[5], 'cseq', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[7]))
 return 1
 `);
 
@@ -225,13 +231,13 @@ export class RedisSessionStore implements SessionStore {
     ]) as [number, (number | string)?, string?, number?, string?, string?, number?];
     if (reply[0] === -1) return { ok: false, reason: "session belongs to another client id" };
     if (reply[0] === 0 && local && (reply[1] === undefined || reply[1] === null)) {
-      // Gone without a tombstone (Redis restarted, or the hash expired): this node's
-      // record is the truth; writing it makes it this node's again.
+      // Gone without a tombstone (Redis restarted and lost both): this node's record
+      // is the truth; writing it makes it this node's again.
       await this.#write(local);
       if (this.#local.get(id) === local) return { ok: true, session: local };
     }
     if (reply[0] === 0) {
-      if (local) this.#drop(local); // ended on another node
+      if (local) this.#drop(local); // expired in Redis, or ended on another node
       const failed: ResumeResult = { ok: false, reason: "unknown or expired session" };
       if (typeof reply[1] === "number") failed.lastCseq = reply[1];
       return failed;
@@ -311,6 +317,7 @@ export class RedisSessionStore implements SessionStore {
       JSON.stringify([...session.topics]),
       session.clientId,
       session.owner,
+      this.#tombstoneTtl,
     ]);
     if (stored !== 1) this.#drop(session);
   }
