@@ -18,12 +18,12 @@ export interface RedisSubscriber {
   /** Subscribes to a channel; resolves once Redis confirmed it. */
   subscribe(
     channel: string,
-    listener: (message: string, channel: string) => void,
+    listener: (message: string) => void,
   ): Promise<unknown>;
   /** Unsubscribes from a channel. */
   unsubscribe(
     channel: string,
-    listener?: (message: string, channel: string) => void,
+    listener?: (message: string) => void,
   ): Promise<unknown>;
 }
 

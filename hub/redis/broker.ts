@@ -35,6 +35,21 @@ import { unavailable } from "./_client.ts";
 import type { RedisHistory } from "./history.ts";
 
 /**
+ * What {@linkcode RedisBroker} needs of its history: a {@linkcode RedisHistory}
+ * made with `publish: true` (a test may pass a stand-in).
+ *
+ * @example
+ * ```ts
+ * import type { BrokerHistory, RedisHistory } from "@heartwire/heartwire/hub/redis";
+ * const asBrokerHistory = (history: RedisHistory): BrokerHistory => history;
+ * ```
+ */
+export type BrokerHistory = Pick<
+  RedisHistory,
+  "append" | "position" | "since" | "held" | "channel"
+>;
+
+/**
  * Options for {@linkcode RedisBroker}. Every field has a default.
  *
  * @example
@@ -99,7 +114,7 @@ export class RedisBroker implements Broker {
   /** Set by the hub. */
   listener?: BrokerListener;
 
-  readonly #history: RedisHistory;
+  readonly #history: BrokerHistory;
   readonly #subscriber: RedisSubscriber;
   readonly #maxPending: number;
   readonly #onError: (error: unknown) => void;
@@ -107,7 +122,7 @@ export class RedisBroker implements Broker {
 
   /** A broker publishing through `history` (made with `publish: true`) and listening on `subscriber`. */
   constructor(
-    history: RedisHistory,
+    history: BrokerHistory,
     subscriber: RedisSubscriber,
     options: RedisBrokerOptions = {},
   ) {
