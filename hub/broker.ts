@@ -65,6 +65,12 @@ export interface Broker {
   subscribe(key: string): Promise<TopicPosition>;
   /** No member of `key` is left on this node. */
   unsubscribe(key: string): Awaitable<void>;
+  /**
+   * Resolves once this node delivered `key` up to `position` (bounded in
+   * time): the hub waits for it before a publish resolves, so a sender sees
+   * its own publication before its ack, as with one node.
+   */
+  delivered?(key: string, position: TopicPosition): Promise<void>;
 }
 
 /**

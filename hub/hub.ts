@@ -443,7 +443,8 @@ export class Hub implements WebSocketHandler {
    * Publishes `{type, topic, offset, …fields}` to a topic: appended to its
    * history, then sent — one string for every member — to the members
    * connected now (with a broker: on every node, once the broker hands it
-   * back, which may be after this resolves). Resolves to its epoch and offset.
+   * back; this node's members have it when this resolves). Resolves to its
+   * epoch and offset.
    *
    * @throws {TypeError} for a reserved type, an invalid topic name, or fields holding `type`, `topic` or `offset`.
    * @throws {UnavailableError} when a shared store cannot be reached.
@@ -457,7 +458,11 @@ export class Hub implements WebSocketHandler {
     if (bad) throw new TypeError(bad);
     const encode = encoder(type, topic, fields);
     // With a broker, this hub delivers when the broker hands the publication back.
-    if (this.broker) return positionOf(await this.broker.publish(topic, encode));
+    if (this.broker) {
+      const appended = await this.broker.publish(topic, encode);
+      if (this.#members.has(topic)) await this.broker.delivered?.(topic, appended);
+      return positionOf(appended);
+    }
     const { epoch, offset, text } = await this.history.append(topic, encode);
     const members = this.#members.get(topic);
     if (members) {
@@ -481,7 +486,11 @@ export class Hub implements WebSocketHandler {
     const encode = encoder(type, DIRECT_TOPIC, fields);
     const session = this.#known.get(sessionId);
     if (!session) return undefined;
-    if (this.broker) return positionOf(await this.broker.publish(directKey(session), encode));
+    if (this.broker) {
+      const appended = await this.broker.publish(directKey(session), encode);
+      if (this.#live.has(sessionId)) await this.broker.delivered?.(directKey(session), appended);
+      return positionOf(appended);
+    }
     const { epoch, offset, text } = await this.history.append(directKey(session), encode);
     if (this.#known.get(sessionId) === session) {
       this.#checkEpoch(directKey(session), DIRECT_TOPIC, { epoch, offset: offset - 1 }, [session]);

@@ -64,10 +64,12 @@ class FakeSubscriber {
 }
 
 /** A broker on stand-ins, and what it delivered: "e1:3" for a publication, "lost e1:4". */
-function setup(options: { maxEntries?: number; maxPending?: number } = {}) {
+function setup(
+  options: { maxEntries?: number; maxPending?: number; maxDeliveryWait?: number } = {},
+) {
   const history = new FakeHistory(options.maxEntries);
   const subscriber = new FakeSubscriber();
-  const broker = new RedisBroker(history, subscriber, { maxPending: options.maxPending });
+  const broker = new RedisBroker(history, subscriber, options);
   const got: string[] = [];
   broker.listener = {
     publication: (_key, { epoch, offset }, text) => {
@@ -160,4 +162,22 @@ Deno.test("broker: resync delivers what the channel missed while its connection 
   await broker.unsubscribe("t");
   await publish();
   assertEquals(got, ["e1:1", "e1:2"], "nothing after unsubscribe");
+});
+
+Deno.test("broker: delivered() waits until this node delivered the offset, bounded in time", async () => {
+  const { subscriber, broker, got, publish } = setup({ maxDeliveryWait: 50 });
+  await broker.subscribe("t");
+  const first = await publish(false); // the reply came, the channel message not yet
+  let done = false;
+  const waiting = broker.delivered("t", first).then(() => done = true);
+  await settle();
+  assertEquals(done, false);
+  subscriber.emit("p:t", first);
+  await waiting;
+  assertEquals(got, ["e1:1"]);
+  const lost = await publish(false); // never comes: the wait ends anyway
+  const start = Date.now();
+  await broker.delivered("t", lost);
+  assertEquals(Date.now() - start >= 40, true);
+  await broker.delivered("other", lost); // not subscribed here: nothing to wait for
 });

@@ -257,6 +257,8 @@ Deno.test({
         const [onA] = await join(a, "id=alice");
         onA.send({ type: "chat", text: "hello from A", cseq: 1 });
         assertEquals(await onA.seen(type("ack")), [{ type: "ack", cseq: 1 }]);
+        // As on one node: the sender has its own publication before its ack.
+        assertEquals(onA.inbox.map((m) => m.type), ["chat", "ack"]);
         const [first] = await onB.seen(type("chat"));
         assertEquals([first.offset, first.from, first.text], [1, "alice", "hello from A"]);
         // Server publishes on both nodes at once: every client sees one order, no gap.

@@ -64,6 +64,8 @@ export interface RedisBrokerOptions {
    * they are dropped and fetched from the history instead. Default 10 000.
    */
   maxPending?: number;
+  /** Longest wait (ms) of `delivered` for a publication to come back. Default 1 000. */
+  maxDeliveryWait?: number;
   /** Told about an unexpected error (a broken message). Default `console.error`. */
   onError?: (error: unknown) => void;
 }
@@ -92,6 +94,8 @@ interface Channel {
   again: boolean;
   /** Publications that arrived while starting or fetching, in channel order. */
   pending: Publication[];
+  /** `delivered` calls waiting for an offset, in offset order. */
+  waiters: { offset: number; resolve: () => void }[];
 }
 
 /**
@@ -117,6 +121,7 @@ export class RedisBroker implements Broker {
   readonly #history: BrokerHistory;
   readonly #subscriber: RedisSubscriber;
   readonly #maxPending: number;
+  readonly #maxDeliveryWait: number;
   readonly #onError: (error: unknown) => void;
   readonly #channels = new Map<string, Channel>();
 
@@ -129,6 +134,7 @@ export class RedisBroker implements Broker {
     this.#history = history;
     this.#subscriber = subscriber;
     this.#maxPending = Math.max(1, options.maxPending ?? 10_000);
+    this.#maxDeliveryWait = Math.max(0, options.maxDeliveryWait ?? 1_000);
     this.#onError = options.onError ?? ((error) => console.error("heartwire redis:", error));
   }
 
@@ -171,6 +177,7 @@ export class RedisBroker implements Broker {
         fetching: false,
         again: false,
         pending: [],
+        waiters: [],
       };
       channel = made;
       this.#channels.set(key, made);
@@ -190,6 +197,42 @@ export class RedisBroker implements Broker {
   async unsubscribe(key: string): Promise<void> {
     const channel = this.#channels.get(key);
     if (channel) await this.#close(channel);
+  }
+
+  /**
+   * Resolves once this node delivered `key` up to `position` (so a publisher
+   * acks after its own publication reached this node's members), or when it
+   * cannot: no subscription here, another epoch, Redis away, or after
+   * `maxDeliveryWait`.
+   */
+  delivered(key: string, position: TopicPosition): Promise<void> {
+    const channel = this.#channels.get(key);
+    if (
+      !channel || !channel.started || channel.epoch !== position.epoch ||
+      channel.last >= position.offset
+    ) {
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, this.#maxDeliveryWait);
+      channel.waiters.push({
+        offset: position.offset,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
+  }
+
+  /** Lets go of the `delivered` calls now satisfied (every one, with `all`). */
+  #wake(channel: Channel, all = false): void {
+    const waiters = channel.waiters;
+    let done = 0;
+    while (done < waiters.length && (all || waiters[done].offset <= channel.last)) {
+      waiters[done++].resolve();
+    }
+    if (done > 0) channel.waiters = waiters.slice(done);
   }
 
   /**
@@ -222,6 +265,7 @@ export class RedisBroker implements Broker {
     this.#channels.delete(channel.key);
     channel.closed = true;
     channel.pending = [];
+    this.#wake(channel, true);
     try {
       await this.#subscriber.unsubscribe(channel.name, channel.listener);
     } catch {
@@ -261,6 +305,7 @@ export class RedisBroker implements Broker {
       if (offset === channel.last + 1) {
         channel.last = offset;
         this.listener?.publication(channel.key, { epoch, offset }, text);
+        if (channel.waiters.length > 0) this.#wake(channel);
         return;
       }
     }
@@ -278,8 +323,9 @@ export class RedisBroker implements Broker {
         await this.#fill(channel);
       } while (channel.again && !channel.closed);
     } catch (error) {
-      // Redis is away: the reconnect's resync fetches again.
+      // Redis is away: the reconnect's resync fetches again; nobody waits meanwhile.
       channel.fetching = false;
+      this.#wake(channel, true);
       if (!(error instanceof UnavailableError)) this.#onError(error);
       return;
     }
@@ -307,11 +353,15 @@ export class RedisBroker implements Broker {
     // Trimmed past what was delivered, or a new life of the history: deliver what it holds.
     const held = await this.#history.held(channel.key);
     if (channel.closed) return;
-    if (held.epoch !== channel.epoch) [channel.epoch, channel.last] = [held.epoch, 0];
+    if (held.epoch !== channel.epoch) {
+      [channel.epoch, channel.last] = [held.epoch, 0];
+      this.#wake(channel, true); // what they wait for was in the old epoch
+    }
     const floor = held.offset - held.texts.length + 1;
     if (floor - 1 > channel.last) {
       channel.last = floor - 1;
       this.listener?.lost(channel.key, { epoch: channel.epoch, offset: channel.last });
+      this.#wake(channel);
     }
     for (let i = channel.last + 1 - floor; i < held.texts.length; i++) {
       this.#deliver(channel, held.texts[i]);
@@ -322,6 +372,7 @@ export class RedisBroker implements Broker {
   #deliver(channel: Channel, text: string): void {
     channel.last++;
     this.listener?.publication(channel.key, { epoch: channel.epoch, offset: channel.last }, text);
+    if (channel.waiters.length > 0) this.#wake(channel);
   }
 
   #drain(channel: Channel): void {
