@@ -25,7 +25,7 @@
  * | `presence_unsubscribe {topic, cseq?}` | no more presence diffs of `topic` (then `ack {cseq}`) |
  * | `{type, cseq?, …}` of a registered type | the handler runs; `ack {cseq, reply?}` with its return value |
  * | a handler throws or rejects | `error {reason, cseq?}`, then `ack {cseq}`; the connection stays |
- * | a shared store (Redis) is unreachable for it | `error {reason, cseq}` and no `ack`: not processed, the client re-sends it |
+ * | a shared store (Redis) is unreachable for it | `error {reason, cseq}`, no `ack`, close 1013 `retry-after`: neither it nor what follows is processed; the client resumes and re-sends |
  * | a `cseq` already processed | `ack {cseq}` only: a re-send is never processed twice |
  * | a `cseq` more than `maxCseqJump` above the last processed | `error {reason}`; nothing processed, no ack |
  * | invalid JSON, unknown or reserved type, bad field | `error {reason, cseq?}` (+ `ack` with a cseq) |
@@ -911,8 +911,10 @@ export class Hub implements WebSocketHandler {
 
   /**
    * A store was unreachable: the message counts as not processed (its
-   * `cseq` is given back, best effort), so it gets an `error` and no `ack`
-   * and the client re-sends it.
+   * `cseq` is given back) and gets an `error` and no `ack`. Acks are
+   * cumulative, so nothing after it may be processed before it: the
+   * connection is closed (1013, retry hint) and what it queued meanwhile is
+   * dropped; the client resumes later and re-sends from this message on.
    */
   async #unprocessed(
     attachment: Attachment,
@@ -921,16 +923,12 @@ export class Hub implements WebSocketHandler {
     error: UnavailableError,
     cseq: number,
   ): Promise<void> {
-    if (session.lastCseq === cseq) {
-      session.lastCseq = previous;
-      try {
-        await this.sessions.update(session);
-      } catch {
-        // Still unreachable: the store keeps `cseq` as processed, and only a resume on
-        // another node before the next message here would take the re-send as done.
-      }
-    }
-    if (!attachment.replaced) this.#sendError(attachment.ws, error.message, cseq);
+    if (session.lastCseq === cseq) session.lastCseq = previous;
+    if (attachment.replaced) return;
+    this.#sendError(attachment.ws, error.message, cseq);
+    this.#retire(attachment, CloseCode.TryAgainLater, retryAfterReason(1_000));
+    // Its grace starts; the store writes the given-back cseq once it can.
+    await this.sessions.detach(session);
   }
 
   async #dispatch(

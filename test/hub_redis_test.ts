@@ -406,7 +406,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "redis: Redis restarted mid-run: an error and no ack while it is down, fan-out resumes after",
+    "redis: Redis restarted mid-run: an error, no ack and 1013 while it is down; fan-out resumes after",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: () =>
@@ -414,35 +414,45 @@ Deno.test({
       const a = await Node.start(redis);
       const b = await Node.start(redis);
       try {
-        const [onA] = await join(a, "id=erin");
+        const [onA, welcome] = await join(a, "id=erin");
         const [onB] = await join(b, "id=frank");
         onA.send({ type: "chat", text: "before", cseq: 1 });
         assertEquals((await onB.next(type("chat"))).text, "before");
         await redis.down();
         await waitFor(() => !a.redis.healthy && !b.redis.healthy);
-        onA.send({ type: "chat", text: "during", cseq: 2 });
+        // Two messages: the first fails, and the second must not be processed before it
+        // (acks are cumulative): the connection is closed with a retry hint.
+        onA.send({ type: "chat", text: "during 1", cseq: 2 });
+        onA.send({ type: "chat", text: "during 2", cseq: 3 });
         const error = await onA.next(type("error"));
         assertEquals(error.cseq, 2);
         assert(String(error.reason).includes("redis"), String(error.reason));
+        const bounced = await onA.closed;
+        assertEquals([bounced.code, bounced.reason], [1013, "retry-after=1000"]);
+        assertEquals(onA.inbox.filter((m) => m.type === "ack" || m.type === "error"), []);
         await assertRejects(a.hub.publish("lobby", "n", { n: 1 }), "UnavailableError");
         // A new connection cannot get a session now: it is told to come back.
         const refused = await (await b.connect("id=late")).closed;
         assertEquals([refused.code, refused.reason], [1013, "retry-after=1000"]);
         assertEquals(a.log.length, 1, a.log.join("\n"));
         assert(a.log[0].includes("lost"), a.log[0]);
+        // No crash, no stray error report: the hubs carry on.
         await redis.up();
         await waitFor(() => a.redis.healthy && b.redis.healthy);
         assertEquals(a.log.length, 2, a.log.join("\n"));
         assert(a.log[1].includes("back"), a.log[1]);
-        // The client re-sends what was not acked; Redis lost everything, so a new epoch.
-        onA.send({ type: "chat", text: "during", cseq: 2 });
-        assertEquals(await onA.next(type("ack")), { type: "ack", cseq: 2 });
+        // The client comes back and re-sends what was not acked, in order. Redis lost
+        // everything: the session is node A's record again, the history a new epoch.
+        const [again, resumed] = await join(a, `id=erin&session=${welcome.session}`);
+        assertEquals([resumed.resumed, resumed.last_cseq], [true, 1]);
+        again.send({ type: "chat", text: "during 1", cseq: 2 });
+        again.send({ type: "chat", text: "during 2", cseq: 3 });
+        await again.seen((m) => m.type === "ack" && m.cseq === 3);
         const notice = await onB.next(type("subscribed"));
         assertEquals([notice.recovered, notice.offset], [false, 0]);
-        const after = await onB.next(type("chat"));
-        assertEquals([after.text, after.offset], ["during", 1]);
-        assertEquals(onA.inbox.filter((m) => m.type === "ack" && m.cseq === 2).length, 0);
-        await Promise.all([onA.close(), onB.close()]);
+        const after = await onB.seen(type("chat"), 2);
+        assertEquals(after.map((m) => [m.text, m.offset]), [["during 1", 1], ["during 2", 2]]);
+        await Promise.all([again.close(), onB.close()]);
       } finally {
         await a.stop();
         await b.stop();

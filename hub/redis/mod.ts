@@ -211,6 +211,7 @@ export async function connectRedisBackend(
       log(`heartwire redis: lost ${where} (${reason}); publishes fail until it is back`);
     } else {
       log(`heartwire redis: ${where} is back`);
+      sessions.flush(); // what could not be written meanwhile (a given-back cseq)
       broker.resync(); // pub/sub dropped what was published meanwhile
     }
     options.onStateChange?.(now);

@@ -150,6 +150,8 @@ export class RedisSessionStore implements SessionStore {
   /** Ids whose ending is being written: a resume waits for it. */
   readonly #ending = new Map<string, Promise<void>>();
   readonly #attached = new Set<Session>();
+  /** Records whose last write failed (Redis away): written again by `flush`. */
+  readonly #dirty = new Set<Session>();
   #renewal: ReturnType<typeof setInterval> | undefined;
   #disposed = false;
 
@@ -305,12 +307,37 @@ export class RedisSessionStore implements SessionStore {
     if (this.#renewal !== undefined) clearInterval(this.#renewal);
     this.#renewal = undefined;
     this.#attached.clear();
+    this.#dirty.clear();
     this.#local.dispose();
+  }
+
+  /**
+   * Writes again every record whose last write failed: call it when the
+   * connection to Redis is back (a given-back `cseq` must reach Redis before
+   * the session resumes elsewhere).
+   */
+  flush(): void {
+    for (const session of this.#dirty) {
+      this.#dirty.delete(session);
+      this.#write(session).catch(() => {}); // away again: marked dirty again
+    }
   }
 
   async #write(session: Session): Promise<void> {
     if (this.#local.get(session.id) !== session) return; // dropped here already
-    const stored = await WRITE.run(this.#client, this.#keys(session.id), [
+    let stored: unknown;
+    try {
+      stored = await this.#run(session);
+    } catch (error) {
+      if (this.#local.get(session.id) === session) this.#dirty.add(session);
+      throw error;
+    }
+    this.#dirty.delete(session);
+    if (stored !== 1) this.#drop(session);
+  }
+
+  #run(session: Session): Promise<unknown> {
+    return WRITE.run(this.#client, this.#keys(session.id), [
       this.node,
       session.attached ? this.#lease : this.#grace,
       session.lastCseq,
@@ -319,12 +346,12 @@ export class RedisSessionStore implements SessionStore {
       session.owner,
       this.#tombstoneTtl,
     ]);
-    if (stored !== 1) this.#drop(session);
   }
 
   /** Forgets a record whose session another node owns now; the hub hears `onMove`. */
   #drop(session: Session): void {
     this.#moved.add(session);
+    this.#dirty.delete(session);
     this.#attached.delete(session);
     this.#local.remove(session);
   }
@@ -332,6 +359,7 @@ export class RedisSessionStore implements SessionStore {
   /** The local store let go of a session: moved, or ended here (expired, evicted, removed). */
   #removed(session: Session): void {
     this.#attached.delete(session);
+    this.#dirty.delete(session);
     if (this.#disposed) return; // shutting down: the session lives on in Redis
     if (this.#moved.has(session)) {
       this.onMove?.(session);
