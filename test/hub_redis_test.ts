@@ -11,6 +11,7 @@ import {
   type RedisBackend,
   type RedisBackendOptions,
   RedisHistory,
+  RedisSessionStore,
 } from "../hub/redis/mod.ts";
 import { SESSION_TAKEN_OVER, takenOverReason } from "../protocol/messages.ts";
 import { serve, type Server } from "../server/mod.ts";
@@ -239,6 +240,47 @@ Deno.test({
           other.destroy();
         }
       } finally {
+        client.destroy();
+      }
+    }),
+});
+
+Deno.test({
+  name: "redis: a node that missed the move cannot write its old record over the new owner's",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: () =>
+    withRedis(async (redis) => {
+      const { createClient } = await import("npm:redis@5");
+      const client = await createClient({ url: redis.url }).connect();
+      // Two stores that do not listen for moves: node A learns only from its writes.
+      const a = new RedisSessionStore(client, { node: "A" });
+      const b = new RedisSessionStore(client, { node: "B" });
+      const moved: string[] = [];
+      a.onMove = (session) => moved.push(session.id);
+      try {
+        const session = (await a.create("ivy", "192.0.2.1"))!;
+        await a.attach(session);
+        session.lastCseq = 4;
+        await a.update(session);
+        const resumed = await b.resume(session.id, "ivy");
+        assert(resumed.ok);
+        assertEquals(resumed.session.lastCseq, 4);
+        await b.attach(resumed.session);
+        // Node A's connection still had cseq 5 queued: its write is refused, it lets go.
+        session.lastCseq = 5;
+        await a.update(session);
+        assertEquals(moved, [session.id]);
+        assertEquals(a.size, 0);
+        const stored = await client.sendCommand(["HMGET", `hw:s:${session.id}`, "cseq", "node"]);
+        assertEquals(stored, ["4", "B"]);
+        // Node B processes it instead, once.
+        resumed.session.lastCseq = 5;
+        await b.update(resumed.session);
+        assertEquals(await client.sendCommand(["HGET", `hw:s:${session.id}`, "cseq"]), "5");
+      } finally {
+        a.dispose();
+        b.dispose();
         client.destroy();
       }
     }),
