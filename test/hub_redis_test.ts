@@ -245,6 +245,18 @@ Deno.test({
     }),
 });
 
+Deno.test("redis: an unreachable Redis is a clear error within connectTimeout", async () => {
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close(); // nothing listens there now
+  const start = Date.now();
+  const error = await connectRedisBackend(`redis://:secret@127.0.0.1:${port}`, {
+    connectTimeout: 300,
+  }).then(() => undefined, (error: Error) => error);
+  assert(error?.message.startsWith("cannot reach Redis at redis://:***@127.0.0.1"), error?.message);
+  assert(Date.now() - start < 2_000);
+});
+
 Deno.test({
   name: "redis: a node that missed the move cannot write its old record over the new owner's",
   sanitizeResources: false,

@@ -26,6 +26,9 @@
  * - after a reconnect every topic is fetched once: what was published while
  *   the subscriber was away is delivered even if nothing follows it.
  *
+ * `delivered()` lets the publishing hub wait (bounded) until its own node
+ * delivered a publication, so its sender gets it before the ack.
+ *
  * @module
  */
 import type { TopicPosition } from "../../protocol/messages.ts";

@@ -10,14 +10,16 @@
  * | a topic's history | hash `hw:h:TOPIC` {epoch, top, bytes} + list `hw:l:TOPIC`, capped, with a TTL |
  * | its publications, live | channel `hw:p:TOPIC`, published by the append script itself |
  * | a session | hash `hw:s:ID` {client, owner, cseq, topics, node, gen}, TTL grace or lease |
- * | an ended session | hash `hw:t:ID` {client, cseq}, TTL `tombstoneTtl` |
+ * | its tombstone-to-be | hash `hw:t:ID` {client, cseq}, `tombstoneTtl` longer than the session's |
  * | a session moving node | channel `hw:moved` |
  *
- * When Redis goes away the backend logs it once and is `degraded`: messages
- * that need it get an `error` and no `ack` (their client re-sends them),
- * new connections are told to come back (1013); the clients reconnect with
- * backoff and, once Redis is back (logged once), every topic fetches what
- * its channel missed.
+ * When Redis goes away the backend logs it once and is `degraded`: a
+ * message that needs it gets an `error` and no `ack`, and its connection is
+ * closed 1013 with a retry hint (nothing after it is processed first), as
+ * are new connections; idle ones stay. node-redis reconnects with backoff;
+ * once Redis is back (logged once) failed session writes are flushed and
+ * every topic fetches what its channel missed, and the clients resume and
+ * re-send what was not acked.
  *
  * @example
  * ```ts ignore
@@ -226,8 +228,10 @@ export async function connectRedisBackend(
 
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
+    const connecting = Promise.all([client.connect(), subscriber.connect()]);
+    connecting.catch(() => {}); // after a timeout, its failure is told below already
     await Promise.race([
-      Promise.all([client.connect(), subscriber.connect()]),
+      connecting,
       new Promise((_, reject) => {
         timer = setTimeout(
           () => reject(new Error(`cannot reach Redis at ${where} (${reason || "timed out"})`)),
