@@ -474,9 +474,12 @@ export class Hub implements WebSocketHandler {
 
   /**
    * Sends a direct message to one session, on its topic `$direct`; resolves
-   * to its position, or undefined if this hub does not know the session.
+   * to its position, or undefined if the session is unknown (to this hub,
+   * or with a broker to the shared session store: the session may be on
+   * another node).
    *
    * @throws {TypeError} for a reserved type or fields holding `type`, `topic` or `offset`.
+   * @throws {UnavailableError} when a shared store cannot be reached.
    */
   async send(
     sessionId: string,
@@ -485,12 +488,14 @@ export class Hub implements WebSocketHandler {
   ): Promise<TopicPosition | undefined> {
     const encode = encoder(type, DIRECT_TOPIC, fields);
     const session = this.#known.get(sessionId);
-    if (!session) return undefined;
     if (this.broker) {
-      const appended = await this.broker.publish(directKey(session), encode);
-      if (this.#live.has(sessionId)) await this.broker.delivered?.(directKey(session), appended);
+      if (!session && !(await this.sessions.exists?.(sessionId))) return undefined;
+      const key = `$direct:${sessionId}`;
+      const appended = await this.broker.publish(key, encode);
+      if (this.#live.has(sessionId)) await this.broker.delivered?.(key, appended);
       return positionOf(appended);
     }
+    if (!session) return undefined;
     const { epoch, offset, text } = await this.history.append(directKey(session), encode);
     if (this.#known.get(sessionId) === session) {
       this.#checkEpoch(directKey(session), DIRECT_TOPIC, { epoch, offset: offset - 1 }, [session]);

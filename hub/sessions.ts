@@ -119,6 +119,11 @@ export interface SessionStore {
   remove(session: Session): Awaitable<void>;
   /** Forgets everything and stops every timer. */
   dispose(): void;
+  /**
+   * Whether the session `id` exists anywhere (a shared store): lets a hub
+   * with a broker send to a session on another node.
+   */
+  exists?(id: string): Awaitable<boolean>;
 }
 
 /**

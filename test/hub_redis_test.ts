@@ -307,7 +307,7 @@ Deno.test({
       const a = await Node.start(redis);
       const b = await Node.start(redis);
       try {
-        const [onB] = await join(b, "id=bob");
+        const [onB, bobWelcome, , bobDirect] = await join(b, "id=bob");
         const [onA] = await join(a, "id=alice");
         onA.send({ type: "chat", text: "hello from A", cseq: 1 });
         assertEquals(await onA.seen(type("ack")), [{ type: "ack", cseq: 1 }]);
@@ -324,6 +324,13 @@ Deno.test({
           assertEquals(lobby.map((m) => m.offset), Array.from({ length: 21 }, (_, i) => i + 1));
         }
         assertEquals(a.redis.state, "healthy");
+        // A direct message from node A to a session on node B; an unknown one is refused.
+        assertEquals(await a.hub.send(bobWelcome.session as string, "dm", { text: "hi bob" }), {
+          epoch: bobDirect.epoch,
+          offset: 1,
+        });
+        assertEquals((await onB.seen(type("dm")))[0].text, "hi bob");
+        assertEquals(await a.hub.send("no-such-session", "dm"), undefined);
         // Leaving and joining again at once leaves node B subscribed.
         onB.send({ type: "unsubscribe", topic: "lobby" });
         onB.send({ type: "subscribe", topic: "lobby", cseq: 1 });

@@ -25,7 +25,7 @@
  */
 import type { Clock } from "../../protocol/clock.ts";
 import { MemorySessionStore, type ResumeResult, Session, type SessionStore } from "../sessions.ts";
-import { type RedisCommands, type RedisSubscriber, Script } from "./_client.ts";
+import { command, type RedisCommands, type RedisSubscriber, Script } from "./_client.ts";
 
 /**
  * Options for {@linkcode RedisSessionStore}. Every field has a default.
@@ -266,6 +266,16 @@ export class RedisSessionStore implements SessionStore {
     }
     this.#gens.set(session, gen);
     return { ok: true, session };
+  }
+
+  /**
+   * Whether the session `id` exists, on any node.
+   *
+   * @throws {UnavailableError} if Redis cannot be reached.
+   */
+  async exists(id: string): Promise<boolean> {
+    if (this.#local.get(id)) return true;
+    return await command(this.#client, ["EXISTS", this.#keys(id)[0]]) === 1;
   }
 
   /** A connection is attached: the session's hash lives on the lease. */
