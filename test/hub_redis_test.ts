@@ -55,6 +55,8 @@ class RedisServer {
         "no",
         "--loglevel",
         "warning",
+        "--enable-debug-command",
+        "local",
       ],
       stdout: "null",
       stderr: "null",
@@ -255,6 +257,30 @@ Deno.test("redis: an unreachable Redis is a clear error within connectTimeout", 
   }).then(() => undefined, (error: Error) => error);
   assert(error?.message.startsWith("cannot reach Redis at redis://:***@127.0.0.1"), error?.message);
   assert(Date.now() - start < 2_000);
+});
+
+Deno.test({
+  name: "redis: with commandTimeout, a Redis that hangs fails fast like one that is away",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: () =>
+    withRedis(async (redis) => {
+      const backend = await connectRedisBackend(redis.url, { commandTimeout: 100, log: () => {} });
+      const { createClient } = await import("npm:redis@5");
+      const other = await createClient({ url: redis.url }).connect();
+      try {
+        const sleeping = other.sendCommand(["DEBUG", "SLEEP", "0.6"]);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const start = Date.now();
+        await assertRejects(backend.history.position("t"), "UnavailableError");
+        assert(Date.now() - start < 450, `${Date.now() - start} ms`);
+        await sleeping;
+        assertEquals((await backend.history.position("t")).offset, 0, "and works again after");
+      } finally {
+        other.destroy();
+        await backend.close();
+      }
+    }),
 });
 
 Deno.test({

@@ -86,6 +86,25 @@ export async function command(client: RedisCommands, args: string[]): Promise<un
   }
 }
 
+/**
+ * `client` with a bound on every reply: past `timeout` ms the command fails
+ * (as a lost connection does) whether or not Redis ran it; a late reply is
+ * ignored.
+ */
+export function withTimeout(client: RedisCommands, timeout: number): RedisCommands {
+  return {
+    sendCommand(args) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no reply within ${timeout} ms`)),
+          timeout,
+        );
+        client.sendCommand(args).then(resolve, reject).finally(() => clearTimeout(timer));
+      });
+    },
+  };
+}
+
 /** Eight random base-36 characters: a new epoch, made by the caller (Lua has no good random). */
 export function randomEpoch(): string {
   let epoch = "";

@@ -36,7 +36,7 @@
  *
  * @module
  */
-import type { RedisCommands, RedisSubscriber } from "./_client.ts";
+import { type RedisCommands, type RedisSubscriber, withTimeout } from "./_client.ts";
 import { RedisBroker } from "./broker.ts";
 import { RedisHistory } from "./history.ts";
 import { RedisSessionStore } from "./sessions.ts";
@@ -80,6 +80,14 @@ export interface RedisBackendOptions {
   connectTimeout?: number;
   /** Longest wait (ms) between reconnection attempts. Default 2 000. */
   maxReconnectDelay?: number;
+  /**
+   * Longest wait (ms) for a command's reply, after which it fails as if
+   * Redis were away. Default none: a Redis that hangs without closing holds
+   * the messages that need it. With one, a script that ran but whose reply
+   * came late counts as failed: its message may be processed again when the
+   * client re-sends it (at least once instead of at most once, for those).
+   */
+  commandTimeout?: number;
   /** Where the once-per-change state lines go. Default `console.error`. */
   log?: (line: string) => void;
   /** Told when the state changes. */
@@ -188,7 +196,10 @@ export async function connectRedisBackend(
   let state: RedisState = "degraded";
   let reason = "";
   let started = false;
-  const history = new RedisHistory(client, {
+  const commands = options.commandTimeout
+    ? withTimeout(client, Math.max(1, options.commandTimeout))
+    : client;
+  const history = new RedisHistory(commands, {
     prefix: options.prefix,
     maxEntries: options.maxEntries,
     maxBytes: options.maxBytes,
@@ -196,7 +207,7 @@ export async function connectRedisBackend(
     publish: true,
   });
   const broker = new RedisBroker(history, subscriber);
-  const sessions = new RedisSessionStore(client, {
+  const sessions = new RedisSessionStore(commands, {
     prefix: options.prefix,
     node: options.node,
     grace: options.grace,
