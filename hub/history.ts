@@ -36,6 +36,28 @@ import { utf8Length } from "../protocol/utf8.ts";
 export type Awaitable<T> = T | Promise<T>;
 
 /**
+ * What an `encode` function given to {@linkcode HistoryStore.append} may
+ * also carry: its text is `head + offset + tail`. A shared store can then
+ * make the text where it decides the offset, in one atomic step; the hub's
+ * encoders carry it.
+ *
+ * @example
+ * ```ts
+ * import type { OffsetTemplate } from "@heartwire/heartwire/hub";
+ * const head = '{"type":"note","topic":"news","offset":';
+ * const encode = Object.assign((offset: number) => head + offset + "}", { head, tail: "}" });
+ * const template: OffsetTemplate = encode;
+ * console.log(template.head + 7 + template.tail === encode(7)); // true
+ * ```
+ */
+export interface OffsetTemplate {
+  /** The text before the offset. */
+  readonly head: string;
+  /** The text after the offset. */
+  readonly tail: string;
+}
+
+/**
  * What {@linkcode HistoryStore.since} found: the publications after the
  * asked offset, or that they are lost.
  *

@@ -25,6 +25,7 @@
  * | `presence_unsubscribe {topic, cseq?}` | no more presence diffs of `topic` (then `ack {cseq}`) |
  * | `{type, cseq?, …}` of a registered type | the handler runs; `ack {cseq, reply?}` with its return value |
  * | a handler throws or rejects | `error {reason, cseq?}`, then `ack {cseq}`; the connection stays |
+ * | a shared store (Redis) is unreachable for it | `error {reason, cseq}`, no `ack`, close 1013 `retry-after`: neither it nor what follows is processed; the client resumes and re-sends |
  * | a `cseq` already processed | `ack {cseq}` only: a re-send is never processed twice |
  * | a `cseq` more than `maxCseqJump` above the last processed | `error {reason}`; nothing processed, no ack |
  * | invalid JSON, unknown or reserved type, bad field | `error {reason, cseq?}` (+ `ack` with a cseq) |
@@ -38,6 +39,11 @@
  * member of its session's topics; heartbeats keep it alive, other messages
  * count as activity (not `away`), and its close is a `leave` with reason
  * `timeout` when keepalive dropped it, else `closed`.
+ *
+ * With a `broker` (several nodes, e.g. `hub/redis/`), `publish` appends
+ * through it and each node delivers what the broker hands back, in offset
+ * order; a connection that meets an unreachable store on opening is closed
+ * with 1013 and a retry hint.
  *
  * @module
  */
@@ -67,6 +73,7 @@ import {
 import type { CloseInfo, WebSocketConnection, WebSocketHandler } from "../server/mod.ts";
 import { type PresenceConn, PresenceLink } from "./_presence_link.ts";
 import { PreparedMessage } from "../protocol/frame_encoder.ts";
+import { type Broker, UnavailableError } from "./broker.ts";
 import { type HistoryStore, MemoryHistory } from "./history.ts";
 import type { Presence } from "./presence/presence.ts";
 import { MemorySessionStore, type Session, type SessionStore } from "./sessions.ts";
@@ -171,6 +178,12 @@ export interface HubOptions {
   sessions?: SessionStore;
   /** Where topic histories live. Default a {@linkcode MemoryHistory}. */
   history?: HistoryStore;
+  /**
+   * Carries publications to the other nodes (e.g. Redis): with one,
+   * `publish` goes through it and this hub delivers what it hands back, in
+   * offset order. Default none: one node.
+   */
+  broker?: Broker;
   /** For the default session store: how long (ms) a detached session can be resumed. Default 60 000. */
   grace?: number;
   /** For the default session store: sessions kept at once. Default 10 000. */
@@ -256,6 +269,11 @@ function directKey(session: Session): string {
   return `$direct:${session.id}`;
 }
 
+/** Just the epoch and offset (not the text of an append). */
+function positionOf({ epoch, offset }: TopicPosition): TopicPosition {
+  return { epoch, offset };
+}
+
 /** The query of the upgrade request, whatever shape the server gives the request in. */
 function queryOf(ws: WebSocketConnection): URLSearchParams {
   const request = ws.request as unknown as { target?: string; url?: string };
@@ -277,7 +295,8 @@ function encoder(type: string, topic: string, fields: Record<string, unknown>) {
   const head = `{"type":${JSON.stringify(type)},"topic":${JSON.stringify(topic)},"offset":`;
   const rest = JSON.stringify(fields);
   const tail = rest === "{}" ? "}" : "," + rest.slice(1);
-  return (offset: number) => head + offset + tail;
+  // The parts let a shared store make the text where it decides the offset (in one step).
+  return Object.assign((offset: number) => head + offset + tail, { head, tail });
 }
 
 /**
@@ -304,6 +323,8 @@ export class Hub implements WebSocketHandler {
   readonly sessions: SessionStore;
   /** The topic histories. */
   readonly history: HistoryStore;
+  /** What carries publications between nodes, if any. */
+  readonly broker: Broker | undefined;
   /** The heartbeat timing announced in every `welcome`. */
   readonly heartbeat: HeartbeatTiming;
   /** Topics every new session is put in (exempt from `authorize` and `maxTopics`). */
@@ -351,6 +372,13 @@ export class Hub implements WebSocketHandler {
     this.#wallClock = options.wallClock ?? Date.now;
     this.#onError = options.onError ?? ((error) => console.error("heartwire hub:", error));
     this.history = options.history ?? new MemoryHistory();
+    this.broker = options.broker;
+    if (this.broker) {
+      this.broker.listener = {
+        publication: (key, position, text) => this.#published(key, position, text),
+        lost: (key, position) => this.#lost(key, position),
+      };
+    }
     const createId = options.createId;
     this.sessions = options.sessions ?? new MemorySessionStore({
       grace: options.grace,
@@ -367,6 +395,7 @@ export class Hub implements WebSocketHandler {
       }),
     });
     this.sessions.onRemove = (session) => this.#removed(session);
+    this.sessions.onMove = (session) => this.#moved(session);
     this.presence = options.presence;
     this.#presence = options.presence && new PresenceLink(options.presence, {
       maxFollows: this.#maxTopicsPerSession,
@@ -414,9 +443,12 @@ export class Hub implements WebSocketHandler {
   /**
    * Publishes `{type, topic, offset, …fields}` to a topic: appended to its
    * history, then sent — one string for every member — to the members
-   * connected now. Resolves to its epoch and offset.
+   * connected now (with a broker: on every node, once the broker hands it
+   * back; this node's members have it when this resolves). Resolves to its
+   * epoch and offset.
    *
    * @throws {TypeError} for a reserved type, an invalid topic name, or fields holding `type`, `topic` or `offset`.
+   * @throws {UnavailableError} when a shared store cannot be reached.
    */
   async publish(
     topic: string,
@@ -426,6 +458,12 @@ export class Hub implements WebSocketHandler {
     const bad = this.#checkTopic(topic);
     if (bad) throw new TypeError(bad);
     const encode = encoder(type, topic, fields);
+    // With a broker, this hub delivers when the broker hands the publication back.
+    if (this.broker) {
+      const appended = await this.broker.publish(topic, encode);
+      if (this.#members.has(topic)) await this.broker.delivered?.(topic, appended);
+      return positionOf(appended);
+    }
     const { epoch, offset, text } = await this.history.append(topic, encode);
     const members = this.#members.get(topic);
     if (members) {
@@ -439,9 +477,12 @@ export class Hub implements WebSocketHandler {
 
   /**
    * Sends a direct message to one session, on its topic `$direct`; resolves
-   * to its position, or undefined if this hub does not know the session.
+   * to its position, or undefined if the session is unknown (to this hub,
+   * or with a broker to the shared session store: the session may be on
+   * another node).
    *
    * @throws {TypeError} for a reserved type or fields holding `type`, `topic` or `offset`.
+   * @throws {UnavailableError} when a shared store cannot be reached.
    */
   async send(
     sessionId: string,
@@ -450,6 +491,13 @@ export class Hub implements WebSocketHandler {
   ): Promise<TopicPosition | undefined> {
     const encode = encoder(type, DIRECT_TOPIC, fields);
     const session = this.#known.get(sessionId);
+    if (this.broker) {
+      if (!session && !(await this.sessions.exists?.(sessionId))) return undefined;
+      const key = `$direct:${sessionId}`;
+      const appended = await this.broker.publish(key, encode);
+      if (this.#live.has(sessionId)) await this.broker.delivered?.(key, appended);
+      return positionOf(appended);
+    }
     if (!session) return undefined;
     const { epoch, offset, text } = await this.history.append(directKey(session), encode);
     if (this.#known.get(sessionId) === session) {
@@ -603,6 +651,11 @@ export class Hub implements WebSocketHandler {
       try {
         await work();
       } catch (error) {
+        if (error instanceof UnavailableError) {
+          // A shared store is down (its backend says so once): come back later.
+          if (!always) attachment.ws.close(CloseCode.TryAgainLater, retryAfterReason(1_000));
+          return;
+        }
         if (!always) attachment.ws.close(CloseCode.InternalError, "internal error");
         this.#onError(error);
       }
@@ -652,6 +705,16 @@ export class Hub implements WebSocketHandler {
     }
     // Closed while the store was asked: a new session waits in grace (made detached).
     if (attachment.replaced) return;
+    const stale = this.#known.get(session.id);
+    if (resumed && stale !== session) {
+      // A record this hub has not seen (a shared store's, resumed from another node).
+      for (const topic of session.topics) {
+        let members = this.#members.get(topic);
+        if (!members) this.#members.set(topic, members = new Set());
+        members.add(session);
+      }
+      if (stale) { for (const topic of stale.topics) this.#forgetMember(stale, topic); }
+    }
     this.#known.set(session.id, session);
     // One live socket per session: the newer connection wins. The older one's client
     // starts a new session, so it is told the session's lastCseq (final: see #retire).
@@ -662,6 +725,7 @@ export class Hub implements WebSocketHandler {
     attachment.session = session;
     this.#live.set(session.id, attachment);
     await this.sessions.attach(session);
+    if (attachment.replaced) return; // taken over meanwhile, here or on another node
     const welcome: Welcome = {
       type: "welcome",
       session: session.id,
@@ -695,7 +759,22 @@ export class Hub implements WebSocketHandler {
       const subscribed: SubscribedMessage = { type: "subscribed", topic, epoch: "", offset: 0 };
       let texts: string[] = [];
       let top: number;
-      if (from) {
+      // With a broker, every publication after `live` reaches #deliver (held here
+      // meanwhile), so the history serves only what comes up to it.
+      const live = this.broker && await this.broker.subscribe(key);
+      if (live) {
+        subscribed.epoch = live.epoch;
+        subscribed.offset = top = live.offset;
+        if (from) {
+          const recovery = await this.history.since(key, from);
+          subscribed.recovered = recovery.recovered && recovery.position.epoch === live.epoch;
+          if (subscribed.recovered) {
+            texts = recovery.texts.slice(0, Math.max(0, live.offset - from.offset));
+            subscribed.offset = from.offset;
+            top = Math.max(from.offset, live.offset);
+          }
+        }
+      } else if (from) {
         const recovery = await this.history.since(key, from);
         subscribed.epoch = recovery.position.epoch;
         subscribed.offset = recovery.recovered ? from.offset : recovery.position.offset;
@@ -740,6 +819,34 @@ export class Hub implements WebSocketHandler {
     for (const session of members) {
       if (session !== except) this.#deliver(session, topic, position.offset, text);
     }
+  }
+
+  /** The broker's next publication of `key`: delivered to this hub's members. */
+  #published(key: string, position: TopicPosition, text: string): void {
+    const { topic, members } = this.#membersOf(key);
+    if (members.length === 0) return;
+    this.#checkEpoch(key, topic, { epoch: position.epoch, offset: position.offset - 1 }, members);
+    const prepared: { message?: PreparedMessage } = {};
+    for (const session of members) this.#deliver(session, topic, position.offset, text, prepared);
+  }
+
+  /** The broker lost publications of `key`: its members learn `recovered: false`. */
+  #lost(key: string, position: TopicPosition): void {
+    const { topic, members } = this.#membersOf(key);
+    this.#epochs.set(key, position.epoch);
+    const text = JSON.stringify(
+      { type: "subscribed", topic, ...position, recovered: false } satisfies SubscribedMessage,
+    );
+    for (const session of members) this.#deliver(session, topic, position.offset, text);
+  }
+
+  /** The topic a history key names, and this hub's members of it. */
+  #membersOf(key: string): { topic: string; members: Session[] } {
+    if (!key.startsWith("$direct:")) {
+      return { topic: key, members: [...this.#members.get(key) ?? []] };
+    }
+    const session = this.#known.get(key.slice("$direct:".length));
+    return { topic: DIRECT_TOPIC, members: session ? [session] : [] };
   }
 
   /**
@@ -791,8 +898,17 @@ export class Hub implements WebSocketHandler {
         );
         return;
       }
+    }
+    const previous = session.lastCseq;
+    if (cseq !== undefined) {
       session.lastCseq = cseq;
-      await this.sessions.update(session);
+      try {
+        await this.sessions.update(session);
+      } catch (error) {
+        if (!(error instanceof UnavailableError)) throw error;
+        return this.#unprocessed(attachment, session, previous, error, cseq);
+      }
+      if (attachment.replaced) return; // resumed on another node meanwhile: it processes this
     }
     let reply: unknown;
     let refused: string | undefined;
@@ -801,12 +917,37 @@ export class Hub implements WebSocketHandler {
       try {
         reply = await this.#dispatch(attachment, session, message);
       } catch (error) {
+        if (error instanceof UnavailableError && cseq !== undefined) {
+          return this.#unprocessed(attachment, session, previous, error, cseq);
+        }
         refused = error instanceof Error ? error.message : "the handler failed";
       }
     }
     if (attachment.replaced) return; // the session moved on; its new connection is told
     if (refused !== undefined) this.#sendError(ws, refused, cseq);
     if (cseq !== undefined) this.#sendAck(ws, cseq, reply);
+  }
+
+  /**
+   * A store was unreachable: the message counts as not processed (its
+   * `cseq` is given back) and gets an `error` and no `ack`. Acks are
+   * cumulative, so nothing after it may be processed before it: the
+   * connection is closed (1013, retry hint) and what it queued meanwhile is
+   * dropped; the client resumes later and re-sends from this message on.
+   */
+  async #unprocessed(
+    attachment: Attachment,
+    session: Session,
+    previous: number,
+    error: UnavailableError,
+    cseq: number,
+  ): Promise<void> {
+    if (session.lastCseq === cseq) session.lastCseq = previous;
+    if (attachment.replaced) return;
+    this.#sendError(attachment.ws, error.message, cseq);
+    this.#retire(attachment, CloseCode.TryAgainLater, retryAfterReason(1_000));
+    // Its grace starts; the store writes the given-back cseq once it can.
+    await this.sessions.detach(session);
   }
 
   async #dispatch(
@@ -921,31 +1062,72 @@ export class Hub implements WebSocketHandler {
     session.topics.delete(topic);
     const conn = this.#live.get(session.id)?.presence;
     if (conn) this.#presence!.leave(conn, topic);
+    this.#forgetMember(session, topic);
+  }
+
+  /** Takes `session` out of this hub's members of `topic`, dropping the topic when none are left. */
+  #forgetMember(session: Session, topic: string): void {
     const members = this.#members.get(topic);
     if (!members) return;
     members.delete(session);
     if (members.size === 0) {
       this.#members.delete(topic);
       this.#epochs.delete(topic);
+      this.#unsubscribe(topic);
+    }
+  }
+
+  /** Tells the broker (if any) this hub no longer needs `key`. */
+  #unsubscribe(key: string): void {
+    if (!this.broker) return;
+    this.#background(() => this.broker!.unsubscribe(key));
+  }
+
+  /**
+   * Starts store work nobody waits for, now (so a later subscribe comes after
+   * an unsubscribe); a failure is reported, never left unhandled.
+   */
+  #background(work: () => unknown): void {
+    const report = (error: unknown) => {
+      if (!(error instanceof UnavailableError)) this.#onError(error);
+    };
+    try {
+      Promise.resolve(work()).catch(report);
+    } catch (error) {
+      report(error);
     }
   }
 
   /** The store removed a session: forget it here, and end its connection if it has one. */
   #removed(session: Session): void {
-    for (const topic of session.topics) {
-      const members = this.#members.get(topic);
-      members?.delete(session);
-      if (members?.size === 0) {
-        this.#members.delete(topic);
-        this.#epochs.delete(topic);
-      }
-    }
-    if (this.#known.get(session.id) === session) this.#known.delete(session.id);
-    this.#epochs.delete(directKey(session));
-    void this.history.remove(directKey(session));
+    if (!this.#forget(session)) return;
+    this.#background(() => this.history.remove(directKey(session)));
     // Its tombstone is written already: the client resumes and learns last_cseq.
     const attachment = this.#live.get(session.id);
     if (attachment) this.#retire(attachment, SESSION_ENDED, "session ended");
+  }
+
+  /**
+   * The session was resumed on another node: forget it here, keeping its
+   * direct history (the other node serves it now).
+   */
+  #moved(session: Session): void {
+    if (!this.#forget(session)) return;
+    const attachment = this.#live.get(session.id);
+    if (attachment) {
+      this.#retire(attachment, SESSION_TAKEN_OVER, takenOverReason(session.lastCseq));
+    }
+  }
+
+  /** Drops a session from this hub's maps; false if this hub holds another record of it. */
+  #forget(session: Session): boolean {
+    for (const topic of session.topics) this.#forgetMember(session, topic);
+    const known = this.#known.get(session.id);
+    if (known !== undefined && known !== session) return false;
+    this.#known.delete(session.id);
+    this.#epochs.delete(directKey(session));
+    this.#unsubscribe(directKey(session));
+    return true;
   }
 
   /**

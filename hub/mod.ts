@@ -25,6 +25,7 @@
  */
 export * from "./hub.ts";
 export * from "./chat.ts";
+export * from "./broker.ts";
 export * from "./history.ts";
 export * from "./sessions.ts";
 export * from "./presence/mod.ts";

@@ -99,6 +99,12 @@ export interface SessionStore {
    * written before.
    */
   onRemove?: (session: Session) => void;
+  /**
+   * Told when a session was resumed on another node (a shared store): the
+   * hub forgets its record here without ending the session, and closes its
+   * connection as taken over. Set by the hub.
+   */
+  onMove?: (session: Session) => void;
   /** A new detached session for `clientId`, owned by `owner`; undefined when no room is left. */
   create(clientId: string, owner: string): Awaitable<Session | undefined>;
   /** The session `id`, if `clientId` (when given) is its client's; else why not. */
@@ -113,6 +119,11 @@ export interface SessionStore {
   remove(session: Session): Awaitable<void>;
   /** Forgets everything and stops every timer. */
   dispose(): void;
+  /**
+   * Whether the session `id` exists anywhere (a shared store): lets a hub
+   * with a broker send to a session on another node.
+   */
+  exists?(id: string): Awaitable<boolean>;
 }
 
 /**
@@ -296,32 +307,57 @@ export class MemorySessionStore implements SessionStore {
    */
   create(clientId: string, owner: string): Session | undefined {
     this.sweep();
-    const clientKey = owner + "\n" + clientId;
-    if ((this.#clients.get(clientKey) ?? 0) >= this.#maxPerClient) {
-      const victim = this.#oldestDetachedOf(owner, clientId);
-      if (!victim) return undefined;
-      this.#drop(victim);
-    }
-    if ((this.#owners.get(owner)?.sessions ?? 0) >= this.#maxPerOwner) {
-      const victim = this.#oldestDetachedOf(owner);
-      if (!victim) return undefined;
-      this.#drop(victim);
-    }
-    if (this.#sessions.size >= this.#maxSessions) {
-      const victim = this.#oldestDetachedOf(owner) ?? this.#oldestDetachedOfLargest();
-      if (!victim) return undefined;
-      this.#drop(victim);
-    }
+    if (!this.#makeRoom(clientId, owner)) return undefined;
     let id = this.#createId();
     // Never reuse a tombstone's id: its client would resume a stranger's session.
     while (this.#sessions.has(id) || this.#tombstones.has(id)) id = this.#createId();
     const session = new Session(id, clientId, owner);
-    this.#sessions.set(id, session);
-    this.#owner(owner).sessions++;
+    this.#insert(session);
+    return session;
+  }
+
+  /**
+   * Takes in a detached session made elsewhere (a shared store's record,
+   * resumed from another node), under the same bounds as
+   * {@linkcode MemorySessionStore.create}; false if no room can be made or
+   * the id is taken.
+   */
+  adopt(session: Session): boolean {
+    this.sweep();
+    if (this.#sessions.has(session.id)) return false;
+    if (!this.#makeRoom(session.clientId, session.owner)) return false;
+    session.attached = false;
+    this.#insert(session);
+    return true;
+  }
+
+  /** Evicts what `create` must for one more session of `clientId` and `owner`; false if it cannot. */
+  #makeRoom(clientId: string, owner: string): boolean {
+    if ((this.#clients.get(owner + "\n" + clientId) ?? 0) >= this.#maxPerClient) {
+      const victim = this.#oldestDetachedOf(owner, clientId);
+      if (!victim) return false;
+      this.#drop(victim);
+    }
+    if ((this.#owners.get(owner)?.sessions ?? 0) >= this.#maxPerOwner) {
+      const victim = this.#oldestDetachedOf(owner);
+      if (!victim) return false;
+      this.#drop(victim);
+    }
+    if (this.#sessions.size >= this.#maxSessions) {
+      const victim = this.#oldestDetachedOf(owner) ?? this.#oldestDetachedOfLargest();
+      if (!victim) return false;
+      this.#drop(victim);
+    }
+    return true;
+  }
+
+  #insert(session: Session): void {
+    const clientKey = session.owner + "\n" + session.clientId;
+    this.#sessions.set(session.id, session);
+    this.#owner(session.owner).sessions++;
     this.#clients.set(clientKey, (this.#clients.get(clientKey) ?? 0) + 1);
     this.#markDetached(session);
     this.#arm();
-    return session;
   }
 
   /**

@@ -1,5 +1,11 @@
 import { assertEquals, assertNotEquals } from "@std/assert";
 import { MemoryHistory } from "../hub/history.ts";
+import { historyContract } from "./_history_contract.ts";
+
+for (const [name, step] of Object.entries(historyContract)) {
+  Deno.test(`history contract (memory): ${name}`, () =>
+    step((bounds) => new MemoryHistory(bounds)));
+}
 
 const text = (n: number, pad = "") => (offset: number) => `{"n":${n},"offset":${offset}${pad}}`;
 

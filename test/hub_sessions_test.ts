@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { MemorySessionStore, type Session } from "../hub/sessions.ts";
+import { MemorySessionStore, Session } from "../hub/sessions.ts";
 import { ManualClock } from "./_clock.ts";
 import { Random } from "./_random.ts";
 
@@ -184,4 +184,23 @@ Deno.test("sessions: seeded detach/attach churn expires exactly the sessions a s
     assertEquals(store.detached, detachedAt.size, `step ${step}`);
   }
   store.dispose();
+});
+
+Deno.test("sessions: adopt takes in a record made elsewhere, under the same bounds, detached", () => {
+  const clock = new ManualClock();
+  const store = new MemorySessionStore({ clock, grace: 1_000, maxSessionsPerClient: 1 });
+  const made = new Session("from-node-b", "dora", "10.0.0.9");
+  made.lastCseq = 7;
+  made.topics.add("lobby");
+  assertEquals(store.adopt(made), true);
+  assertEquals(store.get("from-node-b"), made);
+  assertEquals(store.adopt(made), false, "the id is taken");
+  // Its client is at its bound: a live one blocks the next, a detached one makes way.
+  store.attach(made);
+  assertEquals(store.adopt(new Session("other", "dora", "10.0.0.9")), false);
+  store.detach(made);
+  assertEquals(store.adopt(new Session("other", "dora", "10.0.0.9")), true);
+  assertEquals(store.get("from-node-b"), undefined, "evicted for it");
+  clock.jump(1_000);
+  assertEquals(store.get("other"), undefined, "adopted sessions expire like any detached one");
 });
