@@ -23,6 +23,7 @@ import {
   type ShutdownOptions,
 } from "./mod.ts";
 import { chat, Hub, openPresence, type Presence, presenceFetch } from "../hub/mod.ts";
+import { connectRedisBackend, type RedisBackend } from "../hub/redis/mod.ts";
 
 /** The dashboard's feed: a WebSocket route, never shed (the operator wants to see the overload). */
 const FEED_PATH = "/dashboard/ws";
@@ -50,6 +51,8 @@ export interface ProgramOptions {
   onError?: (error: unknown) => void;
   /** A presence tracker to use instead of opening the one the flags describe (tests). */
   presence?: Presence;
+  /** The hub's Redis backend (`--redis`), already connected; closed by the caller. */
+  redis?: RedisBackend;
 }
 
 /** The running program. */
@@ -89,8 +92,18 @@ export async function startProgram(
 
   // /ws: the hub with chat in "lobby"; the app heartbeat a browser is told
   // to use matches the ping timing, and a client named with ?id= is online.
+  // With --redis, topics, sessions and fan-out are shared by every node.
+  const redis = options.redis;
+  const stores = redis
+    ? { history: redis.history, sessions: redis.sessions, broker: redis.broker }
+    : {};
   const hub = chat(
-    new Hub({ heartbeat: { interval: pingInterval, timeout: pingTimeout }, metrics, presence }),
+    new Hub({
+      heartbeat: { interval: pingInterval, timeout: pingTimeout },
+      metrics,
+      presence,
+      ...stores,
+    }),
     { topic: "lobby" },
   );
 
@@ -109,7 +122,11 @@ export async function startProgram(
   const monitoring = monitoringRoutes(metrics, { feedPath: FEED_PATH });
   const pages: Record<string, (request: Request) => Response | Promise<Response>> = {
     ...demoRoutes(),
-    "/healthz": () => new Response("ok\n"),
+    // Degraded while Redis is away: a balancer should prefer other nodes.
+    "/healthz": () =>
+      redis && !redis.healthy
+        ? new Response("degraded: redis unreachable\n", { status: 503 })
+        : new Response("ok\n"),
   };
   for (const [path, answer] of Object.entries(monitoring)) pages[path] = () => toResponse(answer());
 
@@ -255,16 +272,29 @@ async function main(): Promise<void> {
     // A KV file that cannot be opened, Redis unreachable: say which, exit non-zero.
     fail(1, `cannot open the presence store: ${(error as Error).message}`);
   }
+  let redis: RedisBackend | undefined;
+  if (cli.redis) {
+    try {
+      redis = await connectRedisBackend(cli.redis);
+    } catch (error) {
+      await closePresence(presence);
+      fail(1, `cannot connect to Redis at ${cli.redis}: ${(error as Error).message}`);
+    }
+  }
   let program: Program;
   try {
-    program = await startProgram(cli, { tls, presence });
+    program = await startProgram(cli, { tls, presence, redis });
   } catch (error) {
     // Port in use, no permission, bad certificate: say so, exit non-zero.
     await closePresence(presence);
+    await redis?.close();
     fail(1, `cannot listen on ${cli.hostname}:${cli.port}: ${(error as Error).message}`);
   }
   const stop = (options: ShutdownOptions) => () => {
-    program.stop(options).then(() => closePresence(presence)).then(() => Deno.exit(0));
+    program.stop(options)
+      .then(() => closePresence(presence))
+      .then(() => redis?.close())
+      .then(() => Deno.exit(0));
   };
   // SIGINT/SIGTERM: going away (1001). SIGHUP: a restart (1012), and clients
   // are told to wait a moment so they do not all reconnect at once.

@@ -38,8 +38,8 @@ export interface RedisClientLike {
   subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
   /** Closes the connection after pending replies. */
   close(): Promise<unknown>;
-  /** Connection errors (node-redis requires a listener). */
-  on(event: "error", listener: (error: unknown) => void): unknown;
+  /** Connection errors (node-redis requires a listener), and `ready` once (re)connected. */
+  on(event: "error" | "ready", listener: (error?: unknown) => void): unknown;
   /** Drops the connection at once, pending replies and reconnection attempts included. */
   destroy?(): void;
 }
@@ -104,11 +104,15 @@ export class RedisPresenceStore implements PresenceStore {
     const { createClient } = await import(RedisModule) as {
       createClient(options: {
         url: string;
+        disableOfflineQueue: boolean;
         socket: { connectTimeout: number; reconnectStrategy: (retries: number) => number };
       }): RedisClientLike;
     };
     const client = createClient({
       url,
+      // While Redis is away, commands fail at once instead of queueing without
+      // bound (and close() does not wait for them).
+      disableOfflineQueue: true,
       socket: {
         connectTimeout: options.connectTimeout ?? 5_000,
         // Back off with jitter (at most 2 s) so nodes do not reconnect in step.
@@ -128,10 +132,21 @@ export class RedisPresenceStore implements PresenceStore {
     const sub = client.duplicate();
     // Until both connections are up, a failure is the caller's error (thrown
     // once, below), not a line per reconnection attempt.
+    // Afterwards, one line when a connection is lost and one when it is back,
+    // not one per reconnection attempt.
     let opened = false;
-    const report = (error: unknown) => opened && onError(error);
-    client.on("error", report);
-    sub.on("error", report);
+    for (const connection of [client, sub]) {
+      let down = false;
+      connection.on("error", (error) => {
+        if (!opened || down) return;
+        down = true;
+        onError(error);
+      });
+      connection.on("ready", () => {
+        if (down) console.error("presence redis: connection back");
+        down = false;
+      });
+    }
     const limit = options.connectTimeout ?? 5_000;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
