@@ -10,7 +10,15 @@
 // Protocol with the runner, one line each way:
 // - prints `opened <n> <failed>` once every handshake has finished;
 // - on stdin `mark`, prints a JSON mark (see ScaleMark in scale.ts);
-// - on stdin `finish`, prints a last mark, destroys every socket and exits.
+// - on stdin `finish`, prints a last mark, destroys every socket and exits;
+// - on stdin `blackhole <n>` (bench/load/detect.ts), prints a mark after
+//   turning n of its open connections, spread evenly, into dead peers: they
+//   keep reading (so the server's FIN or close frame is seen the moment it
+//   arrives) but discard everything and never answer a ping again, and
+//   send no FIN or RST. From then on `dropped` counts only the live
+//   connections the server ended (false drops); each blackholed one the
+//   server ends adds, to `detectMs`, the ms from its blackhole moment to
+//   the first sign of its end (close frame, FIN, reset).
 //
 // Pongs (RFC 6455 §5.5.3) are masked with a zero key (§5.3 allows any key,
 // and zero leaves the payload as is). Anything but a ping from the server
@@ -32,8 +40,11 @@ const mark = {
   maxLagMs: 0,
   sincePong: [],
   errors: [],
+  blackholed: 0,
+  detectMs: [],
 };
 const sockets = [];
+const states = [];
 let finishing = false;
 
 /** Answers every complete ping in `data`; false if anything else came. */
@@ -44,6 +55,10 @@ function frames(state, socket, data) {
     const opcode = data[at] & 0x0f, length = data[at + 1] & 0x7f;
     if (opcode !== 0x9 || length > 125) return false;
     if (data.length - at < 2 + length) break;
+    if (state.blackholedAt >= 0) {
+      at += 2 + length; // a dead peer: read, discard, never answer
+      continue;
+    }
     mark.pings++;
     const pong = Buffer.alloc(6 + length);
     pong[0] = 0x8a;
@@ -62,7 +77,14 @@ function open() {
     const key = crypto.randomBytes(16).toString("base64");
     const accept = crypto.createHash("sha1").update(key + GUID).digest("base64");
     const socket = net.connect({ host: hostname, port: Number(port) });
-    const state = { pending: null, lastPong: -1, open: false, head: Buffer.alloc(0) };
+    const state = {
+      pending: null,
+      lastPong: -1,
+      open: false,
+      head: Buffer.alloc(0),
+      blackholedAt: -1,
+      ended: false,
+    };
     const fail = (message) => {
       if (state.open) return;
       state.open = true; // settled
@@ -79,16 +101,20 @@ function open() {
       );
     });
     socket.on("error", (error) => fail(error.message));
-    let ended = false;
     const drop = () => {
-      if (ended) return;
-      ended = true;
+      if (state.ended) return;
+      state.ended = true;
       if (!state.open) return fail("closed during the handshake");
       if (finishing) return;
+      if (state.blackholedAt >= 0) {
+        mark.detectMs.push(Math.round(performance.now() - state.blackholedAt));
+        return;
+      }
       mark.dropped++;
       mark.sincePong.push(state.lastPong < 0 ? -1 : Math.round(performance.now() - state.lastPong));
     };
     socket.on("close", drop);
+    socket.on("end", drop); // FIN: the first sign, before 'close'
     socket.on("data", (data) => {
       if (!state.open) {
         state.head = Buffer.concat([state.head, data]);
@@ -102,6 +128,7 @@ function open() {
         state.open = true;
         mark.opened++;
         sockets.push(socket);
+        states.push(state);
         resolve();
         data = state.head.subarray(end + 4);
         if (data.length === 0) return;
@@ -112,6 +139,18 @@ function open() {
       }
     });
   });
+}
+
+/** Turns `n` open connections, spread evenly over all, into dead peers at once. */
+function blackhole(n) {
+  const now = performance.now();
+  const step = sockets.length / n;
+  for (let i = 0; i < n && i * step < sockets.length; i++) {
+    const state = states[Math.floor(i * step)];
+    if (state.blackholedAt >= 0 || state.ended) continue;
+    state.blackholedAt = now;
+    mark.blackholed++;
+  }
 }
 
 let expected = performance.now() + 50;
@@ -135,7 +174,10 @@ const lagTimer = setInterval(() => {
     while ((newline = rest.indexOf("\n")) !== -1) {
       const command = rest.slice(0, newline).trim();
       rest = rest.slice(newline + 1);
-      if (command === "mark" || command === "finish") console.log(JSON.stringify(mark));
+      if (command.startsWith("blackhole ")) blackhole(Number(command.slice(10)));
+      if (command === "mark" || command === "finish" || command.startsWith("blackhole ")) {
+        console.log(JSON.stringify(mark));
+      }
       if (command === "finish") {
         finishing = true;
         clearInterval(lagTimer);

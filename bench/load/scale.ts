@@ -38,8 +38,8 @@ import type { ScaleMark } from "./_scale_client.ts";
 const deno = Deno.execPath();
 const file = (path: string) => new URL(path, import.meta.url).pathname;
 
-/** Options of one {@linkcode runScale} measurement. */
-interface ScaleOptions {
+/** Options of one {@linkcode runScale} measurement (detect.ts starts its servers with them too). */
+export interface ScaleOptions {
   connections: number;
   interval: number;
   timeout: number;
@@ -48,13 +48,15 @@ interface ScaleOptions {
   clients: number;
 }
 
-interface ScaleServer {
+/** A server of the scale comparison and how to start it. */
+export interface ScaleServer {
   name: string;
   label: string;
   command(hostname: string, options: ScaleOptions): Promise<string[] | { skip: string }>;
 }
 
-const SCALE_SERVERS: ScaleServer[] = [
+/** heartwire, ws's isAlive recipe on Node, Deno's `idleTimeout` (shared with detect.ts). */
+export const SCALE_SERVERS: ScaleServer[] = [
   {
     name: "heartwire",
     label: "heartwire serve() /echo",
@@ -138,7 +140,7 @@ function rssBytes(pid: number): number {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A load process and its line-by-line stdout. */
-class LoadProcess {
+export class LoadProcess {
   readonly #child: Deno.ChildProcess;
   readonly #lines: AsyncGenerator<string>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
@@ -258,14 +260,15 @@ async function runScale(
 }
 
 /** A loopback address of its own for each server started in this run. */
-function freshLoopback(): string {
+export function freshLoopback(): string {
   const byte = () => 1 + Math.floor(Math.random() * 254);
   return `127.${byte()}.${byte()}.${byte()}`;
 }
 
 const thousands = (value: number) => Math.round(value).toLocaleString("en-US");
 
-function percentile(sorted: number[], p: number): number {
+/** The `p` quantile (0–1) of ascending `sorted`. */
+export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
