@@ -181,9 +181,17 @@ export function nextKeepaliveAction(
 export const LATE_SLACK_MS = 50;
 
 /**
- * The server's recent read lag: the largest delay noted (ping round trips,
- * in ms) over the last one to two `window`s, capped at `max`. Pure: time is
- * passed in. One meter serves every connection of a server; noting is O(1).
+ * The server's recent read lag: how late ping answers have been read (ping
+ * round trips, in ms) over the last one to two `window`s, capped at `max`.
+ * Pure: time is passed in. One meter serves every connection of a server.
+ *
+ * When the server itself falls behind, every connection's answers are read
+ * late together, so a high quantile of the round trips shows it. A few slow
+ * peers must not stretch everyone else's deadline, so the meter reads the
+ * delay that the slowest {@linkcode LAG_QUANTILE} of the window's answers
+ * reach rather than the very largest: with 1 000 connections, 50 would have
+ * to answer late together. (With fewer than 20 answers in a window that is
+ * the largest one.) Noting is O(1) once the window's top delays are known.
  *
  * @example
  * ```ts
@@ -199,8 +207,8 @@ export class LagMeter {
   readonly #window: number;
   readonly #max: number;
   #start = -Infinity;
-  #current = 0;
-  #previous = 0;
+  #current = new LagWindow();
+  #previous = new LagWindow();
 
   /** `window`: ms a noted delay counts for (at least); `max`: the cap of {@linkcode LagMeter.value}. */
   constructor(options: { window: number; max: number }) {
@@ -211,21 +219,62 @@ export class LagMeter {
   /** Notes a delay of `ms` observed at time `now`. */
   note(now: number, ms: number): void {
     this.#roll(now);
-    if (ms > this.#current) this.#current = ms;
+    this.#current.note(ms);
   }
 
-  /** The largest delay noted in the current and the previous window, at most `max`. */
+  /** The lag of the current and the previous window (the larger), at most `max`. */
   value(now: number): number {
     this.#roll(now);
-    return Math.min(this.#max, Math.max(this.#current, this.#previous));
+    return Math.min(this.#max, Math.max(this.#current.value(), this.#previous.value()));
   }
 
   #roll(now: number): void {
     if (now - this.#start < this.#window) return;
     // One window on: the current becomes the previous; two or more: both are stale.
-    this.#previous = now - this.#start < 2 * this.#window ? this.#current : 0;
-    this.#current = 0;
+    const stale = this.#previous;
+    stale.clear();
+    if (now - this.#start < 2 * this.#window) {
+      this.#previous = this.#current;
+      this.#current = stale;
+    } else {
+      this.#current.clear();
+    }
     this.#start = now;
+  }
+}
+
+/**
+ * The share of a window's answers allowed to be slower than the lag the
+ * {@linkcode LagMeter} reports (5 %).
+ */
+export const LAG_QUANTILE = 0.05;
+
+/** Delays kept per window: the quantile is exact up to this many outliers. */
+const LAG_TOP = 32;
+
+/** One window of a {@linkcode LagMeter}: how many delays, and the largest few, descending. */
+class LagWindow {
+  count = 0;
+  top: number[] = [];
+
+  note(ms: number): void {
+    this.count++;
+    const top = this.top;
+    if (top.length === LAG_TOP && ms <= top[LAG_TOP - 1]) return;
+    let i = Math.min(top.length, LAG_TOP - 1);
+    top[i] = ms;
+    for (; i > 0 && top[i - 1] < ms; i--) [top[i - 1], top[i]] = [ms, top[i - 1]];
+  }
+
+  value(): number {
+    if (this.top.length === 0) return 0;
+    const rank = Math.floor(this.count * LAG_QUANTILE);
+    return this.top[Math.min(rank, this.top.length - 1)];
+  }
+
+  clear(): void {
+    this.count = 0;
+    this.top.length = 0;
   }
 }
 

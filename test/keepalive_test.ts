@@ -124,6 +124,23 @@ Deno.test("LagMeter: the largest recent delay, forgotten after two windows, capp
   assertEquals(meter.value(5_000), 0, "nothing noted for two windows");
 });
 
+Deno.test("LagMeter: a few slow peers do not stretch everyone's deadline; a server stall does", () => {
+  const meter = new LagMeter({ window: 2_000, max: 2_000 });
+  // 1 000 answers in a window: 10 from peers that answer 1.5 s late on purpose.
+  for (let i = 0; i < 990; i++) meter.note(i, 5 + (i % 10));
+  for (let i = 0; i < 10; i++) meter.note(990 + i, 1_500);
+  assertEquals(meter.value(1_000), 14, "the slow 1 % are outliers");
+  // The server stalls: every answer of the next window is read ~800 ms late.
+  for (let i = 0; i < 1_000; i++) meter.note(2_000 + i, 800 + (i % 7));
+  assertEquals(meter.value(3_000) >= 800, true);
+  // A small server has no outliers to ignore: its one late answer counts.
+  const small = new LagMeter({ window: 2_000, max: 2_000 });
+  small.note(0, 10);
+  small.note(1, 700);
+  small.note(2, 12);
+  assertEquals(small.value(10), 700);
+});
+
 Deno.test("lagMeterFor: one meter per owner", () => {
   const a = {}, b = {};
   assertEquals(lagMeterFor(a, fast) === lagMeterFor(a, fast), true);
