@@ -483,8 +483,11 @@ export class WebSocketConnection<T = unknown> {
       }
       if (this.#ended) return;
     }
-    this.#receiving = false;
+    // Still #receiving, so #stepped() schedules no flush: the write starts
+    // here, not a microtask later, and before the read loop reads again.
     this.#stepped();
+    this.#receiving = false;
+    if (!this.#ended && (ws.bufferedAmount > 0 || ws.finished)) this.#flush();
   }
 
   #onPong(payload: Uint8Array): void {
