@@ -350,8 +350,6 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array): DecoderEvent[] {
     if (this.#done) return [];
-    const events: DecoderEvent[] = [];
-    this.#events = events;
     const end = chunk.length;
     let pos = 0;
     while (pos < end && !this.#done) {
@@ -366,8 +364,17 @@ export class FrameDecoder {
       pos += headerSize;
       pos = this.#startPayload(chunk, pos);
     }
+    const events = this.#events;
     this.#events = NO_EVENTS;
-    return events;
+    return events === NO_EVENTS ? [] : events;
+  }
+
+  /** Adds an event to those push() returns. */
+  #emit(event: DecoderEvent): void {
+    // Most reads complete one message: its array starts with exactly one slot
+    // rather than the 16 a push() onto an empty array reserves.
+    if (this.#events === NO_EVENTS) this.#events = [event];
+    else this.#events.push(event);
   }
 
   // ---------------------------------------------------------------------------
@@ -599,7 +606,7 @@ export class FrameDecoder {
       // An unfragmented message, by far the most common frame (§5.6).
       if (this.#compressed) this.#emitInflated(opcode, this.#ownedPayload(source, start, owned));
       else if (opcode === Opcode.Text) this.#emitText(source, start, owned);
-      else this.#events.push({ type: "binary", data: this.#ownedPayload(source, start, owned) });
+      else this.#emit({ type: "binary", data: this.#ownedPayload(source, start, owned) });
     } else {
       this.#handleFragment(source, start);
     }
@@ -635,7 +642,7 @@ export class FrameDecoder {
       this.#fail(CloseCode.InvalidPayload, "text message is not valid UTF-8");
       return;
     }
-    this.#events.push({ type: "text", data });
+    this.#emit({ type: "text", data });
   }
 
   /**
@@ -673,13 +680,13 @@ export class FrameDecoder {
       this.#messageCompressed = false;
       this.#emitInflated(opcode, message);
     } else if (!isText) {
-      this.#events.push({ type: "binary", data: message });
+      this.#emit({ type: "binary", data: message });
     } else if (!textComplete) {
       // The message ended in the middle of a character.
       this.#fail(CloseCode.InvalidPayload, "text message is not valid UTF-8");
     } else {
       // Already validated fragment by fragment: the lenient decoder is exact here.
-      this.#events.push({ type: "text", data: lenientDecoder.decode(message) });
+      this.#emit({ type: "text", data: lenientDecoder.decode(message) });
     }
   }
 
@@ -693,12 +700,12 @@ export class FrameDecoder {
     if (!(result instanceof Uint8Array)) {
       this.#fail(result.code, result.reason);
     } else if (opcode === Opcode.Binary) {
-      this.#events.push({ type: "binary", data: result });
+      this.#emit({ type: "binary", data: result });
     } else {
       const data = decodeUtf8(result);
       if (data === undefined) {
         this.#fail(CloseCode.InvalidPayload, "text message is not valid UTF-8");
-      } else this.#events.push({ type: "text", data });
+      } else this.#emit({ type: "text", data });
     }
   }
 
@@ -734,9 +741,9 @@ export class FrameDecoder {
   #handleControlFrame(data: Uint8Array): void {
     const opcode = this.#opcode;
     if (opcode === Opcode.Ping) {
-      this.#events.push({ type: "ping", data });
+      this.#emit({ type: "ping", data });
     } else if (opcode === Opcode.Pong) {
-      this.#events.push({ type: "pong", data });
+      this.#emit({ type: "pong", data });
     } else {
       // §5.5.1: an optional 2-byte code, then an optional UTF-8 reason.
       const close = parseClosePayload(data);
@@ -744,14 +751,14 @@ export class FrameDecoder {
         this.#fail(close.code, close.reason);
         return;
       }
-      this.#events.push({ type: "close", code: close.code, reason: close.reason });
+      this.#emit({ type: "close", code: close.code, reason: close.reason });
       this.#done = true;
     }
   }
 
   /** Reports a violation; the caller must close with `code` (§7.1.7). Nothing more is read. */
   #fail(code: number, reason: string): false {
-    this.#events.push({ type: "error", code, reason });
+    this.#emit({ type: "error", code, reason });
     this.#done = true;
     this.#payload = null;
     this.#message = EMPTY;

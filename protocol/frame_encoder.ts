@@ -629,11 +629,18 @@ export class FrameWriter {
    * ```
    */
   takeChunks(): Uint8Array[] {
-    const chunks = this.#chunks;
-    if (this.#length > this.#runStart) {
-      chunks.push(this.#buffer.subarray(this.#runStart, this.#length));
+    let chunks = this.#chunks;
+    const run = this.#length > this.#runStart
+      ? this.#buffer.subarray(this.#runStart, this.#length)
+      : undefined;
+    if (chunks.length === 0) {
+      // The common batch, one run of small frames: a one-slot list, and the
+      // empty list stays for the next batch.
+      chunks = run === undefined ? [] : [run];
+    } else {
+      if (run !== undefined) chunks.push(run);
+      this.#chunks = [];
     }
-    this.#chunks = [];
     this.#chunkBytes = 0;
     this.#switchBuffers();
     return chunks;

@@ -486,8 +486,8 @@ export class WebSocketConnection<T = unknown> {
     // Still #receiving, so #stepped() schedules no flush: the write starts
     // here, not a microtask later, and before the read loop reads again.
     this.#stepped();
-    this.#receiving = false;
     if (!this.#ended && (ws.bufferedAmount > 0 || ws.finished)) this.#flush();
+    this.#receiving = false;
   }
 
   #onPong(payload: Uint8Array): void {
@@ -570,7 +570,8 @@ export class WebSocketConnection<T = unknown> {
         const chunks = ws.takeChunks();
         // bufferedAmount counts the batch until the kernel has taken each byte.
         this.#inFlight = length;
-        this.#writeStartedAt = this.#clock.now();
+        // Flushing a read's replies, the clock was just read (each read is an op call).
+        this.#writeStartedAt = this.#receiving ? this.#lastSeen : this.#clock.now();
         for (let i = 0; i < chunks.length;) {
           let chunk = chunks[i];
           const next = chunks[i + 1];
