@@ -174,6 +174,7 @@ Deno.test("server: a read's replies are written, in one write, before the next r
       maxPayload: 1024,
       closeTimeout: 1_000,
       maxBufferedBytes: 1 << 20,
+      maxBufferedAge: 10_000,
       writeTimeout: 10_000,
       pingJitter: 0,
     },
