@@ -53,6 +53,8 @@ const denoScript = (script: string) => [deno, "run", "--allow-net", file(script)
  * Servers: echo programs in bench/load/servers/, fan-out programs in
  * bench/fanout/servers/:
  * - `raw`: Deno.listen read→write loop, no WebSocket parsing (the ceiling);
+ * - `floor`: the raw loop plus only the string round trip a WebSocket echo
+ *   cannot skip (unmask, TextDecoder, encode); echo only, when named;
  * - `deno`: Deno.serve + Deno.upgradeWebSocket;
  * - `heartwire`: serve() with default options;
  * - `heartwire-metrics`: heartwire's echo counting into a `HeartwireMetrics` (only when named);
@@ -74,6 +76,15 @@ export const SERVERS: ServerSpec[] = [
         denoScript(role === "echo" ? "servers/raw_echo.ts" : "../fanout/servers/raw_fanout.ts"),
       ),
     maskedEcho: true,
+  },
+  {
+    name: "floor",
+    label: "floor: raw loop + decode/encode strings (no WS rules)",
+    optIn: true,
+    command: (role = "echo") =>
+      Promise.resolve(
+        role === "echo" ? denoScript("servers/floor_echo.ts") : { skip: "echo only" },
+      ),
   },
   {
     name: "deno",

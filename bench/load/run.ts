@@ -9,6 +9,7 @@
  *
  * Servers (bench/load/servers/, listed in _servers.ts):
  * - `raw`: Deno.listen read→write loop, no WebSocket parsing (the ceiling);
+ * - `floor` (only when named): the raw loop plus the string round trip every echo needs;
  * - `deno`: Deno.serve + Deno.upgradeWebSocket echo;
  * - `heartwire`: serve() with default options, route /echo;
  * - `node`: ws 8 on Node (skipped if `node` or ws is missing);
