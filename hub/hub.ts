@@ -690,7 +690,7 @@ export class Hub implements WebSocketHandler {
     }
     const resumed = session !== undefined;
     if (!session) {
-      const owner = ws.remoteAddr?.hostname ?? "";
+      const owner = ws.clientAddress ?? ws.remoteAddr?.hostname ?? "";
       session = await this.sessions.create(
         clientId ?? `anon-${crypto.randomUUID().slice(0, 8)}`,
         owner,

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { type Cidr, parseCidr } from "./trusted_proxy.ts";
 
 /**
  * What the flags asked for.
@@ -63,6 +64,10 @@ export interface CliOptions {
   awayAfter?: number;
   /** `--help` / `-h`. */
   help: boolean;
+  /** `--workers N`: server processes on the port, default 1 (no supervisor). */
+  workers?: number;
+  /** `--trusted-proxy CIDR` (repeatable, or comma-separated), parsed. */
+  trustedProxies?: Cidr[];
 }
 
 /**
@@ -126,6 +131,10 @@ Options:
   --redis URL           Redis shared by every node (redis://host:port)
   --presence-timeout MS offline after MS without a heartbeat (default ping interval + timeout)
   --away-after MS       away after MS without a message, 0 never (default 300000)
+  --workers N           N processes share the port under a supervisor: a crashed one is
+                        restarted, SIGHUP restarts them one by one (default 1)
+  --trusted-proxy CIDR  believe Forwarded / X-Forwarded-For from these proxies (repeatable,
+                        or comma-separated), so per-IP limits count clients, not the proxy
   -h, --help            show this help
 `;
 
@@ -156,7 +165,8 @@ type NumericOption =
   | "maxConnectionsPerIp"
   | "statsInterval"
   | "presenceTimeout"
-  | "awayAfter";
+  | "awayAfter"
+  | "workers";
 const NUMERIC: Record<string, NumericOption> = {
   "--port": "port",
   "--ping-interval": "pingInterval",
@@ -167,6 +177,7 @@ const NUMERIC: Record<string, NumericOption> = {
   "--stats-interval": "statsInterval",
   "--presence-timeout": "presenceTimeout",
   "--away-after": "awayAfter",
+  "--workers": "workers",
 };
 /** Numeric flags for which 0 means "off". */
 const ZERO_ALLOWED = new Set<NumericOption>(["statsInterval", "awayAfter"]);
@@ -241,14 +252,25 @@ export function parseCliArgs(
       options.presenceStore = store;
       continue;
     }
-    if (!(name in NUMERIC) && !(name in TEXT) && !(name in DECIMAL)) {
+    if (
+      !(name in NUMERIC) && !(name in TEXT) && !(name in DECIMAL) && name !== "--trusted-proxy"
+    ) {
       throw new CliError(`unknown option ${arg}`);
     }
     let value: string | undefined;
     if (eq > 0) value = arg.slice(eq + 1);
     else if (i + 1 < args.length && !args[i + 1].startsWith("--")) value = args[++i];
     if (value === undefined || value === "") throw new CliError(`${name} needs a value`);
-    if (name in TEXT) {
+    if (name === "--trusted-proxy") {
+      options.trustedProxies ??= [];
+      for (const entry of value.split(",")) {
+        try {
+          options.trustedProxies.push(parseCidr(entry));
+        } catch (error) {
+          throw new CliError(`--trusted-proxy: ${(error as Error).message}`);
+        }
+      }
+    } else if (name in TEXT) {
       options[TEXT[name]] = value;
     } else if (name in DECIMAL) {
       options[DECIMAL[name]] = parseDecimal(name, value);

@@ -17,6 +17,7 @@
  * @module
  */
 import type { Clock } from "../protocol/clock.ts";
+import { systemClock } from "./timer_heap.ts";
 
 /** A running worker, as the supervisor sees it. */
 export interface WorkerHandle {
@@ -193,7 +194,7 @@ export function commandWorker(args: string[]): WorkerSpawner {
   return (slot) => {
     const child = new Deno.Command(Deno.execPath(), {
       args,
-      env: { HEARTWIRE_WORKER: String(slot) },
+      env: { [WORKER_ENV]: String(slot) },
       stdin: "null",
       stdout: "piped",
       stderr: "inherit",
@@ -228,4 +229,44 @@ export function commandWorker(args: string[]): WorkerSpawner {
       kill: (signal) => child.kill(signal),
     };
   };
+}
+
+/** The environment variable that tells a worker process which slot it has. */
+export const WORKER_ENV = "HEARTWIRE_WORKER";
+
+/** Options for {@linkcode runWorkers}. */
+export interface RunWorkersOptions {
+  /** How many workers to keep running. */
+  workers: number;
+  /** The `deno` arguments of one worker (`run`, permissions, the program, its flags). */
+  args: string[];
+  /** Where the supervisor's own lines go. Default console.error. */
+  log?: (line: string) => void;
+}
+
+/**
+ * The program's supervisor process: starts the workers, restarts crashed
+ * ones, and maps signals — SIGHUP to a rolling restart, SIGTERM and SIGINT
+ * forwarded to every worker (each drains its clients) and then exit.
+ * Resolves with the supervisor once every worker listens.
+ */
+export async function runWorkers(options: RunWorkersOptions): Promise<Supervisor> {
+  const log = options.log ?? ((line: string) => console.error(line));
+  const supervisor = new Supervisor({
+    workers: options.workers,
+    spawn: commandWorker(options.args),
+    clock: systemClock,
+    log,
+  });
+  await supervisor.start();
+  Deno.addSignalListener("SIGHUP", () => {
+    log("heartwire: SIGHUP: restarting the workers one by one");
+    supervisor.rollingRestart().then(() => log("heartwire: rolling restart done"));
+  });
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(signal, () => {
+      supervisor.shutdown(signal).then(() => Deno.exit(0));
+    });
+  }
+  return supervisor;
 }

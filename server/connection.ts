@@ -129,6 +129,8 @@ export interface ConnectionInit<T = unknown> {
   handler: WebSocketHandler<T>;
   /** The connection's initial {@linkcode WebSocketConnection.data} (e.g. from `upgrade(request, { data })`). */
   data?: T;
+  /** The client's address when a trusted proxy named it; default the TCP peer's. */
+  clientAddress?: string;
   /** Time source shared with the heap. */
   clock: Clock;
   /** The server's one timer heap. */
@@ -223,8 +225,14 @@ export class WebSocketConnection<T = unknown> {
    * sent them (e.g. `permessage-deflate; server_no_context_takeover`), or "".
    */
   readonly extensions: string;
-  /** The peer's address. */
+  /** The peer's address (behind a proxy, the proxy's). */
   readonly remoteAddr: Deno.NetAddr;
+  /**
+   * The client's IP address: the TCP peer's, or, when the peer is one of
+   * `serve()`'s `trustedProxies`, the one it forwarded (see
+   * `clientAddress()`). Per-IP limits count this.
+   */
+  readonly clientAddress: string;
   /** Free for the application (e.g. a session or a user id); set from the upgrade's `data`. */
   data: T;
 
@@ -308,6 +316,7 @@ export class WebSocketConnection<T = unknown> {
     this.path = init.path;
     this.protocol = init.protocol;
     this.remoteAddr = init.conn.remoteAddr as Deno.NetAddr;
+    this.clientAddress = init.clientAddress ?? this.remoteAddr.hostname;
     this.data = init.data as T;
     this.#conn = init.conn;
     this.#handler = init.handler;

@@ -12,7 +12,6 @@ import { DashboardFeed, monitoringRoutes, toResponse } from "./_dashboard.ts";
 import { demoRoutes } from "./_demo.ts";
 import { StatsLine } from "./_stats_line.ts";
 import { CloseCode } from "../protocol/close.ts";
-import { retryAfterReason } from "../protocol/messages.ts";
 import {
   echoHandler,
   HeartwireMetrics,
@@ -24,6 +23,7 @@ import {
 } from "./mod.ts";
 import { chat, Hub, openPresence, type Presence, presenceFetch } from "../hub/mod.ts";
 import { connectRedisBackend, type RedisBackend } from "../hub/redis/mod.ts";
+import { runWorkers, WORKER_ENV } from "./_supervisor.ts";
 
 /** The dashboard's feed: a WebSocket route, never shed (the operator wants to see the overload). */
 const FEED_PATH = "/dashboard/ws";
@@ -154,6 +154,9 @@ export async function startProgram(
       deflate: cli.deflate,
       maxConnections: cli.maxConnections,
       maxConnectionsPerIp: cli.maxConnectionsPerIp,
+      // --workers: every worker binds the port the supervisor gave them.
+      reusePort: Deno.env.get(WORKER_ENV) !== undefined,
+      trustedProxies: cli.trustedProxies,
       metrics,
       routes: { "/ws": hub, "/echo": echoHandler, [FEED_PATH]: feed },
       // --shed-load: while overloaded, new WebSockets wait; HTTP (/metrics,
@@ -262,6 +265,7 @@ async function main(): Promise<void> {
       fail(2, `cannot read the TLS certificate or key: ${(error as Error).message}`);
     }
   }
+  if ((cli.workers ?? 1) > 1 && Deno.env.get(WORKER_ENV) === undefined) return await supervise(cli);
   let presence: Presence;
   try {
     presence = await openProgramPresence(
@@ -296,18 +300,56 @@ async function main(): Promise<void> {
       .then(() => redis?.close())
       .then(() => Deno.exit(0));
   };
-  // SIGINT/SIGTERM: going away (1001). SIGHUP: a restart (1012), and clients
-  // are told to wait a moment so they do not all reconnect at once.
+  // SIGINT: going away (1001). SIGTERM (a deploy, or the supervisor
+  // draining a worker) and SIGHUP: a restart (1012), each client told its
+  // own wait within the window, so they do not all reconnect at once.
+  const restart = stop({ code: CloseCode.ServiceRestart, retryAfter: RESTART_RETRY_WINDOW });
   Deno.addSignalListener("SIGINT", stop({ code: CloseCode.GoingAway }));
-  Deno.addSignalListener("SIGTERM", stop({ code: CloseCode.GoingAway }));
-  Deno.addSignalListener(
-    "SIGHUP",
-    stop({ code: CloseCode.ServiceRestart, reason: retryAfterReason(RESTART_RETRY_AFTER) }),
-  );
+  Deno.addSignalListener("SIGTERM", restart);
+  Deno.addSignalListener("SIGHUP", restart);
 }
 
-/** How long (ms) clients are asked to wait after a SIGHUP restart. */
-const RESTART_RETRY_AFTER = 1_000;
+/** Clients closed by a restart come back spread over this window (ms). */
+const RESTART_RETRY_WINDOW = 3_000;
+
+/** `--workers N` (N > 1): this process supervises N copies of itself on one port. */
+async function supervise(cli: CliOptions): Promise<void> {
+  // Without shared stores each worker would keep its own sessions and
+  // topics: a client that lands on another worker loses its session, and
+  // chat published on one worker never reaches the others. Refused rather
+  // than silently split; with --redis the hub's stores live in Redis.
+  if (cli.redis === undefined) {
+    fail(
+      2,
+      `--workers ${cli.workers} needs hub stores shared by the workers: add --redis URL, ` +
+        "or run one process per port behind a proxy",
+    );
+  }
+  let port = cli.port;
+  if (port === 0) {
+    // Every worker must bind the same port: pick one for them.
+    const probe = Deno.listen({ hostname: cli.hostname, port: 0 });
+    port = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+  }
+  await runWorkers({
+    workers: cli.workers!,
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-sys=loadavg",
+      "--unstable-net",
+      "--unstable-kv",
+      new URL(import.meta.url).pathname,
+      ...Deno.args,
+      `--port=${port}`,
+    ],
+  });
+  console.log(`heartwire: ${cli.workers} workers listening on port ${port}`);
+}
 
 function fail(code: number, message: string): never {
   console.error(`heartwire: ${message}`);

@@ -23,6 +23,8 @@ import { closeQuietly, respondAndClose, writeAll, writeResponse } from "./_http_
 import { EventLoopLagSampler, type HeartwireMetrics } from "./metrics.ts";
 import { systemClock, TimerHeap } from "./timer_heap.ts";
 import { OutboundBudget } from "./_outbound_budget.ts";
+import { type Cidr, cidrContains, clientAddress, parseCidr } from "./trusted_proxy.ts";
+import { retryAfterReason } from "../protocol/messages.ts";
 
 /**
  * The answer of an {@linkcode ServeOptions.authenticate} hook: `true` lets the
@@ -75,6 +77,24 @@ export interface ServeOptions<T = unknown> {
   hostname?: string;
   /** PEM certificate and key: serve wss:// with `Deno.listenTls`. */
   tls?: { cert: string; key: string };
+  /**
+   * Share the port with other processes that set it too (`SO_REUSEPORT`;
+   * Linux spreads new connections over them): how `--workers N` runs N
+   * processes on one port. Needs `--unstable-net` (or `"unstable": ["net"]`
+   * in deno.json). Default false.
+   */
+  reusePort?: boolean;
+  /**
+   * Proxies (CIDR ranges or addresses, e.g. `"127.0.0.1"`, `"10.0.0.0/8"`)
+   * whose `Forwarded` / `X-Forwarded-For` headers are believed. A WebSocket
+   * that comes through one is counted, for `maxConnectionsPerIp` and as
+   * {@linkcode WebSocketConnection.clientAddress}, under the address the
+   * proxy forwarded; the proxy's own sockets are bounded by
+   * `maxConnections` only. Default none: the TCP peer is the client.
+   *
+   * @throws {RangeError} from serve() for an entry that is not an address or range.
+   */
+  trustedProxies?: readonly (string | Cidr)[];
   /**
    * Answers every HTTP request that is not on one of `routes`, as in
    * `Deno.serve`: request bodies stream from the connection, and a
@@ -262,7 +282,7 @@ export interface Server<T = unknown> {
    * Stops accepting, closes every connection with `code` (1001 going away, or
    * 1012 for a restart) and waits up to `timeout` ms before dropping the rest.
    * Rejects with a RangeError, having changed nothing, if `code` may not be
-   * sent (RFC 6455 §7.4) or `reason` is over 123 UTF-8 bytes.
+   * sent (RFC 6455 §7.4), `reason` is over 123 UTF-8 bytes or `retryAfter` is negative.
    */
   shutdown(options?: ShutdownOptions): Promise<void>;
 }
@@ -283,6 +303,13 @@ export interface ShutdownOptions {
   reason?: string;
   /** Drain time (ms) before the remaining connections are dropped. Default 5 000. */
   timeout?: number;
+  /**
+   * A retry hint window (ms): each connection's close reason becomes
+   * `retry-after=MS` with MS drawn uniformly from [0, retryAfter], instead
+   * of `reason`. Clients that honour the hint (1012 or 1013) then come back
+   * spread over the window, not all at once. Default: no hint.
+   */
+  retryAfter?: number;
 }
 
 /**
@@ -393,6 +420,7 @@ class HeartwireServer<T> implements Server<T> {
   #http = new Set<Deno.Conn>();
   #requests = new WeakMap<Request, RequestState>();
   #perIp = new Map<string, number>();
+  #trusted: Cidr[];
   #shuttingDown: Promise<void> | undefined;
   #resolveFinished!: () => void;
   #drained: (() => void) | undefined;
@@ -424,11 +452,15 @@ class HeartwireServer<T> implements Server<T> {
       maxBufferedAge: options.maxBufferedAge ?? 10_000,
       writeTimeout: options.writeTimeout ?? 30_000,
     };
+    this.#trusted = (options.trustedProxies ?? []).map((entry) =>
+      typeof entry === "string" ? parseCidr(entry) : entry
+    );
     const hostname = options.hostname ?? "0.0.0.0";
     const port = options.port ?? 8080;
+    const reusePort = options.reusePort ?? false;
     this.#listener = options.tls
-      ? Deno.listenTls({ hostname, port, cert: options.tls.cert, key: options.tls.key })
-      : Deno.listen({ hostname, port });
+      ? Deno.listenTls({ hostname, port, cert: options.tls.cert, key: options.tls.key, reusePort })
+      : Deno.listen({ hostname, port, reusePort });
     this.addr = this.#listener.addr as Deno.NetAddr;
     const host = this.addr.hostname.includes(":") ? `[${this.addr.hostname}]` : this.addr.hostname;
     this.#scheme = options.tls ? "https" : "http";
@@ -496,12 +528,14 @@ class HeartwireServer<T> implements Server<T> {
       return this.#refuse(conn, 503, "too many connections");
     }
     const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
-    const cap = this.#options.maxConnectionsPerIp;
-    const fromIp = this.#perIp.get(ip) ?? 0;
-    if (cap !== undefined && fromIp >= cap) {
-      return this.#refuse(conn, 429, "too many connections from your address");
+    // A trusted proxy's sockets carry many clients: they are counted per
+    // client at the upgrade (#completeUpgrade), not here.
+    const proxied = this.#trusted.length > 0 && this.#trusted.some((r) => cidrContains(r, ip));
+    if (!proxied) {
+      if (!this.#admitIp(ip)) {
+        return this.#refuse(conn, 429, "too many connections from your address");
+      }
     }
-    this.#perIp.set(ip, fromIp + 1);
     this.#http.add(conn);
     const http: HttpConn = {
       conn,
@@ -532,7 +566,7 @@ class HeartwireServer<T> implements Server<T> {
     } finally {
       this.#heap.cancel(http.deadline);
       this.#http.delete(conn);
-      if (!upgraded) this.#releaseIp(ip);
+      if (!upgraded && !proxied) this.#releaseIp(ip);
     }
     this.#drainedCheck();
   }
@@ -544,6 +578,15 @@ class HeartwireServer<T> implements Server<T> {
     } catch {
       // A broken error reporter is not a reason to stop serving.
     }
+  }
+
+  /** Counts one more socket from `ip`; false (counting nothing) when it is at the cap. */
+  #admitIp(ip: string): boolean {
+    const cap = this.#options.maxConnectionsPerIp;
+    const fromIp = this.#perIp.get(ip) ?? 0;
+    if (cap !== undefined && fromIp >= cap) return false;
+    this.#perIp.set(ip, fromIp + 1);
+    return true;
   }
 
   #releaseIp(ip: string): void {
@@ -850,16 +893,30 @@ class HeartwireServer<T> implements Server<T> {
       closeQuietly(conn);
       return "close";
     }
+    const peer = (conn.remoteAddr as Deno.NetAddr).hostname;
+    // Through a trusted proxy, the per-IP cap applies to the client it named
+    // (a socket straight from a client was counted at accept).
+    const proxied = this.#trusted.length > 0 && this.#trusted.some((r) => cidrContains(r, peer));
+    const address = proxied ? clientAddress(peer, head.headers, { trusted: this.#trusted }) : peer;
+    if (proxied && !this.#admitIp(address)) {
+      await this.#refuse(conn, 429, "too many connections from your address");
+      return "close";
+    }
     const headers = upgrade.headers === undefined
       ? {}
       : Object.fromEntries(new Headers(upgrade.headers));
     const agreement = this.#deflate &&
       negotiateDeflate(head.headers.get("sec-websocket-extensions"), this.#deflate);
     if (agreement) headers["Sec-WebSocket-Extensions"] = agreement.response;
-    await writeAll(
-      conn,
-      buildUpgradeResponse(upgrade.key, { protocol: upgrade.protocol, headers }),
-    );
+    try {
+      await writeAll(
+        conn,
+        buildUpgradeResponse(upgrade.key, { protocol: upgrade.protocol, headers }),
+      );
+    } catch (error) {
+      if (proxied) this.#releaseIp(address);
+      throw error;
+    }
     this.#count(101);
     this.stats.upgraded++;
     this.#http.delete(conn);
@@ -876,6 +933,7 @@ class HeartwireServer<T> implements Server<T> {
       },
       handler: handler as WebSocketHandler,
       data: upgrade.data,
+      clientAddress: address,
       clock: this.#clock,
       heap: this.#heap,
       options: this.#connectionOptions,
@@ -894,7 +952,7 @@ class HeartwireServer<T> implements Server<T> {
     this.stats.closed[info.cause]++;
     this.#metrics?.connectionClosed(info);
     this.connections.delete(ws);
-    this.#releaseIp(ws.remoteAddr.hostname);
+    this.#releaseIp(ws.clientAddress);
     this.#drainedCheck();
   }
 
@@ -908,11 +966,18 @@ class HeartwireServer<T> implements Server<T> {
     // A close frame that may not be sent (§7.4, §5.5) fails here, before
     // anything is closed, not half-way through the connections.
     encodeClosePayload(code, reason);
-    this.#shuttingDown ??= this.#shutdown(code, reason, options.timeout ?? 5_000);
+    const window = options.retryAfter;
+    if (window !== undefined && !(Number.isFinite(window) && window >= 0)) {
+      throw new RangeError(`retryAfter must be a finite number of ms, at least 0; got ${window}`);
+    }
+    const reasonFor = window === undefined
+      ? () => reason
+      : () => retryAfterReason(Math.random() * window);
+    this.#shuttingDown ??= this.#shutdown(code, reasonFor, options.timeout ?? 5_000);
     return await this.#shuttingDown;
   }
 
-  async #shutdown(code: number, reason: string, timeout: number): Promise<void> {
+  async #shutdown(code: number, reason: () => string, timeout: number): Promise<void> {
     try {
       this.#listener.close();
     } catch {
@@ -920,7 +985,7 @@ class HeartwireServer<T> implements Server<T> {
     }
     for (const conn of this.#http) closeQuietly(conn);
     this.#http.clear();
-    for (const ws of this.connections) ws.close(code, reason);
+    for (const ws of this.connections) ws.close(code, reason());
     if (this.#openSockets() > 0) {
       const drained = new Promise<void>((resolve) => this.#drained = resolve);
       const timer = this.#heap.create(() => this.#drained?.());

@@ -4,7 +4,7 @@
  * certificate made here by openssl.
  */
 import parsePrometheus from "npm:parse-prometheus-text-format@1.1.1";
-import { assert, assertEquals, assertMatch } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { mainArgs, runMain } from "./_program.ts";
 
 /** Starts the server program and resolves once it printed its URL. */
@@ -41,7 +41,7 @@ function echoOnce(
   });
 }
 
-Deno.test("deno task start: logs its URL, echoes, and exits 0 on SIGTERM after sending 1001", async () => {
+Deno.test("deno task start: logs its URL, echoes, and exits 0 on SIGINT after sending 1001", async () => {
   const { child, line, port } = await start(["--hostname", "127.0.0.1"]);
   assertMatch(
     line,
@@ -49,7 +49,7 @@ Deno.test("deno task start: logs its URL, echoes, and exits 0 on SIGTERM after s
   );
   const { echoed, closed } = await echoOnce(`ws://127.0.0.1:${port}/echo`, "ping me");
   assertEquals(echoed, "ping me");
-  child.kill("SIGTERM");
+  child.kill("SIGINT");
   assertEquals((await closed).code, 1001);
   assertEquals((await child.status).code, 0);
 });
@@ -101,14 +101,27 @@ Deno.test("deno task start: stats lines on stdout, /metrics with the load averag
   }
 });
 
-Deno.test("SIGHUP is a restart: clients get 1012 with a retry hint, and it exits 0", async () => {
-  const { child, port } = await start(["--hostname", "127.0.0.1"]);
-  const { closed } = await echoOnce(`ws://127.0.0.1:${port}/echo`, "hi");
-  child.kill("SIGHUP");
-  const event = await closed;
-  assertEquals(event.code, 1012);
-  assertEquals(event.reason, "retry-after=1000");
-  assertEquals((await child.status).code, 0);
+for (const signal of ["SIGTERM", "SIGHUP"] as const) {
+  Deno.test(`${signal} is a restart: clients get 1012 with a retry hint in the window, and it exits 0`, async () => {
+    const { child, port } = await start(["--hostname", "127.0.0.1"]);
+    const { closed } = await echoOnce(`ws://127.0.0.1:${port}/echo`, "hi");
+    child.kill(signal);
+    const event = await closed;
+    assertEquals(event.code, 1012);
+    const hint = /^retry-after=(\d+)$/.exec(event.reason);
+    assert(hint, `a retry hint, got "${event.reason}"`);
+    assert(Number(hint[1]) <= 3_000, event.reason);
+    assertEquals((await child.status).code, 0);
+  });
+}
+
+Deno.test("--workers 2 without shared hub stores is refused with a clear message, exit 2", async () => {
+  const { code, stderr } = await runMain(["--workers", "2", "--port", "0"]);
+  assertEquals(code, 2);
+  assertStringIncludes(
+    stderr,
+    "--workers 2 needs hub stores shared by the workers : add --redis URL",
+  );
 });
 
 Deno.test("a port in use or an unreadable certificate is a clear error, not a stack trace", async () => {
