@@ -417,7 +417,7 @@ class HeartwireServer<T> implements Server<T> {
   /** The origin of request URLs when the client named no Host (HTTP/1.0). */
   #origin: string;
   /** Every accepted socket still speaking HTTP (not upgraded, not closed). */
-  #http = new Set<Deno.Conn>();
+  #http = new Map<Deno.Conn, HttpConn>();
   #requests = new WeakMap<Request, RequestState>();
   #perIp = new Map<string, number>();
   #trusted: Cidr[];
@@ -523,7 +523,8 @@ class HeartwireServer<T> implements Server<T> {
       // EINVAL on macOS): its first read will fail and end it. Throwing here
       // would be an unhandled rejection, since nobody awaits #accept().
     }
-    if (this.#shuttingDown) return this.#refuse(conn, 503, "shutting down");
+    // Accepted after shutdown began (it was already in the listen queue):
+    // served like any request under way, with Connection: close.
     if (this.#openSockets() >= (this.#options.maxConnections ?? 10_000)) {
       return this.#refuse(conn, 503, "too many connections");
     }
@@ -536,7 +537,6 @@ class HeartwireServer<T> implements Server<T> {
         return this.#refuse(conn, 429, "too many connections from your address");
       }
     }
-    this.#http.add(conn);
     const http: HttpConn = {
       conn,
       parser: new RequestParser({
@@ -554,6 +554,7 @@ class HeartwireServer<T> implements Server<T> {
         closeQuietly(conn);
       }),
     };
+    this.#http.set(conn, http);
     let upgraded = false;
     try {
       upgraded = await this.#serveHttp(http);
@@ -888,9 +889,13 @@ class HeartwireServer<T> implements Server<T> {
     upgrade: PendingUpgrade,
   ): Promise<"close" | "upgraded"> {
     const { conn } = http;
-    if (this.#shuttingDown || !this.#http.has(conn)) {
-      // Shut down, or timed out, while we were deciding.
+    if (!this.#http.has(conn)) {
+      // Timed out while we were deciding.
       closeQuietly(conn);
+      return "close";
+    }
+    if (this.#shuttingDown) {
+      await this.#refuse(conn, 503, "shutting down");
       return "close";
     }
     const peer = (conn.remoteAddr as Deno.NetAddr).hostname;
@@ -983,8 +988,16 @@ class HeartwireServer<T> implements Server<T> {
     } catch {
       // already closed
     }
-    for (const conn of this.#http) closeQuietly(conn);
-    this.#http.clear();
+    // Idle kept-alive sockets close now; a request under way is answered
+    // (with Connection: close) and a socket just accepted may still send
+    // its request, within the drain time: a client that connected before
+    // the listener closed gets an answer, not an empty close.
+    for (const [conn, http] of this.#http) {
+      if (http.idle) {
+        this.#http.delete(conn);
+        closeQuietly(conn);
+      }
+    }
     for (const ws of this.connections) ws.close(code, reason());
     if (this.#openSockets() > 0) {
       const drained = new Promise<void>((resolve) => this.#drained = resolve);
@@ -993,6 +1006,8 @@ class HeartwireServer<T> implements Server<T> {
       await drained;
       this.#heap.cancel(timer);
     }
+    for (const conn of this.#http.keys()) closeQuietly(conn);
+    this.#http.clear();
     for (const ws of this.connections) ws.terminate();
     this.#lag?.stop();
     this.#heap.clear();
