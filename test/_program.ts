@@ -37,3 +37,34 @@ export async function runMain(
     stderr: decoder.decode(output.stderr),
   };
 }
+
+/**
+ * Starts the program with `args` in the background and resolves once it
+ * printed its "listening" line; the caller kills it (`child.kill`) and awaits
+ * `child.status`.
+ */
+export async function startProgram(args: string[]): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: mainArgs(args),
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("listening")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the program exited before listening: ${text}`);
+    text += value;
+  }
+  reader.releaseLock();
+  child.stdout.cancel().catch(() => {});
+  return child;
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): number {
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  return port;
+}

@@ -8,15 +8,8 @@
 import { assert, assertEquals } from "@std/assert";
 import { commandWorker, Supervisor, type WorkerHandle } from "../server/_supervisor.ts";
 import { systemClock } from "../server/timer_heap.ts";
-import { MAIN } from "./_program.ts";
+import { freePort, MAIN } from "./_program.ts";
 import { waitFor } from "./_wait.ts";
-
-function freePort(): number {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
-  return port;
-}
 
 /**
  * Whether Linux hands the connections queued on a closing SO_REUSEPORT
