@@ -1,0 +1,147 @@
+/**
+ * Faults, on loopback and bounded:
+ *
+ * - 300 clients chatting over two program workers on one port; one worker
+ *   is killed with SIGKILL mid-conversation. Every client reconnects (to the
+ *   survivor, or the restarted worker), every message is acknowledged, and
+ *   every acknowledged message was delivered. (Memory stores: a session
+ *   does not move between workers, so a message whose ack died with the
+ *   worker may be delivered twice; exactly once needs shared stores.)
+ * - A path that silently stops forwarding (no FIN, no RST), in both
+ *   directions or only towards the server: the server drops the peer within
+ *   ping interval + ping timeout, and the client resumes its session.
+ */
+import { assert, assertEquals } from "@std/assert";
+import { ReconnectingSocket } from "../client/mod.ts";
+import { chat, Hub } from "../hub/mod.ts";
+import { commandWorker, Supervisor, type WorkerHandle } from "../server/_supervisor.ts";
+import { serve } from "../server/server.ts";
+import { systemClock } from "../server/timer_heap.ts";
+import { BlackholeProxy, type Dead } from "./_fault_proxy.ts";
+import { freePort, MAIN } from "./_program.ts";
+import { waitFor } from "./_wait.ts";
+
+Deno.test("faults: a worker killed under 300 chatting clients: all reconnect, every acked message delivered", async () => {
+  const CLIENTS = 300;
+  const ROUNDS = 10;
+  const port = freePort();
+  const spawn = commandWorker([
+    "run",
+    "--allow-net",
+    "--allow-read",
+    "--allow-env",
+    "--unstable-net",
+    MAIN,
+    "--hostname=127.0.0.1",
+    `--port=${port}`,
+  ]);
+  const handles: WorkerHandle[] = [];
+  const supervisor = new Supervisor({
+    workers: 2,
+    clock: systemClock,
+    restartDelay: 50,
+    log: () => {},
+    spawn: (slot) => {
+      const handle = spawn(slot);
+      handles.push(handle);
+      return handle;
+    },
+  });
+  await supervisor.start();
+  const clients = Array.from({ length: CLIENTS }, (_, i) => {
+    const socket = new ReconnectingSocket(`ws://127.0.0.1:${port}/ws`, {
+      id: `u${i}`,
+      backoff: { minDelay: 20, initialDelay: 300, maxDelay: 600 },
+      window: null,
+      document: null,
+    });
+    const state = { socket, acked: 0, delivered: new Map<string, number>(), closes: 0 };
+    socket.on<{ from: string; text: string }>("chat", (message) => {
+      if (message.from !== `u${i}`) return;
+      state.delivered.set(message.text, (state.delivered.get(message.text) ?? 0) + 1);
+    });
+    socket.addEventListener("close", () => state.closes++);
+    return state;
+  });
+  try {
+    await waitFor(() => clients.every((c) => c.socket.readyState === 1), 10_000);
+    const requests: Promise<unknown>[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [i, client] of clients.entries()) {
+        requests.push(
+          client.socket.request("chat", { text: `u${i}-${round}` }).then(() => client.acked++),
+        );
+      }
+      if (round === 3) handles[0].kill("SIGKILL");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await Promise.race([
+      Promise.all(requests),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("acks missing")), 15_000)),
+    ]);
+    await waitFor(() => clients.every((c) => c.delivered.size === ROUNDS), 5_000);
+    const moved = clients.filter((c) => c.closes > 0).length;
+    const twice = clients.reduce(
+      (sum, c) => sum + [...c.delivered.values()].filter((n) => n > 1).length,
+      0,
+    );
+    console.log(
+      `${moved} of ${CLIENTS} clients lost their worker and reconnected; ` +
+        `${CLIENTS * ROUNDS} messages acknowledged and delivered (${twice} twice)`,
+    );
+    assert(moved > 0 && moved < CLIENTS, `${moved} moved`);
+    assertEquals(clients.filter((c) => c.socket.readyState === 1).length, CLIENTS);
+    for (const client of clients) {
+      assertEquals(client.acked, ROUNDS);
+      assertEquals(client.socket.bufferedAmount, 0);
+    }
+  } finally {
+    for (const client of clients) client.socket.close();
+    await supervisor.shutdown();
+  }
+});
+
+for (const ways of [["toServer", "toClient"], ["toServer"]] as (keyof Dead)[][]) {
+  Deno.test(`faults: blackholed ${ways.join(" and ")}: the server drops the peer within interval + timeout, the client resumes`, async () => {
+    const INTERVAL = 300;
+    const TIMEOUT = 300;
+    const hub = chat(new Hub({ heartbeat: { interval: INTERVAL, timeout: TIMEOUT } }));
+    const server = serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      routes: { "/ws": hub },
+      pingInterval: INTERVAL,
+      pingTimeout: TIMEOUT,
+      closeTimeout: 300,
+    });
+    const proxy = new BlackholeProxy(server.addr.port);
+    const socket = new ReconnectingSocket(`ws://127.0.0.1:${proxy.port}/ws`, {
+      id: "victim",
+      backoff: { minDelay: 50, initialDelay: 100, maxDelay: 200 },
+      window: null,
+      document: null,
+    });
+    const opens: boolean[] = [];
+    socket.addEventListener("open", (event) => opens.push(event.detail.resumed));
+    try {
+      await waitFor(() => opens.length === 1, 3_000);
+      await socket.request("chat", { text: "before" });
+      const cut = Date.now();
+      proxy.blackhole(ways);
+      await waitFor(() => server.stats.closed.timeout === 1, 3_000);
+      const dropped = Date.now() - cut;
+      // Silence for up to the interval (less its jitter), then the ping's timeout.
+      console.log(`server dropped the blackholed peer after ${dropped} ms`);
+      assert(dropped <= INTERVAL + TIMEOUT + 400, `dropped after ${dropped} ms`); // + load slack
+      await waitFor(() => opens.length === 2, 3_000);
+      assertEquals(opens, [false, true]); // the same session, resumed
+      await socket.request("chat", { text: "after" });
+      assertEquals(socket.bufferedAmount, 0);
+    } finally {
+      socket.close();
+      await proxy.close();
+      await server.shutdown({ timeout: 300 });
+      hub.dispose();
+    }
+  });
+}
