@@ -27,6 +27,8 @@ export interface WorkerHandle {
   readonly exited: Promise<number>;
   /** Sends a signal (SIGTERM: drain and exit). */
   kill(signal: Deno.Signal): void;
+  /** The process id, where there is a process (for RSS and CPU readings). */
+  readonly pid?: number;
 }
 
 /** Starts worker number `slot` (0-based). */
@@ -227,6 +229,7 @@ export function commandWorker(args: string[]): WorkerSpawner {
       ready: readyPromise,
       exited,
       kill: (signal) => child.kill(signal),
+      pid: child.pid,
     };
   };
 }
