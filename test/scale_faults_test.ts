@@ -1,7 +1,7 @@
 /**
  * Faults, on loopback and bounded:
  *
- * - 300 clients chatting over two program workers on one port; one worker
+ * - 200 clients chatting over two program workers on one port; one worker
  *   is killed with SIGKILL mid-conversation. Every client reconnects (to the
  *   survivor, or the restarted worker), every message is acknowledged, and
  *   every acknowledged message was delivered. (Memory stores: a session
@@ -21,8 +21,8 @@ import { BlackholeProxy, type Dead } from "./_fault_proxy.ts";
 import { freePort, MAIN } from "./_program.ts";
 import { waitFor } from "./_wait.ts";
 
-Deno.test("faults: a worker killed under 300 chatting clients: all reconnect, every acked message delivered", async () => {
-  const CLIENTS = 300;
+Deno.test("faults: a worker killed under 200 chatting clients: all reconnect, every acked message delivered", async () => {
+  const CLIENTS = 200;
   const ROUNDS = 10;
   const port = freePort();
   const spawn = commandWorker([
