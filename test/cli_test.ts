@@ -153,3 +153,23 @@ Deno.test("the program: --help prints usage and exits 0", async () => {
   assertStringIncludes(stdout, "--load-alert-factor F");
   assertStringIncludes(stdout, "--shed-load");
 });
+
+Deno.test("--workers N and --trusted-proxy CIDR (repeatable, comma-separated)", () => {
+  const parsed = parseCliArgs([
+    "--workers",
+    "4",
+    "--trusted-proxy",
+    "127.0.0.1",
+    "--trusted-proxy=10.0.0.0/8,::1",
+  ]);
+  assertEquals(parsed.workers, 4);
+  assertEquals(parsed.trustedProxies?.map((range) => range.bits), [32, 8, 128]);
+  assertThrows(() => parseCliArgs(["--workers", "0"]), CliError, "between 1");
+  assertThrows(
+    () => parseCliArgs(["--trusted-proxy", "10.0.0.0/40"]),
+    CliError,
+    "--trusted-proxy: bad prefix length",
+  );
+  assertThrows(() => parseCliArgs(["--trusted-proxy", "nginx"]), CliError, "not an IP address");
+  assertThrows(() => parseCliArgs(["--trusted-proxy"]), CliError, "needs a value");
+});
