@@ -1,9 +1,17 @@
 /**
  * `deno task bench:capacity`: how many idle WebSocket connections the program
  * holds across `--workers` processes on one port (as `--workers N` runs them:
- * `reusePort`, under the Supervisor), each pinged every `--ping-interval` ms
- * and answering, and what that costs: RSS per connection and the CPU the
- * heartbeats take.
+ * `reusePort`, under the Supervisor), each with a heartbeat, and what that
+ * costs: RSS per connection and the CPU the heartbeats take.
+ *
+ * The heartbeat is the client's by default, as a browser's app heartbeat
+ * is: every connection pings every `--heartbeat` ms (from a random phase)
+ * and the server answers each with a pong, while its own keepalive
+ * (`--ping-interval`, default 5 000, timeout the same) stays quiet because
+ * the peer is heard from. With `--heartbeat 0` the servers ping instead, every
+ * `--ping-interval` ms, and the clients answer; a client that falls behind
+ * (opening thousands of connections on a busy machine) then misses pongs
+ * and is dropped, which the report counts.
  *
  * One process may hold 20 000 open files here, so neither side fits in one:
  * the workers split the connections (the kernel spreads them), and the load
@@ -21,7 +29,7 @@
  *
  * ```sh
  * deno task bench:capacity [--connections 70000] [--workers 4] [--clients 5]
- *   [--ping-interval 1000] [--hold 10000] [--batch 250] [--settle 3000]
+ *   [--heartbeat 1000] [--ping-interval 5000] [--hold 10000] [--batch 250] [--settle 3000]
  * ```
  *
  * @module
@@ -54,16 +62,26 @@ interface ClientReport {
   failed: number;
   open: number;
   dropped: number;
+  /** Pings of the server's, answered. */
   pings: number;
+  /** Pongs to our own heartbeat pings. */
+  pongs: number;
   errors: string[];
 }
 
+const PING = new Uint8Array(0);
+
 // ---------------------------------------------------------------- client side
 
-/** One idle connection from `source`: handshake, then pongs for pings. */
+/**
+ * One idle connection from `source`: handshake, then a ping every
+ * `heartbeat` ms (from a random phase) if it is not 0, and a pong for every
+ * ping of the server's.
+ */
 function openIdle(
   port: number,
   source: string,
+  heartbeat: number,
   report: ClientReport,
   closing: { value: boolean },
 ): Promise<net.Socket> {
@@ -81,6 +99,8 @@ function openIdle(
         if (event.type === "ping") {
           report.pings++;
           socket.write(encodeFrame(0xa, event.data, { mask: true }));
+        } else if (event.type === "pong") {
+          report.pongs++;
         } else if (event.type === "close" || event.type === "error") {
           socket.destroy();
         }
@@ -110,6 +130,15 @@ function openIdle(
       }
       report.open++;
       resolve(socket);
+      if (heartbeat > 0) {
+        const beat = () => socket.write(encodeFrame(0x9, PING, { mask: true }));
+        const phase = setTimeout(() => {
+          beat();
+          const every = setInterval(beat, heartbeat);
+          socket.on("close", () => clearInterval(every));
+        }, Math.random() * heartbeat);
+        socket.on("close", () => clearTimeout(phase));
+      }
       const rest = joined.subarray(new TextEncoder().encode(text.slice(0, end + 4)).length);
       if (rest.length > 0) frames(rest);
     });
@@ -131,13 +160,22 @@ async function client(flags: Map<string, string>): Promise<void> {
   const count = intFlag(flags, "count", 0);
   const batch = intFlag(flags, "batch", 250);
   const source = flags.get("source") ?? "127.0.0.2";
-  const report: ClientReport = { opened: 0, failed: 0, open: 0, dropped: 0, pings: 0, errors: [] };
+  const heartbeat = intFlag(flags, "heartbeat", 0);
+  const report: ClientReport = {
+    opened: 0,
+    failed: 0,
+    open: 0,
+    dropped: 0,
+    pings: 0,
+    pongs: 0,
+    errors: [],
+  };
   const closing = { value: false };
   const sockets: net.Socket[] = [];
   for (let started = 0; started < count; started += batch) {
     const size = Math.min(batch, count - started);
     const results = await Promise.allSettled(
-      Array.from({ length: size }, () => openIdle(port, source, report, closing)),
+      Array.from({ length: size }, () => openIdle(port, source, heartbeat, report, closing)),
     );
     for (const result of results) {
       if (result.status === "fulfilled") {
@@ -164,7 +202,12 @@ async function client(flags: Map<string, string>): Promise<void> {
 // ---------------------------------------------------------------- parent side
 
 /** A client process: its reports, line by line, and a way to ask for one. */
-function startClient(port: number, count: number, batch: number, source: string) {
+function startClient(
+  port: number,
+  count: number,
+  options: { batch: number; source: string; heartbeat: number },
+) {
+  const { batch, source, heartbeat } = options;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -177,6 +220,7 @@ function startClient(port: number, count: number, batch: number, source: string)
       `--count=${count}`,
       `--batch=${batch}`,
       `--source=${source}`,
+      `--heartbeat=${heartbeat}`,
     ],
     stdin: "piped",
     stdout: "piped",
@@ -221,7 +265,8 @@ async function parent(flags: Map<string, string>): Promise<void> {
   const connections = intFlag(flags, "connections", 70_000);
   const workers = intFlag(flags, "workers", 4);
   const clients = intFlag(flags, "clients", 5);
-  const pingInterval = intFlag(flags, "ping-interval", 1_000);
+  const heartbeat = intFlag(flags, "heartbeat", 1_000);
+  const pingInterval = intFlag(flags, "ping-interval", 5_000);
   const hold = intFlag(flags, "hold", 10_000);
   const batch = intFlag(flags, "batch", 250);
   const settle = intFlag(flags, "settle", 3_000);
@@ -264,7 +309,11 @@ async function parent(flags: Map<string, string>): Promise<void> {
   const loaders = Array.from(
     { length: clients },
     (_, k) =>
-      startClient(port, Math.min(share, connections - k * share), batch, `127.0.0.${k + 2}`),
+      startClient(port, Math.min(share, connections - k * share), {
+        batch,
+        source: `127.0.0.${k + 2}`,
+        heartbeat,
+      }),
   );
   try {
     const opened = await Promise.all(loaders.map((loader) => loader.next()));
@@ -284,10 +333,18 @@ async function parent(flags: Map<string, string>): Promise<void> {
     const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
     const open = sum(last.map((r) => r.open));
     const pings = sum(last.map((r) => r.pings)) - sum(first.map((r) => r.pings));
+    const pongs = sum(last.map((r) => r.pongs)) - sum(first.map((r) => r.pongs));
+    const beats = pings + pongs; // ping-pong round trips, whoever pinged
+    const target = open * 1000 / (heartbeat > 0 ? heartbeat : pingInterval);
     const serverCpu = (sum(cpu1) - sum(cpu0)) / seconds;
     const clientCpu = (sum(clientCpu1) - sum(clientCpu0)) / seconds;
     const grown = sum(after) - sum(before);
-    console.log(`\nbench:capacity — ${workers} workers on one port, ping every ${pingInterval} ms`);
+    console.log(
+      `\nbench:capacity — ${workers} workers on one port; ` +
+        (heartbeat > 0
+          ? `each client pings every ${heartbeat} ms (server keepalive ${pingInterval} ms)`
+          : `the servers ping every ${pingInterval} ms`),
+    );
     console.log(
       `connections: ${thousands(sum(opened.map((r) => r.opened)))} of ${thousands(connections)} ` +
         `opened in ${(openMs / 1000).toFixed(1)} s (${
@@ -308,11 +365,11 @@ async function parent(flags: Map<string, string>): Promise<void> {
         `(growth of the workers' RSS / connections open)`,
     );
     console.log(
-      `heartbeats: ${thousands(pings / seconds)} pings/s answered; workers' CPU ` +
-        `${(serverCpu * 100).toFixed(0)} % of one core (${
-          (serverCpu * 1e6 / Math.max(1, pings / seconds)).toFixed(1)
-        } µs ` +
-        `per ping and pong), clients' CPU ${(clientCpu * 100).toFixed(0)} %`,
+      `heartbeats: ${thousands(beats / seconds)} ping-pongs/s (${thousands(pongs / seconds)} ` +
+        `client pings answered, ${thousands(pings / seconds)} server pings answered; ` +
+        `target ${thousands(target)}/s); workers' CPU ${(serverCpu * 100).toFixed(0)} % of one ` +
+        `core (${(serverCpu * 1e6 / Math.max(1, beats / seconds)).toFixed(1)} µs per ping-pong), ` +
+        `clients' CPU ${(clientCpu * 100).toFixed(0)} %`,
     );
   } finally {
     await Promise.all(loaders.map((loader) => loader.stop()));
@@ -331,6 +388,7 @@ if (import.meta.main) {
     "workers",
     "clients",
     "ping-interval",
+    "heartbeat",
     "hold",
     "settle",
   ]);
