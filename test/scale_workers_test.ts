@@ -5,7 +5,7 @@
  * the port answering; a rolling restart replaces every worker while a poller
  * opens fresh connections to /healthz, and not one of them is refused.
  */
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertRejects } from "@std/assert";
 import { commandWorker, Supervisor, type WorkerHandle } from "../server/_supervisor.ts";
 import { systemClock } from "../server/timer_heap.ts";
 import { freePort, MAIN } from "./_program.ts";
@@ -199,5 +199,61 @@ Deno.test("workers: a rolling restart never leaves the port unanswered; old clie
   } finally {
     await poller.stop();
     await supervisor.shutdown();
+  }
+});
+
+Deno.test("workers: the supervisor process maps SIGHUP to a rolling restart and SIGTERM to a drain", async () => {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      new URL("./_supervise_fixture.ts", import.meta.url).pathname,
+      `${port}`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const until = async (needle: string) => {
+    while (!text.includes(needle)) {
+      const { value, done } = await output.read();
+      if (done) throw new Error(`supervisor ended before "${needle}": ${text}`);
+      text += value;
+    }
+  };
+  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let log = "";
+  (async () => {
+    for (;;) {
+      const { value, done } = await stderr.read();
+      if (done) return;
+      log += value;
+    }
+  })();
+  try {
+    await until("supervisor: workers listening");
+    const before = await Promise.all(Array.from({ length: 10 }, () => openEcho(port)));
+    const poller = pollHealth(port);
+    child.kill("SIGHUP");
+    for (const client of before) assertEquals((await client.closed).code, 1012);
+    await waitFor(() => log.includes("rolling restart done"), 5_000);
+    const counts = await poller.stop();
+    assertEquals(counts.refused, 0);
+    // The new workers serve; SIGTERM drains them (1012) and the supervisor exits 0.
+    const after = await Promise.all(Array.from({ length: 10 }, () => openEcho(port)));
+    child.kill("SIGTERM");
+    for (const client of after) assertEquals((await client.closed).code, 1012);
+    assertEquals((await child.status).code, 0);
+    await assertRejects(() => Deno.connect({ hostname: "127.0.0.1", port }));
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // exited
+    }
+    await child.status;
+    await output.cancel().catch(() => {});
   }
 });

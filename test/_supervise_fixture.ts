@@ -1,0 +1,26 @@
+/**
+ * The program's supervisor process, as `--workers 2` will run it once the
+ * hub's stores are shared: runWorkers() with two program workers on the port
+ * given as the first argument. Run by test/scale_workers_test.ts, which
+ * signals it.
+ *
+ * @module
+ */
+import { runWorkers } from "../server/_supervisor.ts";
+import { MAIN } from "./_program.ts";
+
+const port = Number(Deno.args[0]);
+await runWorkers({
+  workers: 2,
+  args: [
+    "run",
+    "--allow-net",
+    "--allow-read",
+    "--allow-env",
+    "--unstable-net",
+    MAIN,
+    "--hostname=127.0.0.1",
+    `--port=${port}`,
+  ],
+});
+console.log("supervisor: workers listening");
