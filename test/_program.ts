@@ -43,7 +43,7 @@ export async function runMain(
  * printed its "listening" line; the caller kills it (`child.kill`) and awaits
  * `child.status`.
  */
-export async function startProgram(args: string[]): Promise<Deno.ChildProcess> {
+export async function spawnProgram(args: string[]): Promise<Deno.ChildProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: mainArgs(args),
     stdout: "piped",
@@ -67,4 +67,15 @@ export function freePort(): number {
   const port = (probe.addr as Deno.NetAddr).port;
   probe.close();
   return port;
+}
+
+/**
+ * The `deno` arguments of one `--workers` worker running the program with
+ * `args` (it binds its port with `reusePort`: run it with HEARTWIRE_WORKER
+ * set, as commandWorker() does). Presence in memory: the workers of a test
+ * share no file.
+ */
+export function workerArgs(args: string[]): string[] {
+  const [run, ...rest] = mainArgs(["--presence-store=memory", ...args]);
+  return [run, "--unstable-net", ...rest];
 }

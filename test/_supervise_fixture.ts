@@ -7,20 +7,11 @@
  * @module
  */
 import { runWorkers } from "../server/_supervisor.ts";
-import { MAIN } from "./_program.ts";
+import { workerArgs } from "./_program.ts";
 
 const port = Number(Deno.args[0]);
 await runWorkers({
   workers: 2,
-  args: [
-    "run",
-    "--allow-net",
-    "--allow-read",
-    "--allow-env",
-    "--unstable-net",
-    MAIN,
-    "--hostname=127.0.0.1",
-    `--port=${port}`,
-  ],
+  args: workerArgs(["--hostname=127.0.0.1", `--port=${port}`]),
 });
 console.log("supervisor: workers listening");

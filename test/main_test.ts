@@ -120,7 +120,7 @@ Deno.test("--workers 2 without shared hub stores is refused with a clear message
   assertEquals(code, 2);
   assertStringIncludes(
     stderr,
-    "--workers 2 needs hub stores shared by the workers : add --redis URL",
+    "--workers 2 needs hub stores shared by the workers: add --redis URL",
   );
 });
 

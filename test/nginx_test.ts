@@ -17,7 +17,7 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { ReconnectingSocket } from "../client/mod.ts";
-import { freePort, startProgram } from "./_program.ts";
+import { freePort, spawnProgram } from "./_program.ts";
 import { waitFor } from "./_wait.ts";
 
 const NGINX = "/usr/sbin/nginx";
@@ -109,7 +109,8 @@ async function startNginx(upstreams: Record<string, number[]>) {
 /** A program node on a free port that believes nginx's X-Forwarded-For. */
 async function startNode(pingInterval: number) {
   const port = freePort();
-  const child = await startProgram([
+  const child = await spawnProgram([
+    "--presence-store=memory",
     "--hostname=127.0.0.1",
     `--port=${port}`,
     `--ping-interval=${pingInterval}`,

@@ -18,23 +18,14 @@ import { commandWorker, Supervisor, type WorkerHandle } from "../server/_supervi
 import { serve } from "../server/server.ts";
 import { systemClock } from "../server/timer_heap.ts";
 import { BlackholeProxy, type Dead } from "./_fault_proxy.ts";
-import { freePort, MAIN } from "./_program.ts";
+import { freePort, workerArgs } from "./_program.ts";
 import { waitFor } from "./_wait.ts";
 
 Deno.test("faults: a worker killed under 200 chatting clients: all reconnect, every acked message delivered", async () => {
   const CLIENTS = 200;
   const ROUNDS = 10;
   const port = freePort();
-  const spawn = commandWorker([
-    "run",
-    "--allow-net",
-    "--allow-read",
-    "--allow-env",
-    "--unstable-net",
-    MAIN,
-    "--hostname=127.0.0.1",
-    `--port=${port}`,
-  ]);
+  const spawn = commandWorker(workerArgs(["--hostname=127.0.0.1", `--port=${port}`]));
   const handles: WorkerHandle[] = [];
   const supervisor = new Supervisor({
     workers: 2,

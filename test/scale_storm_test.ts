@@ -16,7 +16,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { ReconnectingSocket } from "../client/mod.ts";
 import { commandWorker } from "../server/_supervisor.ts";
-import { freePort, MAIN } from "./_program.ts";
+import { freePort, workerArgs } from "./_program.ts";
 import { waitFor } from "./_wait.ts";
 
 const CLIENTS = 1_000;
@@ -43,17 +43,9 @@ function histogram(title: string, times: number[]): { widest: number; spread: nu
 
 Deno.test("restart storm: 1 000 clients dropped with 1012 come back spread over the hint window", async () => {
   const port = freePort();
-  const spawn = commandWorker([
-    "run",
-    "--allow-net",
-    "--allow-read",
-    "--allow-env",
-    "--unstable-net",
-    MAIN,
-    "--hostname=127.0.0.1",
-    `--port=${port}`,
-    "--max-connections-per-ip=5000",
-  ]);
+  const spawn = commandWorker(
+    workerArgs(["--hostname=127.0.0.1", `--port=${port}`, "--max-connections-per-ip=5000"]),
+  );
   const old = spawn(0);
   let fresh: ReturnType<typeof spawn> | undefined;
   const sockets: ReconnectingSocket[] = [];

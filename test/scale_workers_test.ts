@@ -8,7 +8,7 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { commandWorker, Supervisor, type WorkerHandle } from "../server/_supervisor.ts";
 import { systemClock } from "../server/timer_heap.ts";
-import { freePort, MAIN } from "./_program.ts";
+import { freePort, workerArgs } from "./_program.ts";
 import { waitFor } from "./_wait.ts";
 
 /**
@@ -25,16 +25,7 @@ async function migratesRequests(): Promise<boolean> {
 
 /** Two program workers on one port, each handle kept for the test to kill. */
 async function startWorkers(port: number) {
-  const spawn = commandWorker([
-    "run",
-    "--allow-net",
-    "--allow-read",
-    "--allow-env",
-    "--unstable-net",
-    MAIN,
-    "--hostname=127.0.0.1",
-    `--port=${port}`,
-  ]);
+  const spawn = commandWorker(workerArgs(["--hostname=127.0.0.1", `--port=${port}`]));
   const handles: WorkerHandle[] = [];
   const log: string[] = [];
   const supervisor = new Supervisor({
