@@ -24,8 +24,16 @@ import { waitFor } from "./_wait.ts";
 Deno.test("faults: a worker killed under 200 chatting clients: all reconnect, every acked message delivered", async () => {
   const CLIENTS = 200;
   const ROUNDS = 10;
+  const GHOSTS = 10;
   const port = freePort();
-  const spawn = commandWorker(workerArgs(["--hostname=127.0.0.1", `--port=${port}`]));
+  // Presence in one Deno KV file that both workers share.
+  const dir = await Deno.makeTempDir({ prefix: "heartwire-faults-" });
+  const spawn = commandWorker(workerArgs([
+    "--hostname=127.0.0.1",
+    `--port=${port}`,
+    "--presence-store=kv",
+    `--kv-path=${dir}/presence.kv`,
+  ]));
   const handles: WorkerHandle[] = [];
   const supervisor = new Supervisor({
     workers: 2,
@@ -54,8 +62,17 @@ Deno.test("faults: a worker killed under 200 chatting clients: all reconnect, ev
     socket.addEventListener("close", () => state.closes++);
     return state;
   });
+  // Clients that never come back: those on the killed worker must go offline.
+  const ghosts = Array.from({ length: GHOSTS }, (_, k) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?id=ghost${k}`);
+    const ghost = { ws, id: `ghost${k}`, welcomed: false, lost: false };
+    ws.onmessage = () => ghost.welcomed = true;
+    ws.onclose = () => ghost.lost = true;
+    return ghost;
+  });
   try {
     await waitFor(() => clients.every((c) => c.socket.readyState === 1), 10_000);
+    await waitFor(() => ghosts.every((g) => g.welcomed), 5_000);
     const requests: Promise<unknown>[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       for (const [i, client] of clients.entries()) {
@@ -86,9 +103,28 @@ Deno.test("faults: a worker killed under 200 chatting clients: all reconnect, ev
       assertEquals(client.acked, ROUNDS);
       assertEquals(client.socket.bufferedAmount, 0);
     }
+    // Presence on the survivors: every live client online, each once; the
+    // ghosts that died with the worker gone (its replacement, the same
+    // node, clears what its predecessor left).
+    const lost = ghosts.filter((g) => g.lost).length;
+    assert(lost > 0 && lost < GHOSTS, `${lost} ghosts were on the killed worker`);
+    const expected = [
+      ...clients.map((_, i) => `u${i}`),
+      ...ghosts.filter((g) => !g.lost).map((g) => g.id),
+    ].sort();
+    let online: string[] = [];
+    await waitFor(async () => {
+      const answer = await fetch(`http://127.0.0.1:${port}/presence?topic=lobby`);
+      const { members } = await answer.json() as { members: { id: string; status: string }[] };
+      online = members.filter((m) => m.status !== "offline").map((m) => m.id).sort();
+      return JSON.stringify(online) === JSON.stringify(expected);
+    }, 10_000).catch(() => assertEquals(online, expected));
+    console.log(`presence: ${online.length} online; ${lost} ghosts of the killed worker gone`);
   } finally {
     for (const client of clients) client.socket.close();
+    for (const ghost of ghosts) ghost.ws.close();
     await supervisor.shutdown();
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
