@@ -191,16 +191,21 @@ export class Supervisor {
  * A real worker: `deno <args>` as a child process with `HEARTWIRE_WORKER` set
  * to its slot. It counts as ready at its first stdout line containing
  * `listening`; its output is passed through, each line prefixed with the slot.
+ * Its stdin is a pipe this process keeps open: EOF there tells the worker
+ * that its supervisor is gone.
  */
 export function commandWorker(args: string[]): WorkerSpawner {
   return (slot) => {
     const child = new Deno.Command(Deno.execPath(), {
       args,
       env: { [WORKER_ENV]: String(slot) },
-      stdin: "null",
+      // Held open and never written: the worker reads EOF when this process
+      // is gone, however it died, and does not outlive it (see main.ts).
+      stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
     }).spawn();
+    const lifeline = child.stdin.getWriter();
     let ready!: () => void;
     let failed!: (error: Error) => void;
     const readyPromise = new Promise<void>((resolve, reject) => {
@@ -222,6 +227,7 @@ export function commandWorker(args: string[]): WorkerSpawner {
       }
     })().catch(() => {});
     const exited = child.status.then((status) => {
+      lifeline.close().catch(() => {});
       failed(new Error(`worker ${slot} exited with code ${status.code} before listening`));
       return status.code;
     });

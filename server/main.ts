@@ -307,6 +307,15 @@ async function main(): Promise<void> {
   Deno.addSignalListener("SIGINT", stop({ code: CloseCode.GoingAway }));
   Deno.addSignalListener("SIGTERM", restart);
   Deno.addSignalListener("SIGHUP", restart);
+  if (Deno.env.get(WORKER_ENV) !== undefined) {
+    // The supervisor holds our stdin open and never writes: EOF means it is
+    // gone (even killed with SIGKILL), and a worker must not outlive it.
+    (async () => {
+      for await (const _ of Deno.stdin.readable) {
+        // nothing is ever sent
+      }
+    })().catch(() => {}).finally(restart);
+  }
 }
 
 /** Clients closed by a restart come back spread over this window (ms). */

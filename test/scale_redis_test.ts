@@ -44,7 +44,7 @@ Deno.test("program --workers 2 --redis: a rolling restart under chat loses and d
     opens: boolean[];
   }[] = [];
   try {
-    await waitFor(() => out.includes("2 workers listening"), 15_000).catch(() => {
+    await waitFor(() => out.includes("2 workers listening"), 30_000).catch(() => {
       throw new Error(`the program did not start:\n${out}\n${err}`);
     });
     for (let i = 0; i < CLIENTS; i++) {
@@ -108,8 +108,12 @@ Deno.test("program --workers 2 --redis: a rolling restart under chat loses and d
       // exited
     }
     await child.status;
-    await reading;
-    await readingErr;
+    // The workers exit once their supervisor is gone (their stdin closes);
+    // their output pipes end with them.
+    await Promise.race([
+      Promise.all([reading, readingErr]),
+      new Promise((resolve) => setTimeout(resolve, 10_000)),
+    ]);
     await redis.stop();
   }
 });

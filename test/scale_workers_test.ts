@@ -248,3 +248,46 @@ Deno.test("workers: the supervisor process maps SIGHUP to a rolling restart and 
     await output.cancel().catch(() => {});
   }
 });
+
+Deno.test("workers: a supervisor killed with SIGKILL leaves no worker behind", async () => {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      new URL("./_supervise_fixture.ts", import.meta.url).pathname,
+      `${port}`,
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const output = child.stdout.pipeThrough(new TextDecoderStream());
+  let text = "";
+  const reading = (async () => {
+    for await (const chunk of output) text += chunk;
+  })();
+  try {
+    await waitFor(() => text.includes("supervisor: workers listening"), 15_000);
+    const client = await openEcho(port);
+    child.kill("SIGKILL");
+    // The workers see their lifeline (stdin) close, drain and exit: the port
+    // closes, and the output pipe they shared ends.
+    assertEquals((await client.closed).code, 1012);
+    await waitFor(async () => {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        return false;
+      } catch {
+        return true;
+      }
+    }, 8_000);
+    await reading;
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // gone
+    }
+    await child.status;
+  }
+});
