@@ -25,7 +25,7 @@ import {
   type PresenceStore,
   RedisPresenceStore,
 } from "../hub/presence/mod.ts";
-import { startRedis } from "../test/_presence_redis.ts";
+import { RedisServer } from "../test/_redis.ts";
 
 const USERS = 10_000;
 const HEARTBEAT_MS = 1_000;
@@ -139,7 +139,7 @@ async function runLoad(seconds: number): Promise<void> {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-  const redis = await startRedis();
+  const redis = await RedisServer.start();
   try {
     const pid = await redisPid(redis.url);
     results.push(await load("redis", await RedisPresenceStore.open(redis.url), seconds, pid));

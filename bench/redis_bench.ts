@@ -19,7 +19,7 @@
  * @module
  */
 import { RedisBroker, RedisHistory } from "../hub/redis/mod.ts";
-import { startRedis } from "../test/_presence_redis.ts";
+import { RedisServer } from "../test/_redis.ts";
 
 const count = Number(Deno.args[Deno.args.indexOf("--count") + 1]) || 5_000;
 const IN_FLIGHT = 64;
@@ -45,7 +45,7 @@ redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[1])
 return offset`;
 
-const redis = await startRedis();
+const redis = await RedisServer.start();
 const { createClient } = await import("npm:redis@5");
 const connect = () => createClient({ url: redis.url }).connect();
 const [a, b, bSub] = await Promise.all([connect(), connect(), connect()]);

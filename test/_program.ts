@@ -61,14 +61,6 @@ export async function spawnProgram(args: string[]): Promise<Deno.ChildProcess> {
   return child;
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): number {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
-  return port;
-}
-
 /**
  * The `deno` arguments of one `--workers` worker running the program with
  * `args` (it binds its port with `reusePort`: run it with HEARTWIRE_WORKER

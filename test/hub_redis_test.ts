@@ -16,69 +16,11 @@ import {
 import { SESSION_TAKEN_OVER, takenOverReason } from "../protocol/messages.ts";
 import { serve, type Server } from "../server/mod.ts";
 import { historyContract } from "./_history_contract.ts";
+import { freePort } from "./_port.ts";
+import { RedisServer } from "./_redis.ts";
 import { waitFor } from "./_wait.ts";
 
 type Json = Record<string, unknown>;
-
-/** A redis-server on 127.0.0.1 that can be stopped and started again on the same port. */
-class RedisServer {
-  readonly port: number;
-  #process: Deno.ChildProcess | undefined;
-
-  constructor(port: number) {
-    this.port = port;
-  }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  static async start(): Promise<RedisServer> {
-    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (probe.addr as Deno.NetAddr).port;
-    probe.close();
-    const server = new RedisServer(port);
-    await server.up();
-    return server;
-  }
-
-  async up(): Promise<void> {
-    this.#process = new Deno.Command("/usr/bin/redis-server", {
-      args: [
-        "--port",
-        String(this.port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--loglevel",
-        "warning",
-        "--enable-debug-command",
-        "local",
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    await waitFor(async () => {
-      try {
-        (await Deno.connect({ hostname: "127.0.0.1", port: this.port })).close();
-        return true;
-      } catch {
-        return false;
-      }
-    }, 5_000);
-  }
-
-  async down(): Promise<void> {
-    const process = this.#process;
-    if (!process) return;
-    this.#process = undefined;
-    process.kill("SIGKILL"); // as a crash: nothing is saved anyway
-    await process.status;
-  }
-}
 
 /** A WebSocket client that keeps what it is sent, for `next` to pick from. */
 class Peer {
@@ -248,9 +190,7 @@ Deno.test({
 });
 
 Deno.test("redis: an unreachable Redis is a clear error within connectTimeout", async () => {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close(); // nothing listens there now
+  const port = freePort(); // nothing listens there now
   const start = Date.now();
   const error = await connectRedisBackend(`redis://:secret@127.0.0.1:${port}`, {
     connectTimeout: 300,

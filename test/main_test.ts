@@ -5,6 +5,7 @@
  */
 import parsePrometheus from "npm:parse-prometheus-text-format@1.1.1";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { freePort } from "./_port.ts";
 import { mainArgs, runMain } from "./_program.ts";
 
 /** Starts the server program and resolves once it printed its URL. */
@@ -241,9 +242,7 @@ Deno.test("deno task start: presence on Deno KV by default; a ?id= client is onl
 
 Deno.test("deno task start: an unreachable Redis is a clear error and exit 1", async () => {
   // A port nobody listens on: the connection is refused at once.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
+  const port = freePort();
   const { code, stderr } = await runMain(["--port", "0", "--redis", `redis://127.0.0.1:${port}`]);
   assertEquals(code, 1);
   assertMatch(stderr, /cannot open the presence store/);

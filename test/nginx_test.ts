@@ -17,7 +17,8 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { ReconnectingSocket } from "../client/mod.ts";
-import { freePort, spawnProgram } from "./_program.ts";
+import { freePort } from "./_port.ts";
+import { spawnProgram } from "./_program.ts";
 import { waitFor } from "./_wait.ts";
 
 const NGINX = "/usr/sbin/nginx";

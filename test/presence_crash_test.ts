@@ -12,7 +12,7 @@ import {
   type PresenceStore,
   RedisPresenceStore,
 } from "../hub/presence/mod.ts";
-import { startRedis } from "./_presence_redis.ts";
+import { RedisServer } from "./_redis.ts";
 import { waitFor } from "./_wait.ts";
 
 const NODE = new URL("./_presence_node.ts", import.meta.url).pathname;
@@ -118,7 +118,7 @@ Deno.test("crash on Deno KV: kill -9 a node with 200 users, no ghost past the le
 });
 
 Deno.test("crash on Redis: kill -9 a node with 200 users, no ghost past the lease", async (t) => {
-  const redis = await startRedis();
+  const redis = await RedisServer.start();
   try {
     for (const sameId of [false, true]) {
       await t.step(sameId ? "restart with the same node id" : "a new node", async () => {
@@ -135,7 +135,7 @@ Deno.test("crash on Redis: kill -9 a node with 200 users, no ghost past the leas
 });
 
 Deno.test("two nodes on one Redis: A's users seen from B, node-lost on B within the lease when A dies", async () => {
-  const redis = await startRedis();
+  const redis = await RedisServer.start();
   const store = await RedisPresenceStore.open(redis.url);
   const b = new Presence({ store, nodeId: "B", presenceTimeout: LEASE, lease: LEASE });
   const events: PresenceEvent[] = [];

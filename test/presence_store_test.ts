@@ -10,7 +10,7 @@ import {
   RedisPresenceStore,
   type UserRecord,
 } from "../hub/presence/mod.ts";
-import { startRedis } from "./_presence_redis.ts";
+import { RedisServer } from "./_redis.ts";
 import { waitFor } from "./_wait.ts";
 
 interface Harness {
@@ -193,7 +193,7 @@ Deno.test("presence store contract: Deno KV", async (t) => {
 });
 
 Deno.test("presence store contract: Redis", async (t) => {
-  const redis = await startRedis();
+  const redis = await RedisServer.start();
   let n = 0;
   try {
     await runContract(t, () => {
@@ -209,7 +209,7 @@ Deno.test("presence store contract: Redis", async (t) => {
 });
 
 Deno.test("Redis store: another process's publish arrives", async () => {
-  const redis = await startRedis();
+  const redis = await RedisServer.start();
   try {
     const a = await RedisPresenceStore.open(redis.url);
     const b = await RedisPresenceStore.open(redis.url);
@@ -226,7 +226,7 @@ Deno.test("Redis store: another process's publish arrives", async () => {
 });
 
 Deno.test("Redis store: foreign or malformed messages on the channel are ignored", async () => {
-  const redis = await startRedis();
+  const redis = await RedisServer.start();
   try {
     const store = await RedisPresenceStore.open(redis.url);
     const other = await RedisPresenceStore.open(redis.url);

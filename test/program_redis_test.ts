@@ -8,7 +8,7 @@ import { connectRedisBackend } from "../hub/redis/mod.ts";
 import { openPresence } from "../hub/mod.ts";
 import { parseCliArgs } from "../server/_cli.ts";
 import { type Program, startProgram } from "../server/main.ts";
-import { startRedis } from "./_presence_redis.ts";
+import { RedisServer } from "./_redis.ts";
 import { waitFor } from "./_wait.ts";
 
 async function node(url: string): Promise<Program> {
@@ -42,7 +42,7 @@ function client(port: number, id: string) {
 }
 
 Deno.test("program --redis: chat crosses nodes, presence is shared, /healthz follows Redis", async () => {
-  const redisServer = await startRedis();
+  const redisServer = await RedisServer.start();
   const a = await node(redisServer.url);
   const b = await node(redisServer.url);
   const alice = client(a.server.addr.port, "alice");

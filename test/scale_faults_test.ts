@@ -18,7 +18,8 @@ import { commandWorker, Supervisor, type WorkerHandle } from "../server/_supervi
 import { serve } from "../server/server.ts";
 import { systemClock } from "../server/timer_heap.ts";
 import { BlackholeProxy, type Dead } from "./_fault_proxy.ts";
-import { freePort, workerArgs } from "./_program.ts";
+import { freePort } from "./_port.ts";
+import { workerArgs } from "./_program.ts";
 import { waitFor } from "./_wait.ts";
 
 Deno.test("faults: a worker killed under 200 chatting clients: all reconnect, every acked message delivered", async () => {

@@ -8,14 +8,15 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { ReconnectingSocket } from "../client/mod.ts";
-import { freePort, mainArgs } from "./_program.ts";
-import { startRedis } from "./_presence_redis.ts";
+import { freePort } from "./_port.ts";
+import { mainArgs } from "./_program.ts";
+import { RedisServer } from "./_redis.ts";
 import { waitFor } from "./_wait.ts";
 
 Deno.test("program --workers 2 --redis: a rolling restart under chat loses and doubles nothing", async () => {
   const CLIENTS = 20;
   const ROUNDS = 30;
-  const redis = await startRedis();
+  const redis = await RedisServer.start();
   const port = freePort();
   const [run, ...rest] = mainArgs([
     "--workers=2",

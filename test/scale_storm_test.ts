@@ -16,7 +16,8 @@
 import { assert, assertEquals } from "@std/assert";
 import { ReconnectingSocket } from "../client/mod.ts";
 import { commandWorker } from "../server/_supervisor.ts";
-import { freePort, workerArgs } from "./_program.ts";
+import { freePort } from "./_port.ts";
+import { workerArgs } from "./_program.ts";
 import { waitFor } from "./_wait.ts";
 
 const CLIENTS = 1_000;

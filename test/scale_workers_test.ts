@@ -8,7 +8,8 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { commandWorker, Supervisor, type WorkerHandle } from "../server/_supervisor.ts";
 import { systemClock } from "../server/timer_heap.ts";
-import { freePort, workerArgs } from "./_program.ts";
+import { freePort } from "./_port.ts";
+import { workerArgs } from "./_program.ts";
 import { waitFor } from "./_wait.ts";
 
 /**
