@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { spawnReady } from "./_child.ts";
 
 /** The program's path. */
 export const MAIN = new URL("../server/main.ts", import.meta.url).pathname;
@@ -44,20 +45,7 @@ export async function runMain(
  * `child.status`.
  */
 export async function spawnProgram(args: string[]): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: mainArgs(args),
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("listening")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the program exited before listening: ${text}`);
-    text += value;
-  }
-  reader.releaseLock();
-  child.stdout.cancel().catch(() => {});
+  const { child } = await spawnReady(mainArgs(args), { mark: "listening", what: "the program" });
   return child;
 }
 

@@ -17,6 +17,7 @@ import { assert, assertEquals, assertGreater, assertLess } from "@std/assert";
 import { encodeFrame, PreparedMessage } from "../protocol/frame_encoder.ts";
 import { type CloseInfo, serve } from "../server/mod.ts";
 import { Opcode } from "../protocol/opcodes.ts";
+import { spawnReady } from "./_child.ts";
 import { RawClient } from "./_raw_client.ts";
 import { waitFor } from "./_wait.ts";
 
@@ -46,20 +47,10 @@ interface Started {
 }
 
 async function startServer(options: Record<string, unknown>): Promise<Started> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", SERVER, JSON.stringify(options)],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("the fan-out server exited before listening");
-    text += value;
-  }
-  reader.releaseLock();
-  child.stdout.cancel().catch(() => {});
+  const { child, text } = await spawnReady(
+    ["run", "--allow-net", "--allow-env", SERVER, JSON.stringify(options)],
+    { what: "the fan-out server" },
+  );
   return { child, port: JSON.parse(text.split("\n")[0]).port };
 }
 

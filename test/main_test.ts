@@ -5,25 +5,15 @@
  */
 import parsePrometheus from "npm:parse-prometheus-text-format@1.1.1";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { spawnReady } from "./_child.ts";
 import { freePort } from "./_port.ts";
 import { mainArgs, runMain } from "./_program.ts";
 
 /** Starts the server program and resolves once it printed its URL. */
 async function start(args: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: mainArgs(["--port", "0", ...args]),
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`server exited before listening: ${text}`);
-    text += value;
-  }
-  reader.releaseLock();
-  child.stdout.cancel().catch(() => {});
+  const { child, text } = await spawnReady(mainArgs(["--port", "0", ...args]), {
+    what: "the server",
+  });
   const line = text.split("\n")[0];
   const port = Number(line.match(/:(\d+)\/ws /)?.[1]);
   return { child, line, port };

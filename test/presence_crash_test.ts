@@ -12,6 +12,7 @@ import {
   type PresenceStore,
   RedisPresenceStore,
 } from "../hub/presence/mod.ts";
+import { type ReadyChild, spawnReady } from "./_child.ts";
 import { RedisServer } from "./_redis.ts";
 import { waitFor } from "./_wait.ts";
 
@@ -21,41 +22,16 @@ const LEASE = 600;
 const USERS = 200;
 
 /** Starts a node process and waits until its users are in the store. */
-async function spawnNode(args: string[]): Promise<Node> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--config",
-      CONFIG,
-      NODE,
-      "--users",
-      String(USERS),
-      "--lease",
-      String(LEASE),
-      ...args,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!out.includes("ready")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("node exited before ready");
-    out += value;
-  }
-  // Keep draining its output until it exits.
-  const drained = (async () => {
-    while (!(await reader.read()).done) { /* discard */ }
-  })();
-  return { child, drained };
+function spawnNode(args: string[]): Promise<Node> {
+  const nodeArgs = ["--users", String(USERS), "--lease", String(LEASE), ...args];
+  return spawnReady(["run", "-A", "--config", CONFIG, NODE, ...nodeArgs], {
+    mark: "ready",
+    what: "the node",
+    rest: "drain", // its output is read until it exits
+  });
 }
 
-interface Node {
-  child: Deno.ChildProcess;
-  drained: Promise<void>;
-}
+type Node = ReadyChild;
 
 async function kill9(node: Node): Promise<number> {
   node.child.kill("SIGKILL");
