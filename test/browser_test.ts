@@ -7,7 +7,7 @@
  * Needs Debian's `chromium` (`apt-get install -y chromium`; `.ci/run` installs
  * it) and npm access once for esbuild and playwright-core.
  */
-import { chromium } from "playwright-core";
+import { launchChromium } from "./_browser.ts";
 import { assert, assertEquals } from "@std/assert";
 import { bundle } from "../client/_bundle.ts";
 import { retryAfterReason } from "../protocol/messages.ts";
@@ -15,7 +15,6 @@ import { chat as chatHandler, Hub } from "../hub/mod.ts";
 import { demoRoutes } from "../server/_demo.ts";
 import { serve, type Server } from "../server/server.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const WAIT = { timeout: 10_000 };
 
 // The page must run the client as it is now, not a stale dist/.
@@ -43,11 +42,7 @@ Deno.test("browser: the demo page connects, beats, chats, survives a restart, of
     });
   let server = start();
   const port = server.addr.port;
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--headless=new", "--disable-gpu"],
-    timeout: 20_000,
-  });
+  const browser = await launchChromium();
   try {
     const context = await browser.newContext();
     const page = await context.newPage();

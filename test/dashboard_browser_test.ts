@@ -12,7 +12,7 @@
  * Needs Debian's `chromium` (`.ci/run` installs it) and npm access once for
  * playwright-core.
  */
-import { chromium } from "playwright-core";
+import { launchChromium, pollPage } from "./_browser.ts";
 import { assert, assertEquals } from "@std/assert";
 import { DashboardFeed, monitoringRoutes, toResponse } from "../server/_dashboard.ts";
 import { CLOSE_REASONS, HeartwireMetrics } from "../server/metrics.ts";
@@ -22,7 +22,6 @@ import { startProgram } from "../server/main.ts";
 import { Opcode } from "../protocol/opcodes.ts";
 import { RawClient } from "./_raw_client.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const WAIT = { timeout: 15_000 };
 
 /** Moves the metrics as a busy server would, a step every 50 ms. */
@@ -76,11 +75,7 @@ Deno.test("browser: the dashboard draws live charts from its feed", async () => 
   });
   const origin = `http://127.0.0.1:${server.addr.port}`;
   const dir = await Deno.makeTempDir({ prefix: "heartwire-dashboard-" });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--headless=new", "--disable-gpu"],
-    timeout: 20_000,
-  });
+  const browser = await launchChromium();
   try {
     // Some history exists before the page opens: it must be drawn at once.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -96,15 +91,8 @@ Deno.test("browser: the dashboard draws live charts from its feed", async () => 
     });
     page.on("request", (request) => requests.push(request.url()));
 
-    // Playwright's waitForFunction evaluates with eval(), which the page's CSP
-    // forbids (as it should); page.evaluate goes through the debugger protocol.
-    const until = async (expression: string) => {
-      const deadline = Date.now() + WAIT.timeout;
-      while (!(await page.evaluate(expression))) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${expression}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    };
+    // The page's CSP forbids eval(), so no waitForFunction: see pollPage.
+    const until = (expression: string) => pollPage(page, expression, WAIT.timeout);
 
     await page.goto(`${origin}/dashboard`, WAIT);
     await until(`heartwireDashboard.connected && heartwireDashboard.messages >= 2`);
@@ -209,11 +197,7 @@ Deno.test("browser: the program's dashboard under real traffic", async () => {
   const origin = `http://127.0.0.1:${port}`;
   const stopTraffic = traffic(port);
   const dir = await Deno.makeTempDir({ prefix: "heartwire-dashboard-" });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--headless=new", "--disable-gpu"],
-    timeout: 20_000,
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const errors: string[] = [];
@@ -221,13 +205,8 @@ Deno.test("browser: the program's dashboard under real traffic", async () => {
     page.on("console", (message) => {
       if (message.type() === "error") errors.push(message.text());
     });
-    const until = async (expression: string) => {
-      const deadline = Date.now() + WAIT.timeout;
-      while (!(await page.evaluate(expression))) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${expression}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    };
+    // The page's CSP forbids eval(), so no waitForFunction: see pollPage.
+    const until = (expression: string) => pollPage(page, expression, WAIT.timeout);
     await page.goto(`${origin}/dashboard`, WAIT);
     await until(`heartwireDashboard.connected`);
     for (const chart of ["connections", "messages", "rtt", "closes", "process", "reasons"]) {

@@ -13,7 +13,7 @@
  * nothing to test here.)
  */
 import { assertEquals, assertGreater } from "@std/assert";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./_browser.ts";
 import WebSocketWs from "ws";
 import { buildUpgradeResponse } from "../protocol/handshake.ts";
 import { type DeflateOptions, negotiateDeflate, PerMessageDeflate } from "../protocol/deflate.ts";
@@ -247,11 +247,7 @@ Deno.test("interop: a client that does not offer the extension gets none", async
 
 Deno.test("interop: Chromium negotiates permessage-deflate and round-trips messages", async () => {
   const server = echoServer({ clientMaxWindowBits: 12 });
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--headless=new", "--disable-gpu"],
-    timeout: 20_000,
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const messages = Array.from({ length: 40 }, (_, i) => chat(i));

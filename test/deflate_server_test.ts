@@ -3,7 +3,7 @@
  * on the wire both ways, the limits, and npm `ws` and Chromium as clients.
  */
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./_browser.ts";
 import WebSocketWs from "ws";
 import { negotiateDeflate, PerMessageDeflate } from "../protocol/deflate.ts";
 import { type DecoderEvent, FrameDecoder } from "../protocol/frame_decoder.ts";
@@ -210,11 +210,7 @@ Deno.test("serve({ deflate }): npm ws client, context takeover both ways", async
 
 Deno.test("serve({ deflate }): Chromium negotiates and echoes", async () => {
   const { server, extensions } = echoServer();
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--headless=new", "--disable-gpu"],
-    timeout: 20_000,
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const text = JSON.stringify({ type: "chat", text: "bonjour ".repeat(200) });

@@ -11,7 +11,7 @@
  * Needs Debian's `chromium` (`apt-get install -y chromium`; `.ci/run` installs
  * it) and npm access once for esbuild and playwright-core.
  */
-import { chromium } from "playwright-core";
+import { launchChromium } from "./_browser.ts";
 import { assert, assertEquals } from "@std/assert";
 import { bundle } from "../client/_bundle.ts";
 import { chat, Hub } from "../hub/mod.ts";
@@ -19,7 +19,6 @@ import { MemoryPresenceStore, Presence, presenceFetch } from "../hub/presence/mo
 import { demoRoutes } from "../server/_demo.ts";
 import { serve } from "../server/server.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const WAIT = { timeout: 10_000 };
 /** The hub's heartbeat, announced to the pages. */
 const HEARTBEAT = { interval: 300, timeout: 600 };
@@ -66,11 +65,7 @@ Deno.test("browser presence: two pages see each other; one goes offline, leaves,
     fetch: http,
   });
   const origin = `http://127.0.0.1:${server.addr.port}`;
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--headless=new", "--disable-gpu"],
-    timeout: 20_000,
-  });
+  const browser = await launchChromium();
   try {
     const open = async (id: string) => {
       const context = await browser.newContext();
