@@ -1,8 +1,11 @@
 /**
- * Running the server program (server/main.ts) as `deno task start` does.
+ * Running the server program (server/main.ts): as `deno task start` does, in a
+ * child process, or in this process with injected load.
  *
  * @module
  */
+import { parseCliArgs } from "../server/_cli.ts";
+import { type Program, type ProgramOptions, startProgram } from "../server/main.ts";
 import { spawnReady } from "./_child.ts";
 
 /** The program's path. */
@@ -58,4 +61,13 @@ export async function spawnProgram(args: string[]): Promise<Deno.ChildProcess> {
 export function workerArgs(args: string[]): string[] {
   const [run, ...rest] = mainArgs(["--presence-store=memory", ...args]);
   return [run, "--unstable-net", ...rest];
+}
+
+/**
+ * Starts the program in this process on a free loopback port with presence in
+ * memory, `args` added to its command line.
+ */
+export function startLocal(args: string[], options: ProgramOptions): Promise<Program> {
+  const base = ["--presence-store=memory", "--port=0", "--hostname=127.0.0.1"];
+  return startProgram(parseCliArgs([...base, ...args]), options);
 }

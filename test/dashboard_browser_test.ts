@@ -17,9 +17,8 @@ import { assert, assertEquals } from "@std/assert";
 import { DashboardFeed, monitoringRoutes, toResponse } from "../server/_dashboard.ts";
 import { CLOSE_REASONS, HeartwireMetrics } from "../server/metrics.ts";
 import { serve } from "../server/server.ts";
-import { parseCliArgs } from "../server/_cli.ts";
-import { startProgram } from "../server/main.ts";
 import { Opcode } from "../protocol/opcodes.ts";
+import { startLocal } from "./_program.ts";
 import { RawClient } from "./_raw_client.ts";
 
 const WAIT = { timeout: 15_000 };
@@ -182,17 +181,11 @@ function traffic(port: number): () => Promise<void> {
 }
 
 Deno.test("browser: the program's dashboard under real traffic", async () => {
-  const program = await startProgram(
-    parseCliArgs([
-      "--presence-store=memory",
-      "--port=0",
-      "--hostname=127.0.0.1",
-      "--stats-interval=0",
-      "--ping-interval=100",
-      "--ping-timeout=2000",
-    ]),
-    { dashboardInterval: 250, loadSource: () => 0.7, cpus: 2, log: () => {}, warn: () => {} },
-  );
+  const program = await startLocal([
+    "--stats-interval=0",
+    "--ping-interval=100",
+    "--ping-timeout=2000",
+  ], { dashboardInterval: 250, loadSource: () => 0.7, cpus: 2, log: () => {}, warn: () => {} });
   const port = program.server.addr.port;
   const origin = `http://127.0.0.1:${port}`;
   const stopTraffic = traffic(port);

@@ -7,9 +7,8 @@
  */
 import parsePrometheus from "npm:parse-prometheus-text-format@1.1.1";
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { parseCliArgs } from "../server/_cli.ts";
-import { startProgram } from "../server/main.ts";
 import type { MetricsSnapshot } from "../server/metrics.ts";
+import { startLocal } from "./_program.ts";
 import { RawClient, rawHttp } from "./_raw_client.ts";
 import { waitFor } from "./_wait.ts";
 
@@ -38,20 +37,12 @@ function upgrade(path: string, port: number): string {
 
 Deno.test("the program: /metrics and /stats of real traffic, and the stats line", async () => {
   const lines: string[] = [];
-  const program = await startProgram(
-    parseCliArgs([
-      "--presence-store=memory",
-      "--port",
-      "0",
-      "--hostname",
-      "127.0.0.1",
-      "--stats-interval",
-      "100",
-      "--presence-store",
-      "memory",
-    ]),
-    { loadSource: () => 0.5, cpus: 2, log: (line) => lines.push(line), warn: () => {} },
-  );
+  const program = await startLocal(["--stats-interval=100"], {
+    loadSource: () => 0.5,
+    cpus: 2,
+    log: (line) => lines.push(line),
+    warn: () => {},
+  });
   const port = program.server.addr.port;
   const origin = `http://127.0.0.1:${port}`;
   try {
@@ -109,23 +100,13 @@ Deno.test("the program: /metrics and /stats of real traffic, and the stats line"
 Deno.test("the program: the load alert with --shed-load refuses upgrades, not HTTP, and clears", async () => {
   let load = 1;
   const warnings: string[] = [];
-  const program = await startProgram(
-    parseCliArgs([
-      "--presence-store=memory",
-      "--port=0",
-      "--hostname=127.0.0.1",
-      "--stats-interval=0",
-      "--load-alert-factor=2",
-      "--shed-load",
-    ]),
-    {
-      loadSource: () => load,
-      loadInterval: 20,
-      cpus: 2,
-      log: () => {},
-      warn: (line) => warnings.push(line),
-    },
-  );
+  const program = await startLocal(["--stats-interval=0", "--load-alert-factor=2", "--shed-load"], {
+    loadSource: () => load,
+    loadInterval: 20,
+    cpus: 2,
+    log: () => {},
+    warn: (line) => warnings.push(line),
+  });
   const port = program.server.addr.port;
   const origin = `http://127.0.0.1:${port}`;
   try {
@@ -175,22 +156,13 @@ Deno.test("the program: the load alert with --shed-load refuses upgrades, not HT
 
 Deno.test("the program: without --shed-load an overloaded server still accepts, and warns once", async () => {
   const warnings: string[] = [];
-  const program = await startProgram(
-    parseCliArgs([
-      "--presence-store=memory",
-      "--port=0",
-      "--hostname=127.0.0.1",
-      "--stats-interval=0",
-      "--presence-store=memory",
-    ]),
-    {
-      loadSource: () => 100,
-      loadInterval: 20,
-      cpus: 2,
-      log: () => {},
-      warn: (l) => warnings.push(l),
-    },
-  );
+  const program = await startLocal(["--stats-interval=0"], {
+    loadSource: () => 100,
+    loadInterval: 20,
+    cpus: 2,
+    log: () => {},
+    warn: (l) => warnings.push(l),
+  });
   const port = program.server.addr.port;
   try {
     await waitFor(() => program.load.overloaded);
