@@ -17,6 +17,7 @@ import { FrameDecoder } from "../protocol/frame_decoder.ts";
 import { encodeFrame, FrameWriter, PreparedMessage } from "../protocol/frame_encoder.ts";
 import { Opcode } from "../protocol/opcodes.ts";
 import { Connection } from "../protocol/connection.ts";
+import { concat } from "./_bytes.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -640,11 +641,11 @@ Deno.test("frames: compressed messages, whole and fragmented, between plain ones
 Deno.test("frames: a ping between the fragments of a compressed message", () => {
   const { client, decoder } = deflatePair();
   const payload = client.compress(encoder.encode("x".repeat(300)))!;
-  const bytes = concatBytes(
+  const bytes = concat([
     encodeFrame(Opcode.Text, payload.subarray(0, 2), { fin: false, rsv1: true, mask: true }),
     encodeFrame(Opcode.Ping, encoder.encode("p"), { mask: true }),
     encodeFrame(Opcode.Continuation, payload.subarray(2), { mask: true }),
-  );
+  ]);
   assertEquals(decoder.push(bytes), [
     { type: "ping", data: encoder.encode("p") },
     { type: "text", data: "x".repeat(300) },
@@ -669,10 +670,10 @@ Deno.test("frames: RSV rules fail the connection with 1002", () => {
     ],
     [
       "RSV1 on a continuation frame",
-      concatBytes(
+      concat([
         encodeFrame(Opcode.Text, compressed.subarray(0, 2), { fin: false, rsv1: true, mask: true }),
         encodeFrame(Opcode.Continuation, compressed.subarray(2), { rsv1: true, mask: true }),
-      ),
+      ]),
       true,
     ],
     ["RSV2", withFirstByte(encodeFrame(Opcode.Text, compressed, { mask: true }), 0xa1), true],
@@ -714,16 +715,6 @@ Deno.test("frames: inflated text is checked as UTF-8 (1007); a bomb fails with 1
 function withFirstByte(frame: Uint8Array, first: number): Uint8Array {
   frame[0] = first;
   return frame;
-}
-
-function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 Deno.test("PerMessageDeflate: incompressible data goes plain only without context takeover", () => {

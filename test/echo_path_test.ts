@@ -11,6 +11,7 @@ import { Opcode } from "../protocol/opcodes.ts";
 import { type CloseInfo, WebSocketConnection } from "../server/mod.ts";
 import { systemClock, TimerHeap } from "../server/timer_heap.ts";
 import { echoHandler } from "../server/server.ts";
+import { concat } from "./_bytes.ts";
 
 const encoder = new TextEncoder();
 const KEY = new Uint8Array([0x9a, 0x3c, 0xe1, 0x47]);
@@ -24,16 +25,6 @@ function ascii(length: number, seed = 0): string {
 
 function maskedText(text: string): Uint8Array {
   return encodeFrame(Opcode.Text, encoder.encode(text), { mask: KEY });
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 Deno.test("decoder: masked text of every length to 300 and past the cached views", () => {
