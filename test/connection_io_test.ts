@@ -4,10 +4,10 @@
  * and the I/O around the sans-I/O Connection.
  */
 import { assertEquals } from "@std/assert";
-import { type CloseInfo, WebSocketConnection, type WebSocketHandler } from "../server/mod.ts";
-import { systemClock, TimerHeap } from "../server/timer_heap.ts";
+import type { WebSocketHandler } from "../server/mod.ts";
 import { FrameDecoder } from "../protocol/frame_decoder.ts";
 import { FrameWriter } from "../protocol/frame_encoder.ts";
+import { startConnection } from "./_connection.ts";
 
 interface User {
   name: string;
@@ -21,30 +21,8 @@ async function pair<T>(handler: WebSocketHandler<T>, data?: T) {
     listener.accept(),
   ]);
   listener.close();
-  const heap = new TimerHeap({ clock: systemClock });
-  const ended = Promise.withResolvers<CloseInfo>();
-  const ws = new WebSocketConnection<T>({
-    conn,
-    request: { method: "GET", target: "/", version: "1.1", headers: new Headers() },
-    path: "/",
-    protocol: "",
-    handler,
-    data,
-    clock: systemClock,
-    heap,
-    options: {
-      keepalive: { interval: 60_000, timeout: 10_000 },
-      maxPayload: 1024,
-      closeTimeout: 1_000,
-      maxBufferedBytes: 1 << 20,
-      maxBufferedAge: 10_000,
-      writeTimeout: 10_000,
-      pingJitter: 0,
-    },
-    initial: new Uint8Array(0),
-    onEnded: (_, info) => ended.resolve(info),
-  });
-  return { ws, client, ended: ended.promise };
+  const { ws, ended } = startConnection(conn, handler, data);
+  return { ws, client, ended };
 }
 
 /** Reads frames until `count` events arrived or EOF; says which. */

@@ -8,10 +8,9 @@ import { assert, assertEquals } from "@std/assert";
 import { type DecoderEvent, FrameDecoder } from "../protocol/frame_decoder.ts";
 import { encodeFrame, FrameWriter } from "../protocol/frame_encoder.ts";
 import { Opcode } from "../protocol/opcodes.ts";
-import { type CloseInfo, WebSocketConnection } from "../server/mod.ts";
-import { systemClock, TimerHeap } from "../server/timer_heap.ts";
 import { echoHandler } from "../server/server.ts";
 import { concat } from "./_bytes.ts";
+import { startConnection } from "./_connection.ts";
 
 const encoder = new TextEncoder();
 const KEY = new Uint8Array([0x9a, 0x3c, 0xe1, 0x47]);
@@ -150,29 +149,8 @@ Deno.test("server: a read's replies are written, in one write, before the next r
     concat([maskedText("ab"), maskedText("cd")]),
     concat([maskedText("ef"), maskedText("gh")]),
   ]);
-  const heap = new TimerHeap({ clock: systemClock });
-  const ended = Promise.withResolvers<CloseInfo>();
-  new WebSocketConnection({
-    conn: conn as unknown as Deno.Conn,
-    request: { method: "GET", target: "/", version: "1.1", headers: new Headers() },
-    path: "/",
-    protocol: "",
-    handler: echoHandler,
-    clock: systemClock,
-    heap,
-    options: {
-      keepalive: { interval: 60_000, timeout: 10_000 },
-      maxPayload: 1024,
-      closeTimeout: 1_000,
-      maxBufferedBytes: 1 << 20,
-      maxBufferedAge: 10_000,
-      writeTimeout: 10_000,
-      pingJitter: 0,
-    },
-    initial: new Uint8Array(0),
-    onEnded: (_, info) => ended.resolve(info),
-  });
-  const info = await ended.promise;
+  const { heap, ended } = startConnection(conn as unknown as Deno.Conn, echoHandler);
+  const info = await ended;
   heap.clear();
   assertEquals(info.cause, "peer");
   // Each echo batch is two 4-byte frames.
