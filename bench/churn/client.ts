@@ -22,6 +22,7 @@ import { FrameWriter } from "../../protocol/frame_encoder.ts";
 import { intFlag, parseFlags } from "../load/_flags.ts";
 import { writeAll } from "../../server/_http_io.ts";
 import { clientHandshake } from "../load/_handshake.ts";
+import { countWindow, sleep, type WindowOptions } from "../load/_window.ts";
 
 /**
  * What {@linkcode runChurn} does. Only `port` is required.
@@ -32,7 +33,7 @@ import { clientHandshake } from "../load/_handshake.ts";
  * const options: ChurnOptions = { port: 8080, concurrency: 16 };
  * ```
  */
-export interface ChurnOptions {
+export interface ChurnOptions extends WindowOptions {
   /** The server's port. */
   port: number;
   /** Default "127.0.0.1". */
@@ -41,14 +42,8 @@ export interface ChurnOptions {
   path?: string;
   /** Connections cycling at once. Default 32. */
   concurrency?: number;
-  /** Time (ms) running before the count starts. Default 1 000. */
-  warmup?: number;
-  /** Time (ms) counted. Default 3 000. */
-  duration?: number;
   /** The server sends our own masked close frame back (the raw ceiling). Default false. */
   maskedEchoes?: boolean;
-  /** Told when the counted window starts and ends. */
-  onPhase?: (phase: "measuring" | "measured") => void;
 }
 
 /**
@@ -109,10 +104,6 @@ async function cycle(
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /**
  * Cycles connections for warm-up + duration and reports cycles per second
  * within the counted window.
@@ -152,14 +143,8 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnResult> {
     }
   };
   const workers = Array.from({ length: concurrency }, worker);
-  await sleep(options.warmup ?? 1_000);
-  const startCycles = cycles;
-  const startTime = performance.now();
-  options.onPhase?.("measuring");
-  await sleep(options.duration ?? 3_000);
-  const counted = cycles - startCycles;
-  const durationMs = performance.now() - startTime;
-  options.onPhase?.("measured");
+  const { before, after, durationMs } = await countWindow(options, () => cycles);
+  const counted = after - before;
   stopping = true;
   await Promise.all(workers);
   if (failures > errors.length) errors.push(`... ${failures - errors.length} more`);

@@ -29,6 +29,7 @@ import { FrameWriter } from "../../protocol/frame_encoder.ts";
 import { intFlag, parseFlags } from "../load/_flags.ts";
 import { writeAll } from "../../server/_http_io.ts";
 import { clientHandshake } from "../load/_handshake.ts";
+import { countWindow, sleep, type WindowOptions } from "../load/_window.ts";
 
 /**
  * What {@linkcode runFanout} does. Only `port` is required.
@@ -39,7 +40,7 @@ import { clientHandshake } from "../load/_handshake.ts";
  * const options: FanoutOptions = { port: 8080, subscribers: 1_000 };
  * ```
  */
-export interface FanoutOptions {
+export interface FanoutOptions extends WindowOptions {
   /** The fan-out server's port. */
   port: number;
   /** Default "127.0.0.1". */
@@ -54,16 +55,10 @@ export interface FanoutOptions {
   window?: number;
   /** Payload bytes per message (ASCII text, ≥ 10). Default 64. */
   size?: number;
-  /** Time (ms) running before the count starts. Default 1 000. */
-  warmup?: number;
-  /** Time (ms) counted. Default 3 000. */
-  duration?: number;
   /** Handshakes in progress at once, so no accept backlog overflows. Default 200. */
   connectConcurrency?: number;
   /** Broadcasts come back byte for byte, masked (the raw ceiling); no `?` count. Default false. */
   maskedEchoes?: boolean;
-  /** Told when the counted window starts and ends. */
-  onPhase?: (phase: "measuring" | "measured") => void;
 }
 
 /**
@@ -231,10 +226,6 @@ async function readText(
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** Runs `task` over `items` with at most `limit` at once; returns every outcome. */
 async function limited<T, R>(
   items: T[],
@@ -338,17 +329,13 @@ export async function runFanout(options: FanoutOptions): Promise<FanoutResult> {
 
     const reading = links.slice(0, subscribers).map((link) => subscribe(run, link, size, 0));
     publish(window);
-    await sleep(options.warmup ?? 1_000);
-    const startDeliveries = run.deliveries, startCompleted = run.completed;
-    const startReads = run.reads;
-    const startTime = performance.now();
-    options.onPhase?.("measuring");
-    await sleep(options.duration ?? 3_000);
-    const deliveries = run.deliveries - startDeliveries;
-    const completed = run.completed - startCompleted;
-    const reads = run.reads - startReads;
-    const durationMs = performance.now() - startTime;
-    options.onPhase?.("measured");
+    const { before, after, durationMs } = await countWindow(
+      options,
+      () => ({ deliveries: run.deliveries, completed: run.completed, reads: run.reads }),
+    );
+    const deliveries = after.deliveries - before.deliveries;
+    const completed = after.completed - before.completed;
+    const reads = after.reads - before.reads;
 
     // Let the outstanding broadcasts land (checked for order), then hang up:
     // allow twice the time they should take at the rate just measured.

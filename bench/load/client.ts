@@ -30,6 +30,7 @@ import { FrameWriter } from "../../protocol/frame_encoder.ts";
 import { intFlag, parseFlags } from "./_flags.ts";
 import { writeAll } from "../../server/_http_io.ts";
 import { clientHandshake } from "./_handshake.ts";
+import { countWindow, type WindowOptions } from "./_window.ts";
 
 /**
  * What {@linkcode runLoad} does. Only `port` is required.
@@ -40,7 +41,7 @@ import { clientHandshake } from "./_handshake.ts";
  * const options: LoadOptions = { port: 8080, connections: 100, inflight: 16 };
  * ```
  */
-export interface LoadOptions {
+export interface LoadOptions extends WindowOptions {
   /** The echo server's port. */
   port: number;
   /** Default "127.0.0.1". */
@@ -53,10 +54,6 @@ export interface LoadOptions {
   inflight?: number;
   /** Payload bytes per message (ASCII text). Default 64. */
   size?: number;
-  /** Time (ms) running before the count starts. Default 1 000. */
-  warmup?: number;
-  /** Time (ms) counted. Default 3 000. */
-  duration?: number;
   /**
    * The server echoes our frames byte for byte, masks included (the raw TCP
    * baseline). Default false: echoes are unmasked server frames (§5.1).
@@ -64,8 +61,6 @@ export interface LoadOptions {
   maskedEchoes?: boolean;
   /** Time (ms) the connections get, once the count ends, to drain and close. Default 2 000. */
   drainTimeout?: number;
-  /** Told when the counted window starts and ends (the runner samples CPU then). */
-  onPhase?: (phase: "measuring" | "measured") => void;
 }
 
 /**
@@ -260,10 +255,6 @@ class LoadConnection {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /**
  * Opens the connections, pumps echoes for warm-up + duration, and reports
  * the echoes per second within the counted window.
@@ -302,14 +293,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   }
 
   const pumps = open.map((connection) => connection.pump(run, script, inflight));
-  await sleep(options.warmup ?? 1_000);
-  const startCount = run.received;
-  const startTime = performance.now();
-  options.onPhase?.("measuring");
-  await sleep(options.duration ?? 3_000);
-  const messages = run.received - startCount;
-  const durationMs = performance.now() - startTime;
-  options.onPhase?.("measured");
+  const { before, after, durationMs } = await countWindow(options, () => run.received);
+  const messages = after - before;
 
   run.stopping = true;
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -38,6 +38,7 @@ import { encodeFrame } from "../../protocol/frame_encoder.ts";
 import { intFlag, parseFlags } from "./_flags.ts";
 import { selectServers, SERVERS, type ServerSpec, startServer } from "./_servers.ts";
 import { clientHandshake } from "./_handshake.ts";
+import { sleep } from "./_window.ts";
 
 /**
  * What {@linkcode runIdle} does. Only `port` and `pid` are required.
@@ -275,10 +276,6 @@ async function openAll(
       }
     }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**
