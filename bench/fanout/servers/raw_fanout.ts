@@ -20,8 +20,8 @@
  * @module
  */
 import { buildUpgradeResponse } from "../../../protocol/handshake.ts";
-import { parseRequestHead } from "../../../protocol/http1.ts";
 import { writeAll } from "../../../server/_http_io.ts";
+import { readUpgrade } from "../../load/servers/_raw_upgrade.ts";
 
 interface Subscriber {
   conn: Deno.Conn;
@@ -36,27 +36,16 @@ async function handle(conn: Deno.Conn): Promise<void> {
   const buffer = new Uint8Array(16 * 1024);
   let subscriber: Subscriber | undefined;
   try {
-    let filled = 0;
-    let publisher = false;
-    for (;;) {
-      const n = await conn.read(buffer.subarray(filled));
-      if (n === null) return;
-      filled += n;
-      const result = parseRequestHead(buffer.subarray(0, filled));
-      if (result.kind === "incomplete" && filled < buffer.length) continue;
-      const key = result.kind === "complete" ? result.head.headers.get("sec-websocket-key") : null;
-      if (result.kind !== "complete" || key === null) return;
-      publisher = result.head.target === "/pub";
-      if (!publisher) {
-        subscriber = { conn, queued: [], writing: false };
-        subscribers.add(subscriber);
-      }
-      await writeAll(conn, buildUpgradeResponse(key));
-      if (publisher && filled > result.headLength) {
-        broadcast(buffer.slice(result.headLength, filled));
-      }
-      break;
+    const upgrade = await readUpgrade(conn, buffer);
+    if (upgrade === undefined) return;
+    const { key, headLength, filled } = upgrade;
+    const publisher = upgrade.target === "/pub";
+    if (!publisher) {
+      subscriber = { conn, queued: [], writing: false };
+      subscribers.add(subscriber);
     }
+    await writeAll(conn, buildUpgradeResponse(key));
+    if (publisher && filled > headLength) broadcast(buffer.slice(headLength, filled));
     for (;;) {
       const n = await conn.read(buffer);
       if (n === null) return;

@@ -17,8 +17,8 @@
  * @module
  */
 import { buildUpgradeResponse } from "../../../protocol/handshake.ts";
-import { parseRequestHead } from "../../../protocol/http1.ts";
 import { writeAll } from "../../../server/_http_io.ts";
+import { readUpgrade } from "./_raw_upgrade.ts";
 
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const encoder = new TextEncoder();
@@ -77,20 +77,11 @@ async function handle(conn: Deno.Conn): Promise<void> {
   let buffer = new Uint8Array(256 * 1024);
   const out = new Uint8Array(512 * 1024);
   try {
-    let filled = 0;
-    for (;;) {
-      const n = await conn.read(buffer.subarray(filled));
-      if (n === null) return;
-      filled += n;
-      const result = parseRequestHead(buffer.subarray(0, filled));
-      if (result.kind === "incomplete") continue;
-      const key = result.kind === "complete" ? result.head.headers.get("sec-websocket-key") : null;
-      if (result.kind !== "complete" || key === null) return;
-      await writeAll(conn, buildUpgradeResponse(key));
-      buffer.copyWithin(0, result.headLength, filled);
-      filled -= result.headLength;
-      break;
-    }
+    const upgrade = await readUpgrade(conn, buffer);
+    if (upgrade === undefined) return;
+    await writeAll(conn, buildUpgradeResponse(upgrade.key));
+    buffer.copyWithin(0, upgrade.headLength, upgrade.filled);
+    let filled = upgrade.filled - upgrade.headLength;
     for (;;) {
       const [consumed, written] = echoFrames(buffer, filled, out);
       if (written > 0) await writeAll(conn, out.subarray(0, written));

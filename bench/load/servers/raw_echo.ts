@@ -19,8 +19,8 @@
  * @module
  */
 import { buildUpgradeResponse } from "../../../protocol/handshake.ts";
-import { parseRequestHead } from "../../../protocol/http1.ts";
 import { writeAll } from "../../../server/_http_io.ts";
+import { readUpgrade } from "./_raw_upgrade.ts";
 
 const MAX_READ = 256 * 1024;
 
@@ -28,22 +28,12 @@ const MAX_READ = 256 * 1024;
 async function handle(conn: Deno.Conn): Promise<void> {
   const buffer = new Uint8Array(16 * 1024);
   try {
-    let filled = 0;
-    for (;;) {
-      const n = await conn.read(buffer.subarray(filled));
-      if (n === null) return;
-      filled += n;
-      const result = parseRequestHead(buffer.subarray(0, filled));
-      if (result.kind === "incomplete" && filled < buffer.length) continue;
-      const key = result.kind === "complete" ? result.head.headers.get("sec-websocket-key") : null;
-      if (result.kind !== "complete" || key === null) return;
-      await writeAll(conn, buildUpgradeResponse(key));
-      // Frames pipelined behind the request head are echoed like any others.
-      if (filled > result.headLength) {
-        await writeAll(conn, buffer.slice(result.headLength, filled));
-      }
-      break;
-    }
+    const upgrade = await readUpgrade(conn, buffer);
+    if (upgrade === undefined) return;
+    const { key, headLength, filled } = upgrade;
+    await writeAll(conn, buildUpgradeResponse(key));
+    // Frames pipelined behind the request head are echoed like any others.
+    if (filled > headLength) await writeAll(conn, buffer.slice(headLength, filled));
     // Reads grow as heartwire's do (server/connection.ts: up to 256 KiB), so
     // large messages cost the ceiling no more reads than the server.
     let echo = buffer;
