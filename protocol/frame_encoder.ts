@@ -31,6 +31,7 @@
  * @module
  */
 
+import { concat } from "./_concat.ts";
 import { applyMask } from "./_mask.ts";
 import { encodeClosePayload } from "./close.ts";
 import { Opcode } from "./opcodes.ts";
@@ -665,17 +666,7 @@ export class FrameWriter {
    */
   take(): Uint8Array {
     const chunks = this.takeChunks();
-    if (chunks.length === 0) return EMPTY;
-    if (chunks.length === 1) return chunks[0];
-    let total = 0;
-    for (const chunk of chunks) total += chunk.length;
-    const bytes = new Uint8Array(total);
-    let offset = 0;
-    for (const chunk of chunks) {
-      bytes.set(chunk, offset);
-      offset += chunk.length;
-    }
-    return bytes;
+    return chunks.length === 0 ? EMPTY : concat(chunks);
   }
 
   /** Ends a batch: the buffer just handed out becomes the spare, and vice versa. */

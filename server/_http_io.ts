@@ -11,6 +11,7 @@ import {
   LAST_CHUNK,
   type ResponseBody,
 } from "../protocol/http1.ts";
+import { concat } from "../protocol/_concat.ts";
 
 const encoder = new TextEncoder();
 
@@ -93,18 +94,6 @@ function asBytes(chunk: unknown): Uint8Array {
   if (chunk instanceof Uint8Array) return chunk;
   if (typeof chunk === "string") return encoder.encode(chunk);
   throw new TypeError("a response body stream must yield Uint8Array chunks");
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 /**

@@ -23,6 +23,7 @@
  */
 
 import zlib from "node:zlib";
+import { concat } from "../protocol/_concat.ts";
 import type { DeflateEngine, Deflater, DeflaterOptions, Inflater } from "../protocol/deflate.ts";
 
 const SYNC_FLUSH = zlib.constants.Z_SYNC_FLUSH;
@@ -119,19 +120,6 @@ class Stream {
   }
 }
 
-function join(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  let length = 0;
-  for (const chunk of chunks) length += chunk.length;
-  const joined = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    joined.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return joined;
-}
-
 class ZlibDeflater implements Deflater {
   readonly #stream: Stream;
 
@@ -148,7 +136,7 @@ class ZlibDeflater implements Deflater {
   }
 
   deflate(data: Uint8Array): Uint8Array {
-    return join(this.#stream.run([data], Infinity));
+    return concat(this.#stream.run([data], Infinity));
   }
 
   reset(): void {
@@ -169,7 +157,7 @@ class ZlibInflater implements Inflater {
 
   inflate(data: readonly Uint8Array[], maxLength: number): Uint8Array | undefined {
     const chunks = this.#stream.run(data, maxLength);
-    const output = join(chunks);
+    const output = concat(chunks);
     return output.length > maxLength ? undefined : output;
   }
 

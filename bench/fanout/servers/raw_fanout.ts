@@ -20,6 +20,7 @@
  * @module
  */
 import { buildUpgradeResponse } from "../../../protocol/handshake.ts";
+import { concat } from "../../../protocol/_concat.ts";
 import { writeAll } from "../../../server/_http_io.ts";
 import { readUpgrade } from "../../load/servers/_raw_upgrade.ts";
 
@@ -78,25 +79,13 @@ async function flush(subscriber: Subscriber): Promise<void> {
     while (subscriber.queued.length > 0) {
       const chunks = subscriber.queued;
       subscriber.queued = [];
-      await writeAll(subscriber.conn, chunks.length === 1 ? chunks[0] : concat(chunks));
+      await writeAll(subscriber.conn, concat(chunks));
     }
   } catch {
     subscriber.queued = []; // the subscriber is gone; its reader cleans up
   } finally {
     subscriber.writing = false;
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const chunk of chunks) length += chunk.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 const listener = Deno.listen({ hostname: "127.0.0.1", port: Number(Deno.args[0] ?? 0) });
