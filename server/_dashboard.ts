@@ -12,6 +12,7 @@
  * @module
  */
 import type { WebSocketConnection, WebSocketHandler } from "./connection.ts";
+import { backgroundClock } from "./_background_clock.ts";
 import type { Clock } from "../protocol/clock.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 
@@ -38,16 +39,6 @@ export interface DashboardFeedOptions {
   /** Source of the one timer. Default the global timers (unref'd). */
   clock?: Clock;
 }
-
-const realClock: Clock = {
-  now: () => performance.now(),
-  setTimeout: (callback, delay) => {
-    const id = setTimeout(callback, delay);
-    Deno.unrefTimer(id); // the feed alone must not keep a process alive
-    return id;
-  },
-  clearTimeout: (handle) => clearTimeout(handle as number),
-};
 
 /**
  * The dashboard's WebSocket route. One timer takes a snapshot every
@@ -87,7 +78,7 @@ export class DashboardFeed implements WebSocketHandler {
     this.#interval = options.interval ?? 1_000;
     this.#historySize = options.history ?? 120;
     this.#maxBuffered = options.maxBufferedBytes ?? 1024 * 1024;
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? backgroundClock;
     if (!(Number.isFinite(this.#interval) && this.#interval > 0)) {
       throw new RangeError(`interval must be a positive number of ms; got ${options.interval}`);
     }

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { backgroundClock } from "./_background_clock.ts";
 import type { Clock } from "../protocol/clock.ts";
 import { bucketQuantile, type HistogramSnapshot, type MetricsSnapshot } from "./metrics.ts";
 
@@ -80,16 +81,6 @@ export interface StatsLineOptions {
   clock?: Clock;
 }
 
-const realClock: Clock = {
-  now: () => performance.now(),
-  setTimeout: (callback, delay) => {
-    const id = setTimeout(callback, delay);
-    Deno.unrefTimer(id); // the stats line alone must not keep a process alive
-    return id;
-  },
-  clearTimeout: (handle) => clearTimeout(handle as number),
-};
-
 /**
  * Prints {@linkcode formatStatsLine} every `interval` ms from snapshots taken
  * by `snapshot` (e.g. `() => metrics.snapshot()`).
@@ -118,7 +109,7 @@ export class StatsLine {
       throw new RangeError(`stats interval must be ≥ 0 ms; got ${options.interval}`);
     }
     this.#log = options.log ?? console.log;
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? backgroundClock;
   }
 
   /** Starts printing (the first line after one interval); a 0 interval prints nothing. */

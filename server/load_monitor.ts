@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { backgroundClock } from "./_background_clock.ts";
 import type { Clock } from "../protocol/clock.ts";
 
 /**
@@ -68,16 +69,6 @@ export function systemLoadAverage(): number | undefined {
     return undefined;
   }
 }
-
-const realClock: Clock = {
-  now: () => performance.now(),
-  setTimeout: (callback, delay) => {
-    const id = setTimeout(callback, delay);
-    Deno.unrefTimer(id); // the alert alone must not keep a process alive
-    return id;
-  },
-  clearTimeout: (handle) => clearTimeout(handle as number),
-};
 
 /**
  * Samples the load average every `interval` ms. Enters the overloaded state
@@ -153,7 +144,7 @@ export class LoadMonitor {
     this.#onChange = options.onChange;
     this.#describe = `${trim(factor)} × ${cpus} CPU${cpus === 1 ? "" : "s"}`;
     this.#action = options.action ? `; ${options.action}` : "";
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? backgroundClock;
   }
 
   /** Seconds a refused client should wait (`Retry-After`): one sampling interval, at least 1. */

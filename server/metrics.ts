@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { backgroundClock } from "./_background_clock.ts";
 import type { Clock } from "../protocol/clock.ts";
 
 /** Something a {@linkcode Registry} can write in the text format. */
@@ -1162,17 +1163,6 @@ export interface EventLoopLagOptions {
   clock?: Clock;
 }
 
-const realClock: Clock = {
-  now: () => performance.now(),
-  setTimeout: (callback, delay) => {
-    const id = setTimeout(callback, delay);
-    // A probe must not keep a process alive that has nothing else to do.
-    Deno.unrefTimer(id);
-    return id;
-  },
-  clearTimeout: (handle) => clearTimeout(handle as number),
-};
-
 /**
  * Measures event-loop lag with one timer: each probe is armed for `interval`
  * ms, and how much later than that it runs is the lag (a long synchronous
@@ -1209,7 +1199,7 @@ export class EventLoopLagSampler {
     if (!(Number.isFinite(this.#interval) && this.#interval > 0)) {
       throw new RangeError(`interval must be a positive number of ms; got ${options.interval}`);
     }
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? backgroundClock;
   }
 
   /** Starts probing (again); does nothing if already running. */
