@@ -3,7 +3,6 @@
  * replay, one encoded push per tick to every viewer, slow viewers skipped,
  * and a page that names nothing outside itself.
  */
-import parsePrometheus from "npm:parse-prometheus-text-format@1.1.1";
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import {
   DASHBOARD_CSP,
@@ -14,6 +13,7 @@ import {
 import type { WebSocketConnection } from "../server/connection.ts";
 import { HeartwireMetrics, type MetricsSnapshot } from "../server/metrics.ts";
 import { ManualClock } from "./_clock.ts";
+import { sampleReader } from "./_prometheus.ts";
 
 class Viewer {
   sent: string[] = [];
@@ -74,9 +74,7 @@ Deno.test("monitoring routes: /metrics parses, /stats is JSON, /dashboard carrie
   const text = routes["/metrics"]();
   assertEquals(text.status, 200);
   assertEquals(text.contentType, "text/plain; version=0.0.4; charset=utf-8");
-  const families = parsePrometheus(text.body) as { name: string; metrics: { value: string }[] }[];
-  const active = families.find((f) => f.name === "heartwire_connections_active");
-  assertEquals(active?.metrics[0].value, "1");
+  assertEquals(sampleReader(text.body)("heartwire_connections_active"), 1);
 
   const stats = routes["/stats"]();
   assertEquals(stats.contentType, "application/json");

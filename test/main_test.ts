@@ -3,11 +3,11 @@
  * to Deno's WebSocket, shuts down gracefully on SIGTERM, serves wss:// with a
  * certificate made here by openssl.
  */
-import parsePrometheus from "npm:parse-prometheus-text-format@1.1.1";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { spawnReady } from "./_child.ts";
 import { freePort } from "./_port.ts";
 import { mainArgs, runMain } from "./_program.ts";
+import { sampleReader } from "./_prometheus.ts";
 
 /** Starts the server program and resolves once it printed its URL. */
 async function start(args: string[]) {
@@ -73,8 +73,7 @@ Deno.test("deno task start: stats lines on stdout, /metrics with the load averag
       /^heartwire: 0 active, 0 total, \+0 opened, -0 closed, 0 timeouts, rtt -( , OVERLOADED.*)?/,
     );
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    const families = parsePrometheus(text) as { name: string; metrics: { value: string }[] }[];
-    const value = (name: string) => Number(families.find((f) => f.name === name)?.metrics[0].value);
+    const value = sampleReader(text);
     // --allow-sys=loadavg is granted as by `deno task start`: the load average is read.
     assert(Number.isFinite(value("heartwire_load1")), "heartwire_load1 is a number");
     assert(value("process_resident_memory_bytes") > 0);

@@ -4,7 +4,6 @@
  * text-format parser (npm `parse-prometheus-text-format`), not by string
  * comparison. Event-loop lag runs on a hand-driven clock.
  */
-import parsePrometheus from "npm:parse-prometheus-text-format@1.1.1";
 import { assert, assertAlmostEquals, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import {
   bucketQuantile,
@@ -19,23 +18,10 @@ import {
   Registry,
 } from "../server/metrics.ts";
 import { ManualClock } from "./_clock.ts";
-
-interface ParsedSample {
-  value?: string;
-  labels?: Record<string, string>;
-  buckets?: Record<string, string>;
-  count?: string;
-  sum?: string;
-}
-interface ParsedFamily {
-  name: string;
-  help: string;
-  type: string;
-  metrics: ParsedSample[];
-}
+import { parseFamilies, type PrometheusFamily, sampleValue as value } from "./_prometheus.ts";
 
 /** Parses exposition text, and also checks every line against the 0.0.4 grammar. */
-function parse(text: string): Map<string, ParsedFamily> {
+function parse(text: string): Map<string, PrometheusFamily> {
   assert(text.endsWith("\n"), "exposition ends with a line feed");
   for (const line of text.slice(0, -1).split("\n")) {
     assertMatch(
@@ -43,18 +29,7 @@ function parse(text: string): Map<string, ParsedFamily> {
       /^(# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .*|[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\[\\"n])*",?)*\})? (-?[0-9.e+-]+|\+Inf|-Inf|NaN))$/,
     );
   }
-  const families = parsePrometheus(text) as ParsedFamily[];
-  return new Map(families.map((family) => [family.name, family]));
-}
-
-function value(families: Map<string, ParsedFamily>, name: string, labels?: Record<string, string>) {
-  const family = families.get(name);
-  assert(family, `${name} is exposed`);
-  const sample = family.metrics.find((m) =>
-    !labels || Object.entries(labels).every(([k, v]) => m.labels?.[k] === v)
-  );
-  assert(sample, `${name} ${JSON.stringify(labels)} is exposed`);
-  return Number(sample.value);
+  return parseFamilies(text);
 }
 
 Deno.test("metrics: counters, gauges and families expose HELP, TYPE and escaped labels", () => {
@@ -201,8 +176,14 @@ Deno.test("metrics: HeartwireMetrics in a scripted session, read back from /metr
   assertEquals(value(f, "heartwire_connections_active"), 1);
   assertEquals(value(f, "heartwire_connections_opened_total"), 5);
   assertEquals(value(f, "heartwire_connections_closed_total", { reason: "timeout" }), 1);
-  assertEquals(value(f, "heartwire_connections_closed_total", { reason: "protocol_error" }), 1);
-  assertEquals(value(f, "heartwire_connections_closed_total", { reason: "slow_consumer" }), 1);
+  assertEquals(
+    value(f, "heartwire_connections_closed_total", { reason: "protocol_error" }),
+    1,
+  );
+  assertEquals(
+    value(f, "heartwire_connections_closed_total", { reason: "slow_consumer" }),
+    1,
+  );
   assertEquals(value(f, "heartwire_connections_closed_total", { reason: "normal" }), 1);
   assertEquals(value(f, "heartwire_connections_closed_total", { reason: "shutdown" }), 0);
   assertEquals(value(f, "heartwire_connections_closed_by_code_total", { code: "1006" }), 1);

@@ -6,7 +6,6 @@
  * RTTs, a ping timeout, queued bytes read at scrape time, app heartbeats and
  * resumes. The exposition is read back with a real Prometheus parser.
  */
-import parsePrometheus from "npm:parse-prometheus-text-format@1.1.1";
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { Opcode } from "../protocol/opcodes.ts";
 import { encodeFrame } from "../protocol/frame_encoder.ts";
@@ -14,6 +13,7 @@ import { HeartwireMetrics } from "../server/metrics.ts";
 import { echoHandler, serve, type ServeOptions, type Server } from "../server/server.ts";
 import { Hub } from "../hub/hub.ts";
 import { MemoryPresenceStore, Presence } from "../hub/presence/mod.ts";
+import { sampleReader } from "./_prometheus.ts";
 import { RawClient, rawHttp } from "./_raw_client.ts";
 import { waitFor } from "./_wait.ts";
 
@@ -36,28 +36,11 @@ function upgradeRequest(path: string, port: number, extra = ""): string {
     `Sec-WebSocket-Version: 13\r\n${extra}\r\n`;
 }
 
-interface Family {
-  name: string;
-  type: string;
-  metrics: { value?: string; labels?: Record<string, string> }[];
-}
-
-/** `/metrics` text through npm parse-prometheus-text-format, as name → label set → value. */
+/** `/metrics` text read as name → label set → value. */
 function scrape(
   metrics: HeartwireMetrics,
 ): (name: string, labels?: Record<string, string>) => number {
-  const families = new Map(
-    (parsePrometheus(metrics.registry.expose()) as Family[]).map((f) => [f.name, f]),
-  );
-  return (name, labels) => {
-    const family = families.get(name);
-    assert(family, `${name} is exposed`);
-    const sample = family.metrics.find((m) =>
-      !labels || Object.entries(labels).every(([k, v]) => m.labels?.[k] === v)
-    );
-    assert(sample, `${name} ${JSON.stringify(labels)} is exposed`);
-    return Number(sample.value);
-  };
+  return sampleReader(metrics.registry.expose());
 }
 
 Deno.test("serve({ metrics }): a message, its bytes, a normal close and a protocol error", async () => {

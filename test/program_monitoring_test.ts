@@ -5,28 +5,18 @@
  * `--shed-load` new WebSockets refused with 503 + Retry-After while HTTP
  * and the dashboard's feed keep answering, then cleared with hysteresis.
  */
-import parsePrometheus from "npm:parse-prometheus-text-format@1.1.1";
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import type { MetricsSnapshot } from "../server/metrics.ts";
 import { startLocal } from "./_program.ts";
+import { sampleReader } from "./_prometheus.ts";
 import { RawClient, rawHttp } from "./_raw_client.ts";
 import { waitFor } from "./_wait.ts";
-
-interface Family {
-  name: string;
-  metrics: { value?: string; labels?: Record<string, string> }[];
-}
 
 async function scrape(origin: string): Promise<(name: string) => number> {
   const response = await fetch(`${origin}/metrics`);
   assertEquals(response.status, 200);
   assertMatch(response.headers.get("content-type")!, /^text\/plain; version=0\.0\.4/);
-  const families = parsePrometheus(await response.text()) as Family[];
-  return (name) => {
-    const family = families.find((f) => f.name === name);
-    assert(family, `${name} is exposed`);
-    return Number(family.metrics[0].value);
-  };
+  return sampleReader(await response.text());
 }
 
 function upgrade(path: string, port: number): string {
