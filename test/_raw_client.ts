@@ -45,10 +45,7 @@ export class RawClient {
   /** Connects and completes the opening handshake; throws unless the answer is 101. */
   static async connect(port: number, path = "/echo", options: RawConnectOptions = {}) {
     const conn = await Deno.connect({ hostname: options.hostname ?? "127.0.0.1", port });
-    const extra = Object.entries(options.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join("");
-    const head = `GET ${path} HTTP/1.1\r\nHost: localhost:${port}\r\nUpgrade: websocket\r\n` +
-      `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
-      `Sec-WebSocket-Version: 13\r\n${extra}\r\n`;
+    const head = upgradeRequest(port, path, options.headers);
     await writeAll(conn, concat([head, options.pipelined ?? []]));
     const { head: response, rest } = await readHead(conn);
     if (!response.startsWith("HTTP/1.1 101")) {
@@ -123,6 +120,21 @@ export class RawClient {
       // already closed
     }
   }
+}
+
+/**
+ * A valid opening handshake request for `path` (RFC 6455 §4.1, the key of
+ * §1.3's example), with `headers` added.
+ */
+export function upgradeRequest(
+  port: number,
+  path = "/echo",
+  headers: Record<string, string> = {},
+): string {
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+  return `GET ${path} HTTP/1.1\r\nHost: localhost:${port}\r\nUpgrade: websocket\r\n` +
+    `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+    `Sec-WebSocket-Version: 13\r\n${extra}\r\n`;
 }
 
 /** Writes every byte. */

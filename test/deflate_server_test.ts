@@ -4,6 +4,7 @@
  */
 import { assertEquals, assertStringIncludes } from "@std/assert";
 import { launchChromium } from "./_browser.ts";
+import { upgradeRequest } from "./_raw_client.ts";
 import WebSocketWs from "ws";
 import { negotiateDeflate, PerMessageDeflate } from "../protocol/deflate.ts";
 import { type DecoderEvent, FrameDecoder } from "../protocol/frame_decoder.ts";
@@ -39,12 +40,8 @@ function echoServer(options: Partial<ServeOptions> = {}) {
 /** A client by hand: the handshake with `offer`, then frames both ways, bytes visible. */
 async function rawClient(port: number, offer?: string) {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  await conn.write(encoder.encode(
-    `GET /echo HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
-      `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
-      `Sec-WebSocket-Version: 13\r\n` +
-      (offer ? `Sec-WebSocket-Extensions: ${offer}\r\n` : "") + "\r\n",
-  ));
+  const headers: Record<string, string> = offer ? { "Sec-WebSocket-Extensions": offer } : {};
+  await conn.write(encoder.encode(upgradeRequest(port, "/echo", headers)));
   const buffer = new Uint8Array(256 * 1024);
   let received = new Uint8Array(0);
   const read = async () => {

@@ -14,7 +14,7 @@ import { echoHandler, serve, type ServeOptions, type Server } from "../server/se
 import { Hub } from "../hub/hub.ts";
 import { MemoryPresenceStore, Presence } from "../hub/presence/mod.ts";
 import { sampleReader } from "./_prometheus.ts";
-import { RawClient, rawHttp } from "./_raw_client.ts";
+import { RawClient, rawHttp, upgradeRequest } from "./_raw_client.ts";
 import { waitFor } from "./_wait.ts";
 
 async function withServer(
@@ -28,12 +28,6 @@ async function withServer(
   } finally {
     await server.shutdown({ timeout: 1_000 });
   }
-}
-
-function upgradeRequest(path: string, port: number, extra = ""): string {
-  return `GET ${path} HTTP/1.1\r\nHost: localhost:${port}\r\nUpgrade: websocket\r\n` +
-    `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
-    `Sec-WebSocket-Version: 13\r\n${extra}\r\n`;
 }
 
 /** `/metrics` text read as name → label set → value. */
@@ -113,16 +107,16 @@ Deno.test("serve({ metrics }): handshakes refused by status; a plain 404 is not 
         : undefined,
     authenticate: (request) => request.headers.get("x-deny") === null,
   }, async (_server, port, metrics) => {
-    const busy = await rawHttp(port, upgradeRequest("/busy", port));
+    const busy = await rawHttp(port, upgradeRequest(port, "/busy"));
     assertEquals(busy.status, 503);
     assertMatch(busy.head, /\r\nretry-after: 5\r\n/i);
-    const denied = await rawHttp(port, upgradeRequest("/echo", port, "X-Deny: 1\r\n"));
+    const denied = await rawHttp(port, upgradeRequest(port, "/echo", { "X-Deny": "1" }));
     assertEquals(denied.status, 401);
     const noUpgrade = await rawHttp(port, `GET /echo HTTP/1.1\r\nHost: x\r\n\r\n`);
     assertEquals(noUpgrade.status, 426);
     const badKey = await rawHttp(
       port,
-      upgradeRequest("/echo", port).replace("dGhlIHNhbXBsZSBub25jZQ==", "short"),
+      upgradeRequest(port).replace("dGhlIHNhbXBsZSBub25jZQ==", "short"),
     );
     assertEquals(badKey.status, 400);
     const huge = await rawHttp(port, `GET /echo HTTP/1.1\r\nX: ${"a".repeat(20_000)}\r\n\r\n`);

@@ -9,7 +9,7 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import type { MetricsSnapshot } from "../server/metrics.ts";
 import { startLocal } from "./_program.ts";
 import { sampleReader } from "./_prometheus.ts";
-import { RawClient, rawHttp } from "./_raw_client.ts";
+import { RawClient, rawHttp, upgradeRequest } from "./_raw_client.ts";
 import { waitFor } from "./_wait.ts";
 
 async function scrape(origin: string): Promise<(name: string) => number> {
@@ -17,12 +17,6 @@ async function scrape(origin: string): Promise<(name: string) => number> {
   assertEquals(response.status, 200);
   assertMatch(response.headers.get("content-type")!, /^text\/plain; version=0\.0\.4/);
   return sampleReader(await response.text());
-}
-
-function upgrade(path: string, port: number): string {
-  return `GET ${path} HTTP/1.1\r\nHost: localhost:${port}\r\nUpgrade: websocket\r\n` +
-    `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
-    `Sec-WebSocket-Version: 13\r\n\r\n`;
 }
 
 Deno.test("the program: /metrics and /stats of real traffic, and the stats line", async () => {
@@ -110,10 +104,10 @@ Deno.test("the program: the load alert with --shed-load refuses upgrades, not HT
       warnings[0],
       /^heartwire: WARNING load 4\.50 ≥ 4\.00 \(2 × 2 CPUs\): overloaded; refusing new WebSocket connections$/,
     );
-    const refused = await rawHttp(port, upgrade("/ws", port));
+    const refused = await rawHttp(port, upgradeRequest(port, "/ws"));
     assertEquals(refused.status, 503);
     assertMatch(refused.head, /\r\nretry-after: 1\r\n/i);
-    assertEquals((await rawHttp(port, upgrade("/echo", port))).status, 503);
+    assertEquals((await rawHttp(port, upgradeRequest(port, "/echo"))).status, 503);
     // HTTP keeps answering, the dashboard's feed still connects, open connections stay.
     assertEquals((await fetch(`${origin}/healthz`)).status, 200);
     const read = await scrape(origin);
