@@ -19,7 +19,7 @@ import { type CloseInfo, serve } from "../server/mod.ts";
 import { Opcode } from "../protocol/opcodes.ts";
 import { spawnReady } from "./_child.ts";
 import { RawClient } from "./_raw_client.ts";
-import { waitFor } from "./_wait.ts";
+import { sleep, waitFor } from "./_wait.ts";
 
 const SERVER = new URL("./_fanout_server.ts", import.meta.url).pathname;
 const NON_READERS = 100;
@@ -114,7 +114,7 @@ async function flood(publisher: RawClient): Promise<void> {
       offset += frame.length;
     }
     await publisher.write(bytes);
-    await new Promise((resolve) => setTimeout(resolve, BATCH_EVERY));
+    await sleep(BATCH_EVERY);
   }
 }
 
@@ -154,7 +154,7 @@ Deno.test("fan-out: a flood into a room of non-readers sheds only them, and the 
         await response.text();
         slowest = Math.max(slowest, performance.now() - start);
         peak = Math.max(peak, await rss(child.pid));
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await sleep(100);
       }
     })();
 

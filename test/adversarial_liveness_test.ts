@@ -8,7 +8,7 @@ import { assertEquals, assertLess } from "@std/assert";
 import type { Clock } from "../protocol/clock.ts";
 import { echoHandler, serve, systemClock } from "../server/mod.ts";
 import { RawClient } from "./_raw_client.ts";
-import { waitFor } from "./_wait.ts";
+import { sleep, waitFor } from "./_wait.ts";
 
 const PEERS = 1_000;
 
@@ -132,7 +132,7 @@ Deno.test("liveness: a 1 s stall drops none of 1 000 answering peers, and a sile
   try {
     assertEquals(await peers.line(), `opened ${PEERS} 0`);
     await waitFor(() => server.connections.size === PEERS);
-    await new Promise((resolve) => setTimeout(resolve, 600)); // pings flowing
+    await sleep(600); // pings flowing
     // A peer that never answers (nor reads): its first ping falls due during the stall.
     silent = await RawClient.connect(server.addr.port);
     await waitFor(() => server.connections.size === PEERS + 1);
@@ -142,7 +142,7 @@ Deno.test("liveness: a 1 s stall drops none of 1 000 answering peers, and a sile
     await waitFor(() => stalledAt >= 0);
     await waitFor(() => server.stats.closed.timeout >= 1, 5_000);
     const silentAfter = performance.now() - silentSince;
-    await new Promise((resolve) => setTimeout(resolve, 1_000)); // more rounds after the stall
+    await sleep(1_000); // more rounds after the stall
     const mark = await peers.finish();
     assertEquals(mark.opened, PEERS);
     assertEquals(mark.dropped, 0, "peers that answered every ping were dropped");

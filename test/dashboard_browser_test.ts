@@ -20,6 +20,7 @@ import { serve } from "../server/server.ts";
 import { Opcode } from "../protocol/opcodes.ts";
 import { startLocal } from "./_program.ts";
 import { RawClient } from "./_raw_client.ts";
+import { sleep } from "./_wait.ts";
 
 const WAIT = { timeout: 15_000 };
 
@@ -77,7 +78,7 @@ Deno.test("browser: the dashboard draws live charts from its feed", async () => 
   const browser = await launchChromium();
   try {
     // Some history exists before the page opens: it must be drawn at once.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await sleep(1_000);
     const page = await browser.newPage({
       viewport: { width: 1280, height: 900 },
       colorScheme: "dark",

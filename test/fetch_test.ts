@@ -6,7 +6,7 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { Hono } from "hono";
 import { serve, type ServeOptions, type Server } from "../server/mod.ts";
-import { waitFor } from "./_wait.ts";
+import { sleep, waitFor } from "./_wait.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -297,7 +297,7 @@ Deno.test("kept-alive connections: idle timeout, and the head timeout for each l
     const started = Date.now();
     for (;;) {
       // Keep trickling: bytes must not extend the head's deadline.
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
       if (await conn.write(encoder.encode("a")).catch(() => 0) === 0) break;
       if (server.stats.handshakeTimeouts > 0 || Date.now() - started > 2_000) break;
     }

@@ -19,7 +19,7 @@ import { fakeWebSocketClass } from "./_fake_websocket.ts";
 import { connect, hangUp, type Json, say } from "./_hub_fake.ts";
 import { type CloseInfo, serve } from "../server/mod.ts";
 import { RawClient } from "./_raw_client.ts";
-import { waitFor } from "./_wait.ts";
+import { sleep, waitFor } from "./_wait.ts";
 
 /** A memory store whose `members()` reads wait for `release()` while `gate` is set. */
 class GatedStore extends MemoryPresenceStore {
@@ -38,7 +38,7 @@ class GatedStore extends MemoryPresenceStore {
 async function settle(presence: Presence): Promise<void> {
   for (let i = 0; i < 3; i++) {
     await presence.flush();
-    await new Promise((resolve) => setTimeout(resolve, 0));
+    await sleep(0);
   }
 }
 
@@ -216,7 +216,7 @@ Deno.test("hub presence: diffs made while the state is read follow it, none twic
   const [ann] = await connect(t.hub, "?id=ann");
   t.store.shut();
   const asked = say(t.hub, ann, { type: "presence_subscribe", topic: "lobby" });
-  await new Promise((resolve) => setTimeout(resolve, 0));
+  await sleep(0);
   await connect(t.hub, "?id=bob"); // offset 2, while the read waits
   t.store.open();
   t.store.gate = undefined;

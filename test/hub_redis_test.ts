@@ -18,7 +18,7 @@ import { serve, type Server } from "../server/mod.ts";
 import { historyContract } from "./_history_contract.ts";
 import { freePort } from "./_port.ts";
 import { RedisServer } from "./_redis.ts";
-import { waitFor } from "./_wait.ts";
+import { sleep, waitFor } from "./_wait.ts";
 
 type Json = Record<string, unknown>;
 
@@ -227,7 +227,7 @@ redisTest(
     const other = await createClient({ url: redis.url }).connect();
     try {
       const sleeping = other.sendCommand(["DEBUG", "SLEEP", "0.6"]);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
       const start = Date.now();
       await assertRejects(backend.history.position("t"), "UnavailableError");
       assert(Date.now() - start < 450, `${Date.now() - start} ms`);
@@ -368,7 +368,7 @@ twoNodesTest("redis: a session that expired, or whose node died, tells its last 
   first.send({ type: "chat", text: "one", cseq: 1 });
   await first.next(type("ack"));
   await first.close();
-  await new Promise((resolve) => setTimeout(resolve, 450));
+  await sleep(450);
   const late = await b.connect(`id=hank&session=${welcome.session}`);
   const failed = await late.next(type("resume_failed"));
   assertEquals([failed.reason, failed.last_cseq], ["unknown or expired session", 1]);
@@ -379,7 +379,7 @@ twoNodesTest("redis: a session that expired, or whose node died, tells its last 
   late.send({ type: "chat", text: "three", cseq: 2 });
   await late.next((m) => m.type === "ack" && m.cseq === 2);
   await b.redis.close(); // as if killed: node B's connections to Redis are gone
-  await new Promise((resolve) => setTimeout(resolve, 1_150));
+  await sleep(1_150);
   const [elsewhere] = await Promise.all([
     a.connect(`id=hank&session=${fresh.session}`),
     late.close(),

@@ -3,6 +3,7 @@ import { chat, Hub, type HubOptions, MemoryHistory, MemorySessionStore } from ".
 import { serve } from "../server/mod.ts";
 import { ManualClock } from "./_clock.ts";
 import { connect, hangUp, type Json, say } from "./_hub_fake.ts";
+import { sleep, waitFor } from "./_wait.ts";
 
 /** A hub with chat in "lobby", `ts` and `server_ts` fixed at 42. */
 function chatHub(options: HubOptions = {}): Hub {
@@ -74,7 +75,7 @@ Deno.test("hub: a custom type's handler gets the session and client id; its retu
       return { sum: m.a + m.b };
     });
     hub.on("later", async () => {
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await sleep(5);
       return "done";
     });
     hub.on("nothing", () => undefined);
@@ -465,7 +466,7 @@ Deno.test("hub: a publication racing a recovery waits behind it, never before or
       a.ws,
       JSON.stringify({ type: "subscribe", topic: "lobby", epoch: lobby.epoch, offset: 0 }),
     );
-    await new Promise((resolve) => setTimeout(resolve, 1));
+    await sleep(1);
     await hub.publish("lobby", "n", { n: 2 }); // after `since` read the history
     assertEquals(a.take(), [], "held back");
     open();
@@ -551,14 +552,14 @@ Deno.test("hub: requestReconnect and restart over real sockets; serve mounts the
     const messages: Json[] = [];
     const closed = new Promise<CloseEvent>((resolve) => ws.onclose = resolve);
     ws.onmessage = (event) => messages.push(JSON.parse(event.data));
-    await waitUntil(() => messages.length === 3);
+    await waitFor(() => messages.length === 3, 3_000);
     assertEquals(messages.map((m) => m.type), ["welcome", "subscribed", "subscribed"]);
     ws.send(JSON.stringify({ type: "chat", text: "over tcp", cseq: 1 }));
-    await waitUntil(() => messages.length === 5);
+    await waitFor(() => messages.length === 5, 3_000);
     assertEquals(messages[3].text, "over tcp");
     assertEquals(messages[4], { type: "ack", cseq: 1 });
     assertEquals(hub.requestReconnect(2_500), 1);
-    await waitUntil(() => messages.length === 6);
+    await waitFor(() => messages.length === 6, 3_000);
     assertEquals(messages[5], { type: "reconnect", delay: 2_500 });
     assertEquals(hub.restart(4_000), 1);
     const event = await closed;
@@ -568,14 +569,6 @@ Deno.test("hub: requestReconnect and restart over real sockets; serve mounts the
     hub.dispose();
   }
 });
-
-async function waitUntil(check: () => boolean): Promise<void> {
-  const deadline = Date.now() + 3_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("condition not met within 3 s");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 Deno.test("hub: a history lost mid-stream is told to live members before its new offsets arrive", async () => {
   let epochs = 0;

@@ -8,6 +8,7 @@ import { spawnReady } from "./_child.ts";
 import { freePort } from "./_port.ts";
 import { mainArgs, runMain } from "./_program.ts";
 import { sampleReader } from "./_prometheus.ts";
+import { waitFor } from "./_wait.ts";
 
 /** Starts the server program and resolves once it printed its URL. */
 async function start(args: string[]) {
@@ -62,11 +63,10 @@ Deno.test("deno task start: stats lines on stdout, /metrics with the load averag
   })();
   const stderr = new Response(child.stderr).text();
   try {
-    const deadline = Date.now() + 10_000;
-    while (lines.filter((l) => l.startsWith("heartwire: ")).length < 2) {
-      if (Date.now() > deadline) throw new Error(`no stats lines: ${lines.join("\n")}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitFor(() => lines.filter((l) => l.startsWith("heartwire: ")).length >= 2, 10_000)
+      .catch(() => {
+        throw new Error(`no stats lines: ${lines.join("\n")}`);
+      });
     const port = Number(lines[0].match(/:(\d+)\/ws /)?.[1]);
     assertMatch(
       lines.find((l) => l.startsWith("heartwire: "))!,

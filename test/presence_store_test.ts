@@ -11,7 +11,7 @@ import {
   type UserRecord,
 } from "../hub/presence/mod.ts";
 import { RedisServer } from "./_redis.ts";
-import { waitFor } from "./_wait.ts";
+import { sleep, waitFor } from "./_wait.ts";
 
 interface Harness {
   /** A fresh, empty store (a second call in one case shares the first's data). */
@@ -146,7 +146,7 @@ const cases: Record<string, (h: Harness) => Promise<void>> = {
     assertEquals(seen, ["node-lost:x"]);
     off();
     await store.publish({ type: "node-lost", nodeId: "y" });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
     assertEquals(seen, ["node-lost:x"]);
     await store.close();
   },
@@ -240,7 +240,7 @@ Deno.test("Redis store: foreign or malformed messages on the channel are ignored
     await raw.publish("hw:presence:events", JSON.stringify({ hello: 1 }));
     await other.publish({ type: "node-lost", nodeId: "z" });
     await waitFor(() => got.length === 1, 2_000);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
     assertEquals(got, ["node-lost"]);
     await raw.close();
     await store.close();

@@ -12,6 +12,7 @@ import {
   type PresenceWrite,
 } from "../hub/presence/mod.ts";
 import { ManualClock } from "./_clock.ts";
+import { sleep } from "./_wait.ts";
 
 /** A memory store that counts user-record writes (what heartbeats cause). */
 class CountingStore extends MemoryPresenceStore {
@@ -25,7 +26,7 @@ class CountingStore extends MemoryPresenceStore {
 async function settle(...trackers: Presence[]): Promise<void> {
   for (let i = 0; i < 3; i++) {
     for (const tracker of trackers) await tracker.flush();
-    await new Promise((resolve) => setTimeout(resolve, 0));
+    await sleep(0);
   }
 }
 

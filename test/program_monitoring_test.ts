@@ -10,7 +10,7 @@ import type { MetricsSnapshot } from "../server/metrics.ts";
 import { startLocal } from "./_program.ts";
 import { sampleReader } from "./_prometheus.ts";
 import { RawClient, rawHttp, upgradeRequest } from "./_raw_client.ts";
-import { waitFor } from "./_wait.ts";
+import { sleep, waitFor } from "./_wait.ts";
 
 async function scrape(origin: string): Promise<(name: string) => number> {
   const response = await fetch(`${origin}/metrics`);
@@ -123,7 +123,7 @@ Deno.test("the program: the load alert with --shed-load refuses upgrades, not HT
 
     // Hysteresis: a dip under the threshold but above 0.8 × it clears nothing.
     load = 3.5;
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await sleep(150);
     assert(program.load.overloaded);
     assertEquals(warnings.length, 1);
     load = 1;
@@ -150,7 +150,7 @@ Deno.test("the program: without --shed-load an overloaded server still accepts, 
   const port = program.server.addr.port;
   try {
     await waitFor(() => program.load.overloaded);
-    await new Promise((resolve) => setTimeout(resolve, 100)); // several more samples
+    await sleep(100); // several more samples
     assertEquals(warnings.length, 1);
     assertMatch(warnings[0], /: overloaded$/);
     const client = await RawClient.connect(port, "/echo");

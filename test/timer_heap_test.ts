@@ -10,6 +10,7 @@ import {
 import { ManualClock } from "./_clock.ts";
 import { Random } from "./_random.ts";
 import { systemClock, type TimerEntry, TimerHeap } from "../server/timer_heap.ts";
+import { sleep } from "./_wait.ts";
 
 function setup(coalesceMs = 0) {
   const clock = new ManualClock(1_000);
@@ -35,7 +36,7 @@ Deno.test("systemClock reads performance.now and runs real timers", async () => 
   let cleared = true;
   const handle = systemClock.setTimeout(() => cleared = false, 1);
   systemClock.clearTimeout(handle);
-  await new Promise((resolve) => setTimeout(resolve, 5));
+  await sleep(5);
   assert(cleared);
 });
 
