@@ -9,7 +9,7 @@ import { type Program, type ProgramOptions, startProgram } from "../server/main.
 import { spawnReady } from "./_child.ts";
 
 /** The program's path. */
-export const MAIN = new URL("../server/main.ts", import.meta.url).pathname;
+const MAIN = new URL("../server/main.ts", import.meta.url).pathname;
 
 /** The `deno` arguments that run the program with `args`. */
 export function mainArgs(args: string[]): string[] {
