@@ -26,6 +26,7 @@ import {
   RedisPresenceStore,
 } from "../hub/presence/mod.ts";
 import { RedisServer } from "../test/_redis.ts";
+import { clockTicks, cpuSeconds } from "./load/_proc.ts";
 
 const USERS = 10_000;
 const HEARTBEAT_MS = 1_000;
@@ -37,19 +38,9 @@ function cpuMs(): number {
   return (user + system) / 1_000;
 }
 
-/** utime + stime of another process, in ms (Linux /proc; clock ticks are 100 Hz). */
+/** utime + stime of another process, in ms. */
 async function processCpuMs(pid: number): Promise<number> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-async function redisPid(url: string): Promise<number | undefined> {
-  const port = new URL(url).port;
-  const out = await new Deno.Command("pgrep", { args: ["-f", `redis-server 127.0.0.1:${port}`] })
-    .output();
-  const pid = Number(new TextDecoder().decode(out.stdout).trim().split("\n")[0]);
-  return pid > 0 ? pid : undefined;
+  return cpuSeconds(pid, await clockTicks()) * 1_000;
 }
 
 interface LoadResult {
@@ -141,7 +132,7 @@ async function runLoad(seconds: number): Promise<void> {
   }
   const redis = await RedisServer.start();
   try {
-    const pid = await redisPid(redis.url);
+    const pid = redis.pid;
     results.push(await load("redis", await RedisPresenceStore.open(redis.url), seconds, pid));
     results.push(await naiveRedis(redis.url, seconds, pid));
   } finally {

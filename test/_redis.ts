@@ -22,6 +22,11 @@ export class RedisServer {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  /** The server's process id while it runs. */
+  get pid(): number | undefined {
+    return this.#process?.pid;
+  }
+
   /** Starts a redis-server on a free port and waits until it answers PING. */
   static async start(): Promise<RedisServer> {
     const server = new RedisServer(freePort());

@@ -17,6 +17,7 @@ import { assert, assertEquals, assertGreater, assertLess } from "@std/assert";
 import { encodeFrame, PreparedMessage } from "../protocol/frame_encoder.ts";
 import { type CloseInfo, serve } from "../server/mod.ts";
 import { Opcode } from "../protocol/opcodes.ts";
+import { readMemory } from "../bench/load/_proc.ts";
 import { spawnReady } from "./_child.ts";
 import { RawClient } from "./_raw_client.ts";
 import { sleep, waitFor } from "./_wait.ts";
@@ -52,12 +53,6 @@ async function startServer(options: Record<string, unknown>): Promise<Started> {
     { what: "the fan-out server" },
   );
   return { child, port: JSON.parse(text.split("\n")[0]).port };
-}
-
-/** The process's resident set in bytes, from /proc. */
-async function rss(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }
 
 interface Reader {
@@ -141,7 +136,7 @@ Deno.test("fan-out: a flood into a room of non-readers sheds only them, and the 
     }, 500);
     cleanups.push(() => clearInterval(idleHeartbeat));
     await waitFor(async () => (await stats()).members === READERS + NON_READERS);
-    const baseline = await rss(child.pid);
+    const baseline = readMemory(child.pid).rss;
 
     // Polled all through the flood: /healthz latency and the server's RSS.
     let flooding = true;
@@ -153,7 +148,7 @@ Deno.test("fan-out: a flood into a room of non-readers sheds only them, and the 
         const response = await fetch(`${base}/healthz`);
         await response.text();
         slowest = Math.max(slowest, performance.now() - start);
-        peak = Math.max(peak, await rss(child.pid));
+        peak = Math.max(peak, readMemory(child.pid).rss);
         await sleep(100);
       }
     })();

@@ -10,21 +10,8 @@
  *
  * @module
  */
-import { lines, output, type RunningServer, startServer, tail } from "./_servers.ts";
-
-let clockTicks: number | undefined;
-
-/** User + system CPU seconds a process has used so far (Linux /proc), NaN if unknown. */
-function cpuSeconds(pid: number, ticks: number): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / ticks;
-  } catch {
-    return NaN;
-  }
-}
+import { clockTicks, cpuSeconds } from "./_proc.ts";
+import { lines, type RunningServer, startServer, tail } from "./_servers.ts";
 
 /**
  * What {@linkcode measureWith} saw.
@@ -63,8 +50,7 @@ export async function measureWith<R>(
   server: string[],
   generator: (port: number) => string[],
 ): Promise<ProcessMeasurement<R>> {
-  clockTicks ??= Number(await output("getconf", ["CLK_TCK"])) || 100;
-  const ticks = clockTicks;
+  const ticks = await clockTicks();
   const measurement: ProcessMeasurement<R> = {};
   let running: RunningServer;
   try {

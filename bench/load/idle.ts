@@ -38,6 +38,7 @@ import { encodeFrame } from "../../protocol/frame_encoder.ts";
 import { intFlag, parseFlags } from "./_flags.ts";
 import { selectServers, SERVERS, type ServerSpec, startServer } from "./_servers.ts";
 import { clientHandshake } from "./_handshake.ts";
+import { readMemory } from "./_proc.ts";
 import { sleep } from "./_window.ts";
 
 /**
@@ -102,27 +103,6 @@ export interface IdleResult {
   errors: string[];
   /** Pings the measured connections received (and answered) in all. */
   pings: number;
-}
-
-/**
- * A process's resident set size and its peak, in bytes, from
- * /proc/<pid>/status (VmRSS, VmHWM). Throws if the process is gone.
- *
- * @example
- * ```ts
- * import { readMemory } from "./idle.ts";
- * const { rss } = readMemory(Deno.pid);
- * console.log(`${(rss / 2 ** 20).toFixed(1)} MiB`);
- * ```
- */
-export function readMemory(pid: number): { rss: number; peak: number } {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const field = (name: string) => {
-    const match = new RegExp(`^${name}:\\s+(\\d+) kB$`, "m").exec(status);
-    if (match === null) throw new Error(`no ${name} in /proc/${pid}/status`);
-    return Number(match[1]) * 1024;
-  };
-  return { rss: field("VmRSS"), peak: field("VmHWM") };
 }
 
 const MAX_REPORTED_ERRORS = 5;
