@@ -7,90 +7,11 @@
 import { assertEquals, assertLess } from "@std/assert";
 import type { Clock } from "../protocol/clock.ts";
 import { echoHandler, serve, systemClock } from "../server/mod.ts";
+import { LoadProcess } from "../bench/load/scale.ts";
 import { RawClient } from "./_raw_client.ts";
 import { sleep, waitFor } from "./_wait.ts";
 
 const PEERS = 1_000;
-
-interface Mark {
-  opened: number;
-  failed: number;
-  dropped: number;
-  pings: number;
-}
-
-/**
- * The bench's lean load generator: holds idle connections, answers pings at
- * once. On Node where there is one: a Deno client completes at most 128
- * reads per turn of its event loop, so it answers late itself while it is
- * busy opening connections (bench/load/_scale_client.cjs).
- */
-class Peers {
-  readonly #child: Deno.ChildProcess;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #lines: ReadableStreamDefaultReader<string>;
-  #rest = "";
-
-  constructor(port: number, connections: number, node: boolean) {
-    const client = (name: string) => new URL(`../bench/load/${name}`, import.meta.url).pathname;
-    const [command, args] = node
-      ? ["node", [
-        client("_scale_client.cjs"),
-        "127.0.0.1",
-        String(port),
-        "/echo",
-        String(connections),
-      ]]
-      : [Deno.execPath(), [
-        "run",
-        "--allow-net",
-        client("_scale_client.ts"),
-        "--port",
-        String(port),
-        "--connections",
-        String(connections),
-      ]];
-    this.#child = new Deno.Command(command, {
-      args,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    this.#writer = this.#child.stdin.getWriter();
-    this.#lines = this.#child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  }
-
-  async line(): Promise<string> {
-    for (;;) {
-      const newline = this.#rest.indexOf("\n");
-      if (newline !== -1) {
-        const line = this.#rest.slice(0, newline);
-        this.#rest = this.#rest.slice(newline + 1);
-        return line;
-      }
-      const { value, done } = await this.#lines.read();
-      if (done) throw new Error("load process ended");
-      this.#rest += value;
-    }
-  }
-
-  async finish(): Promise<Mark> {
-    await this.#writer.write(new TextEncoder().encode("finish\n"));
-    const mark = JSON.parse(await this.line());
-    await this.#writer.close().catch(() => {});
-    await this.#lines.cancel();
-    await this.#child.status;
-    return mark;
-  }
-
-  kill(): void {
-    try {
-      this.#child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-}
 
 Deno.test("liveness: a 1 s stall drops none of 1 000 answering peers, and a silent one still goes", async () => {
   // The stall comes 1 ms after a wake-up of the server's timer heap, once
@@ -125,12 +46,16 @@ Deno.test("liveness: a 1 s stall drops none of 1 000 answering peers, and a sile
     pingJitter: 0, // connections opened together ping together: bigger bursts
     maxConnections: PEERS + 100,
   });
+  // The bench's lean load generator (bench/load/scale.ts): holds idle
+  // connections, answers pings at once. On Node where there is one: a Deno
+  // client completes at most 128 reads per turn of its event loop, so it
+  // answers late itself while busy opening connections (_scale_client.cjs).
   const node = await new Deno.Command("node", { args: ["--version"], stdout: "null" }).output()
     .then((result) => result.success, () => false);
-  const peers = new Peers(server.addr.port, PEERS, node);
+  const peers = new LoadProcess("127.0.0.1", server.addr.port, PEERS, node);
   let silent: RawClient | undefined;
   try {
-    assertEquals(await peers.line(), `opened ${PEERS} 0`);
+    assertEquals(await peers.opened(), `opened ${PEERS} 0`);
     await waitFor(() => server.connections.size === PEERS);
     await sleep(600); // pings flowing
     // A peer that never answers (nor reads): its first ping falls due during the stall.

@@ -177,10 +177,11 @@ export class LoadProcess {
     return next.value;
   }
 
-  /** Waits for the `opened` line. */
-  async opened(): Promise<void> {
+  /** Waits for the `opened <opened> <failed>` line, and returns it. */
+  async opened(): Promise<string> {
     const line = await this.#line();
     if (!line.startsWith("opened ")) throw new Error(`unexpected: ${line}`);
+    return line;
   }
 
   async mark(command = "mark"): Promise<ScaleMark> {
