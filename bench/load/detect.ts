@@ -39,6 +39,7 @@
  */
 import { intFlag, intListFlag, parseFlags } from "./_flags.ts";
 import { output, startServer } from "./_servers.ts";
+import { sleep } from "./_window.ts";
 import type { ScaleMark } from "./_scale_client.ts";
 import {
   freshLoopback,
@@ -81,8 +82,6 @@ interface DetectResult {
   /** What heartwire's stats said about the ends, if it said. */
   serverNote: string;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function loadAverage(): number {
   return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);

@@ -32,6 +32,8 @@
  * @module
  */
 import { intFlag, parseFlags } from "./_flags.ts";
+import { clockTicks, cpuSeconds, readMemory } from "./_proc.ts";
+import { sleep } from "./_window.ts";
 import { findWsPackage, lines, output, startServer, tail } from "./_servers.ts";
 import type { ScaleMark } from "./_scale_client.ts";
 
@@ -124,21 +126,6 @@ interface ScaleResult {
   serverNote: string;
 }
 
-/** user + system CPU time of a process (ms), from /proc/<pid>/stat. */
-function cpuMs(pid: number, ticksPerSecond: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // Fields 14 and 15 of stat(5); the slice starts at field 3.
-  return (Number(fields[11]) + Number(fields[12])) * 1000 / ticksPerSecond;
-}
-
-function rssBytes(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)![1]) * 1024;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** A load process and its line-by-line stdout. */
 export class LoadProcess {
   readonly #child: Deno.ChildProcess;
@@ -223,7 +210,7 @@ async function runScale(
   const loads: LoadProcess[] = [];
   try {
     await sleep(500);
-    const rssBefore = rssBytes(server.pid);
+    const rssBefore = readMemory(server.pid).rss;
     const share = Math.ceil(options.connections / options.clients);
     for (let left = options.connections; left > 0; left -= share) {
       loads.push(new LoadProcess(hostname, server.port, Math.min(share, left), node));
@@ -231,10 +218,10 @@ async function runScale(
     await Promise.all(loads.map((load) => load.opened()));
     await sleep(options.settle);
     const first = await Promise.all(loads.map((load) => load.mark()));
-    const cpu0 = cpuMs(server.pid, ticks), t0 = performance.now();
+    const cpu0 = cpuSeconds(server.pid, ticks) * 1000, t0 = performance.now();
     await sleep(options.hold);
-    const cpu1 = cpuMs(server.pid, ticks), t1 = performance.now();
-    const rss = rssBytes(server.pid);
+    const cpu1 = cpuSeconds(server.pid, ticks) * 1000, t1 = performance.now();
+    const rss = readMemory(server.pid).rss;
     const last = await Promise.all(loads.map((load) => load.finish()));
     const held = sum(last, "opened") - sum(last, "dropped");
     const pings = sum(last, "pings") - sum(first, "pings");
@@ -352,7 +339,7 @@ async function main(): Promise<void> {
     settle: intFlag(flags, "settle", 2_000),
   };
   const names = (flags.get("servers") ?? "heartwire,node,deno").split(",");
-  const ticks = Number(await output("getconf", ["CLK_TCK"])) || 100;
+  const ticks = await clockTicks();
   // The load runs on Node when it can (_scale_client.cjs says why).
   const node = (await output("node", ["--version"])) !== null;
   const results: ScaleResult[] = [];
