@@ -184,7 +184,7 @@ Deno.test("presence store contract: Deno KV", async (t) => {
       const path = `${dir}/${++n}.db`;
       return {
         open: () => KvPresenceStore.open(path),
-        pass: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+        pass: sleep,
       };
     });
   } finally {
@@ -200,7 +200,7 @@ Deno.test("presence store contract: Redis", async (t) => {
       const prefix = `t${++n}:`;
       return {
         open: () => RedisPresenceStore.open(redis.url, { prefix }),
-        pass: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+        pass: sleep,
       };
     });
   } finally {
