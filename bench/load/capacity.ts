@@ -41,7 +41,7 @@ import { buildUpgradeRequest, generateKey } from "../../protocol/handshake.ts";
 import { commandWorker, Supervisor, type WorkerHandle } from "../../server/_supervisor.ts";
 import { systemClock } from "../../server/timer_heap.ts";
 import { intFlag, parseFlags } from "./_flags.ts";
-import { readMemory } from "./idle.ts";
+import { readMemory } from "./_proc.ts";
 
 const MAIN = new URL("../../server/main.ts", import.meta.url).pathname;
 const SELF = new URL(import.meta.url).pathname;
