@@ -323,9 +323,9 @@ export interface FrameWriterOptions {
   role: "server" | "client";
   /**
    * Size in bytes of each of the two batch buffers when first used; they
-   * double as batches need. Default 256 B: a connection that only exchanges
-   * pings and pongs then holds a few hundred bytes, not two large buffers,
-   * while a busy one soon grows to the size of its batches.
+   * double as batches need. Default 64 B: a connection that only exchanges
+   * pings and pongs (10 to 14 B frames) then holds two small buffers, not
+   * two large ones, while a busy one soon grows to the size of its batches.
    */
   initialCapacity?: number;
   /**
@@ -345,7 +345,7 @@ export interface FrameWriterOptions {
 }
 
 const EMPTY = new Uint8Array(0);
-const DEFAULT_INITIAL_CAPACITY = 256;
+const DEFAULT_INITIAL_CAPACITY = 64;
 /** RSV1 in the first byte of a frame: "compressed" under permessage-deflate (RFC 7692 §6). */
 const RSV1 = 0x40;
 /** A buffer that grew past this is dropped after its batch, not kept forever. */

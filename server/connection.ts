@@ -151,9 +151,12 @@ export interface ConnectionInit<T = unknown> {
 
 /**
  * Read buffers start small, since most connections are idle most of the time
- * (bench:idle measures it), and double whenever a read fills one.
+ * (bench:idle measures it), and double whenever a read fills one. A pending
+ * read holds its buffer for as long as the peer is silent, so a connection
+ * that went quiet long enough to be pinged goes back to the smallest size
+ * with the read that brings the pong (or whatever it sends next).
  */
-const READ_BUFFER_MIN = 1024;
+const READ_BUFFER_MIN = 256;
 const READ_BUFFER_MAX = 256 * 1024;
 
 /**
@@ -191,6 +194,31 @@ const stamp = new Uint8Array(8);
 const stampView = new DataView(stamp.buffer);
 
 /**
+ * A request head as one flat string, `method SP target SP version` and then
+ * `name:value` per field, `\n`-separated: about the size of the head as it
+ * came, against a kilobyte and more for a parsed head and its `Headers`.
+ * Names are tokens (RFC 9110 §5.1), so the first `:` ends one; values hold
+ * no line feed. Internal to server/.
+ */
+export function compactHead(head: HttpRequestHead): string {
+  const parts = [`${head.method} ${head.target} ${head.version}`];
+  for (const [name, value] of head.headers) parts.push(`${name}:${value}`);
+  return parts.join("\n"); // join makes one flat string, not a tree of concatenations
+}
+
+/** The head {@linkcode compactHead} made `compact` from. Internal to server/. */
+export function parseCompactHead(compact: string): HttpRequestHead {
+  const lines = compact.split("\n");
+  const [method, target, version] = lines[0].split(" ");
+  const headers = new Headers();
+  for (let i = 1; i < lines.length; i++) {
+    const colon = lines[i].indexOf(":");
+    headers.append(lines[i].slice(0, colon), lines[i].slice(colon + 1));
+  }
+  return { method, target, version, headers };
+}
+
+/**
  * A server-side WebSocket connection: what a route's handler receives.
  * `T` is the type of {@linkcode WebSocketConnection.data}.
  *
@@ -214,8 +242,12 @@ const stampView = new DataView(stamp.buffer);
 export class WebSocketConnection<T = unknown> {
   /** A process-unique number for logs and maps. */
   readonly id: number = nextConnectionId++;
-  /** The HTTP request that opened the connection. */
-  readonly request: HttpRequestHead;
+  /**
+   * The compact form of the upgrade request (see {@linkcode compactHead}),
+   * and the parsed head while anything still holds it.
+   */
+  #head: string;
+  #request: WeakRef<HttpRequestHead> | HttpRequestHead;
   /** The request path (without the query). */
   readonly path: string;
   /** The negotiated subprotocol, or "". */
@@ -312,7 +344,9 @@ export class WebSocketConnection<T = unknown> {
 
   /** Takes over a connection whose handshake the server completed. */
   constructor(init: ConnectionInit<T>) {
-    this.request = init.request;
+    this.#head = compactHead(init.request);
+    // Held strongly through `open` (which often reads it), weakly afterwards.
+    this.#request = init.request;
     this.path = init.path;
     this.protocol = init.protocol;
     this.remoteAddr = init.conn.remoteAddr as Deno.NetAddr;
@@ -339,9 +373,29 @@ export class WebSocketConnection<T = unknown> {
     this.#timer = this.#heap.create(() => this.#onTimer());
     this.#armKeepalive();
     this.#callHandler(() => this.#handler.open?.(this));
+    this.#request = new WeakRef(this.#request as HttpRequestHead);
     if (this.#metrics !== undefined) this.#metrics.bytesIn.value += init.initial.length;
     if (init.initial.length > 0 && !this.#ended) this.#receive(init.initial);
     this.#readLoop();
+  }
+
+  /**
+   * The HTTP request that opened the connection (header names lower-cased,
+   * repeated fields combined with ", ", as `Headers` does).
+   *
+   * A parsed head with its `Headers` costs a kilobyte or more, per
+   * connection, for as long as the connection lives, and most applications
+   * read it once, in `open`. So the connection keeps it as one compact
+   * string and parses it again when it is read after the parsed one was
+   * collected; while anything holds the object, reads return that same object.
+   */
+  get request(): HttpRequestHead {
+    const held = this.#request;
+    const head = held instanceof WeakRef ? held.deref() : held;
+    if (head !== undefined) return head;
+    const parsed = parseCompactHead(this.#head);
+    this.#request = new WeakRef(parsed);
+    return parsed;
   }
 
   /** 0 connecting, 1 open, 2 closing, 3 closed — as in the WebSocket API. */
@@ -448,9 +502,13 @@ export class WebSocketConnection<T = unknown> {
           if (this.#discarded > LINGER_MAX_BYTES) break;
           continue;
         }
+        // A keepalive ping is out only after `interval` of silence.
+        const wasIdle = this.#pingSentAt >= 0;
         this.#receive(buffer.subarray(0, n));
         if (n === buffer.length && buffer.length < READ_BUFFER_MAX) {
           buffer = new Uint8Array(buffer.length * 2);
+        } else if (wasIdle && buffer.length > READ_BUFFER_MIN && n <= READ_BUFFER_MIN) {
+          buffer = new Uint8Array(READ_BUFFER_MIN);
         }
       }
       this.#end(this.#lingering ? this.#cause : "peer");

@@ -423,6 +423,9 @@ class HeartwireServer<T> implements Server<T> {
   #trusted: Cidr[];
   #shuttingDown: Promise<void> | undefined;
   #resolveFinished!: () => void;
+  /** Made once and shared by every connection, not a pair of closures each. */
+  #ended = (ws: WebSocketConnection, info: CloseInfo) => this.#onEnded(ws, info);
+  #reportError = (error: unknown) => this.#report(error);
   #drained: (() => void) | undefined;
   #metrics: HeartwireMetrics | undefined;
   #lag: EventLoopLagSampler | undefined;
@@ -944,8 +947,8 @@ class HeartwireServer<T> implements Server<T> {
       options: this.#connectionOptions,
       // The client's first frames may have come in the same read as its head.
       initial: http.parser.takeRest(),
-      onEnded: (ended, info) => this.#onEnded(ended, info),
-      onError: (error) => this.#report(error),
+      onEnded: this.#ended,
+      onError: this.#reportError,
       metrics: this.#metrics,
       budget: this.#budget,
     });

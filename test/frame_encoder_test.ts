@@ -491,7 +491,7 @@ Deno.test("FrameWriter take() joins the chunks; a batch of small frames needs no
   const view = joined.take();
   assertLessOrEqual(view.length, view.buffer.byteLength);
   assertEquals(view.byteLength, 7);
-  assertEquals(view.buffer.byteLength, 256, "the default initial capacity");
+  assertEquals(view.buffer.byteLength, 64, "the default initial capacity");
 });
 
 Deno.test("FrameWriter chunks stay intact when the buffer is replaced mid-batch and until the next take", () => {
@@ -666,12 +666,18 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 Deno.test("FrameWriter: a connection that only pings and pongs holds a few hundred bytes", () => {
+  const keepalive = new FrameWriter({ role: "server" });
+  for (let i = 0; i < 10; i++) {
+    keepalive.ping(pattern(8));
+    // Both batch buffers stay at the default 64 B: a keepalive ping is 10 B.
+    assertEquals(keepalive.take().buffer.byteLength, 64);
+  }
   const writer = new FrameWriter({ role: "server" });
   for (let i = 0; i < 10; i++) {
     writer.ping(pattern(8));
     writer.pong(pattern(125));
     const batch = writer.take();
-    // Both batch buffers stay at the default 256 B: no 16 KiB buffer for a ping.
+    // The largest control frames grow them to 256 B, never to 16 KiB.
     assertEquals(batch.buffer.byteLength, 256);
   }
 });

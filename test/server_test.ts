@@ -500,3 +500,46 @@ Deno.test("a request head trickled one byte per write still upgrades", async () 
     conn.close();
   });
 });
+
+Deno.test("ws.request: the upgrade request, kept compact and the same object while held", async () => {
+  let opened: import("../server/mod.ts").WebSocketConnection | undefined;
+  let seenInOpen: unknown;
+  await withServer({
+    routes: {
+      "/echo": {
+        open(ws) {
+          opened = ws;
+          seenInOpen = ws.request;
+        },
+      },
+    },
+  }, async (_server, port) => {
+    const client = await RawClient.connect(port, "/echo?room=a%20b", {
+      headers: { "X-Twice": "one", "x-twice": "two", Cookie: "k=v; other=1" },
+    });
+    await waitFor(() => opened !== undefined);
+    const request = opened!.request;
+    assert(request === seenInOpen, "the object open saw, while it is held");
+    assert(opened!.request === request);
+    assertEquals(request.method, "GET");
+    assertEquals(request.target, "/echo?room=a%20b");
+    assertEquals(request.version, "1.1");
+    assertEquals(request.headers.get("x-twice"), "one, two");
+    assertEquals(request.headers.get("cookie"), "k=v; other=1");
+    assertEquals(request.headers.get("upgrade"), "websocket");
+    client.close();
+  });
+});
+
+Deno.test("compactHead round-trips a request head", async () => {
+  const { compactHead, parseCompactHead } = await import("../server/connection.ts");
+  const headers = new Headers([["Host", "a:8080"], ["X-V", "a:b: c"], ["Set-Cookie", "1"]]);
+  headers.append("set-cookie", "2");
+  const head = { method: "GET", target: "/p?q=1:2", version: "1.1", headers };
+  const compact = compactHead(head);
+  const back = parseCompactHead(compact);
+  assertEquals([back.method, back.target, back.version], ["GET", "/p?q=1:2", "1.1"]);
+  assertEquals([...back.headers], [...headers]);
+  assertEquals(back.headers.getSetCookie(), ["1", "2"]);
+  assert(compact.length < 80, `compact: ${compact.length} characters`);
+});

@@ -363,26 +363,29 @@ const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
  */
 const HEARTWIRE_NOTES = [
   "Where an idle heartwire connection's memory goes (serve() defaults):",
-  "- its read buffer: one 1 KiB Uint8Array (connection.ts READ_BUFFER_MIN), held by the " +
-  "pending read for the life of the connection; it only doubles (to 256 KiB at most) when a " +
-  "read fills it, which an idle peer never does;",
+  "- its read buffer: one 256 B Uint8Array (connection.ts READ_BUFFER_MIN), held by the " +
+  "pending read for the life of the connection; it doubles (to 256 KiB at most) when a " +
+  "read fills it, and goes back to 256 B with the first read after a keepalive ping;",
   "- its FrameWriter: nothing until the first send — both batch buffers start as one " +
-  "shared empty array; the first batch allocates one 256 B buffer and the next batch the " +
+  "shared empty array; the first batch allocates one 64 B buffer and the next batch the " +
   "other, each doubling only when a batch needs it (frame_encoder.ts), so keepalive pings " +
-  "and pongs cost 512 B, and an /echo connection what its largest batches took;",
+  "cost 128 B, and an /echo connection what its largest batches took;",
   "- its FrameDecoder: a 4 B mask key; a 14 B header scratch, a UTF-8 validator and a " +
   "payload buffer only once a header or payload is cut across reads or a text message is " +
   "fragmented;",
   "- the WebSocketConnection object itself (keepalive and write-queue state) and its " +
   "sans-I/O Connection (ready state, close handshake), one entry in the server's timer " +
-  "heap (the keepalive; no OS timer of its own), its parsed request head (kept as " +
-  "ws.request), its place in server.connections, and, as for any Deno.listen server, " +
-  "the Deno.Conn with its Rust-side TCP resource and pending read;",
+  "heap (the keepalive; no OS timer of its own), its request head as one compact string " +
+  "(ws.request parses it again when read), its place in server.connections, and, as for " +
+  "any Deno.listen server, the Deno.Conn with its Rust-side TCP resource and pending read " +
+  "(~2.7 KB of JavaScript heap in Deno's own read machinery alone);",
   "- not per connection for long: the handshake's read buffer and the request " +
   "parser's head buffer (protocol/http1.ts RequestParser, up to 16 KiB for long heads) " +
   "are garbage once the 101 is sent; they count in RSS until V8 " +
   "collects it and the allocator returns the pages.",
-  "Kernel socket buffers are not in any process's RSS.",
+  "Kernel socket buffers are not in any process's RSS. V8's young generation grows to " +
+  "~32 MiB under the handshake bursts whatever the server (a fixed cost, large per " +
+  "connection at a few thousand); --v8-flags=--optimize-for-size keeps it small.",
 ];
 
 function report(

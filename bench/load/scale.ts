@@ -21,6 +21,7 @@
  * ```sh
  * deno task bench:scale [--connections 9000,18000] [--interval 1000] [--timeout 1000]
  *   [--hold 15000] [--settle 2000] [--clients N] [--servers heartwire,node,deno] [--json]
+ *   (also `heartwire-small`: heartwire under `--v8-flags=--optimize-for-size`)
  * ```
  *
  * The ws recipe pings every `--interval` and terminates a client that has not
@@ -67,6 +68,25 @@ export const SCALE_SERVERS: ScaleServer[] = [
         deno,
         "run",
         "--allow-net",
+        file("servers/heartwire_scale.ts"),
+        hostname,
+        "0",
+        String(o.interval),
+        String(o.timeout),
+        String(o.connections + 100),
+      ]),
+  },
+  {
+    // Opt-in (name it in --servers): the same server started the way an
+    // operator would to trade heartbeat CPU for memory (README, idle memory).
+    name: "heartwire-small",
+    label: "heartwire, --v8-flags=--optimize-for-size",
+    command: (hostname, o) =>
+      Promise.resolve([
+        deno,
+        "run",
+        "--allow-net",
+        "--v8-flags=--optimize-for-size",
         file("servers/heartwire_scale.ts"),
         hostname,
         "0",
