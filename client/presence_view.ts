@@ -27,6 +27,22 @@ export interface PresenceChange {
 }
 
 /**
+ * The events of a {@linkcode PresenceView}, for typed listeners.
+ */
+export interface PresenceViewEventMap {
+  /** A member came online (or a resync found one the view did not have). */
+  join: CustomEvent<PresenceChange>;
+  /** A member left, with `detail.reason` (`timeout`, `closed`, `node-lost`); none after a resync. */
+  leave: CustomEvent<PresenceChange>;
+  /** A member's status or metadata changed (`online` ↔ `away`, `meta`). */
+  update: CustomEvent<PresenceChange>;
+  /** `members` changed, for whatever reason. */
+  change: Event;
+  /** A full state arrived: `members` is now the server's. */
+  sync: Event;
+}
+
+/**
  * The live members of one topic (`socket.presence(topic)`): an EventTarget
  * with `members` and the events `join`, `leave`, `update` (a
  * `CustomEvent<PresenceChange>`), `change` (after any of them or a resync)
@@ -113,6 +129,46 @@ export class PresenceView extends EventTarget {
     else this.#members.set(member.id, member);
     this.#tell(message.type.slice(9), member, reason);
     this.dispatchEvent(new Event("change"));
+  }
+
+  /** Adds a typed listener for one of {@linkcode PresenceViewEventMap}'s events. */
+  override addEventListener<K extends keyof PresenceViewEventMap>(
+    type: K,
+    listener: (this: PresenceView, event: PresenceViewEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Adds a listener for any event type. */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener, options);
+  }
+
+  /** Removes a listener added with {@linkcode addEventListener}. */
+  override removeEventListener<K extends keyof PresenceViewEventMap>(
+    type: K,
+    listener: (this: PresenceView, event: PresenceViewEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /** Removes a listener for any event type. */
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    super.removeEventListener(type, listener, options);
   }
 
   #tell(type: string, member: PresenceMember, reason?: string): void {

@@ -140,6 +140,24 @@ function log(text, meta = "") {
   $("log").prepend(li);
   while ($("log").children.length > 100) $("log").lastChild.remove();
 }
+function seconds(ms) { return (ms / 1000).toFixed(1) + " s"; }
+// A close code and reason in words (RFC 6455 §7.4; the reasons are the client's and the server's).
+function closeText(code, reason) {
+  if (reason === "heartbeat timeout") return "no answer to heartbeats: connection presumed dead";
+  if (reason === "connect timeout") return "server did not answer the handshake in time";
+  if (reason === "session taken over") return "this session was taken over by another tab";
+  const said = reason ? " (" + code + " " + reason + ")" : " (" + code + ")";
+  switch (code) {
+    case 1000: return "connection closed" + said;
+    case 1001: return "server shutting down" + said;
+    case 1006: return "connection lost without a close frame" + said;
+    case 1009: return "message too big for the server" + said;
+    case 1011: return "server error" + said;
+    case 1012: return "server restarting" + said;
+    case 1013: return "server busy" + said;
+    default: return "connection closed" + said;
+  }
+}
 function connect() {
   const url = new URL(${JSON.stringify(wsPath)}, location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
@@ -148,7 +166,10 @@ function connect() {
   const socket = demo.socket = new Heartwire.ReconnectingSocket(url, { id, persist: true });
   setState("connecting");
   socket.addEventListener("open", (e) => {
-    if (demo.opens++ > 0) $("reconnects").textContent = ++demo.reconnects;
+    if (demo.opens++ > 0) {
+      $("reconnects").textContent = ++demo.reconnects;
+      log(e.detail.resumed ? "reconnected, session resumed" : "reconnected with a new session");
+    }
     setState("open", e.detail.resumed ? "open (session resumed)" : "open");
     $("session").textContent = e.detail.session + " as " + e.detail.id;
   });
@@ -167,18 +188,28 @@ function connect() {
     $("rtt").textContent = e.detail.rtt + " ms";
     $("beats").textContent = ++demo.heartbeats;
   });
+  // What went wrong since the last open, said in the next "retrying" line. A failed attempt
+  // has no close event, only the browser's bare error event: the server was not reachable.
+  let trouble = "";
   socket.addEventListener("close", (e) => {
     const { code, reason, willReconnect } = e.detail;
-    if (!willReconnect) setState("closed");
-    log("connection closed", code + (reason ? " " + reason : ""));
+    trouble = closeText(code, reason);
+    if (!willReconnect) {
+      setState("closed");
+      log(trouble);
+    }
   });
   socket.addEventListener("reconnecting", (e) => {
     demo.retries++;
-    setState("reconnecting", "reconnecting in " + e.detail.delay + " ms (retry " + e.detail.attempt + ")");
+    const wait = seconds(e.detail.delay);
+    log((trouble || "server unreachable") + ", retrying in " + wait, "attempt " + e.detail.attempt);
+    trouble = "";
+    setState("reconnecting", "reconnecting in " + wait + " (retry " + e.detail.attempt + ")");
   });
   socket.addEventListener("offline", () => {
     showNet();
     setState("offline", "offline: waiting for the network");
+    log("network offline: no attempts until it is back");
   });
   socket.addEventListener("online", () => {
     showNet();
@@ -196,7 +227,8 @@ function connect() {
   socket.addEventListener("error", (e) => {
     // A server without presence says so once; that is no error worth logging.
     if (e.detail.reason.startsWith("presence ")) $("who").textContent = e.detail.reason;
-    else log("error", e.detail.reason);
+    // The browser says nothing about a socket's error; the close or retry line says what it meant.
+    else if (e.detail.reason !== "socket error") log("server refused: " + e.detail.reason);
   });
 }
 $("form").addEventListener("submit", (e) => {
