@@ -14,12 +14,6 @@ import { checkOption } from "./_options.ts";
 
 /**
  * Tuning of {@linkcode Backoff}. Every field has a default.
- *
- * @example
- * ```ts
- * import type { BackoffOptions } from "@heartwire/heartwire/client";
- * const options: BackoffOptions = { minDelay: 500, initialDelay: 1_000, maxDelay: 30_000, factor: 2 };
- * ```
  */
 export interface BackoffOptions {
   /** Shortest delay (ms) ever returned. Default 500. */

@@ -27,17 +27,6 @@ import { MAX_TIMER_DELAY } from "./_options.ts";
 
 /**
  * What {@linkcode HeartbeatMonitor} needs.
- *
- * @example
- * ```ts
- * import type { HeartbeatMonitorOptions } from "@heartwire/heartwire/client";
- * const options: HeartbeatMonitorOptions = {
- *   interval: 25_000,
- *   timeout: 10_000,
- *   send: (heartbeat) => console.log(JSON.stringify(heartbeat)),
- *   onDead: () => console.log("dead"),
- * };
- * ```
  */
 export interface HeartbeatMonitorOptions {
   /** Time (ms) between heartbeats. */

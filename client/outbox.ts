@@ -17,12 +17,6 @@ import { utf8Length } from "../protocol/utf8.ts";
 
 /**
  * One queued message.
- *
- * @example
- * ```ts
- * import type { OutboxEntry } from "@heartwire/heartwire/client";
- * const entry: OutboxEntry = { cseq: 1, text: '{"type":"chat","text":"hi","cseq":1}', bytes: 36 };
- * ```
  */
 export interface OutboxEntry {
   /** The client sequence number stamped on the message. */
@@ -35,12 +29,6 @@ export interface OutboxEntry {
 
 /**
  * Tuning of {@linkcode Outbox}.
- *
- * @example
- * ```ts
- * import type { OutboxOptions } from "@heartwire/heartwire/client";
- * const options: OutboxOptions = { maxBytes: 64 * 1024 };
- * ```
  */
 export interface OutboxOptions {
   /** Most bytes of unacknowledged messages held. Default 1 MiB. */

@@ -12,12 +12,6 @@ import type {
 
 /**
  * `detail` of a {@linkcode PresenceView}'s `join`, `leave` and `update` events.
- *
- * @example
- * ```ts
- * import type { PresenceChange } from "@heartwire/heartwire/client";
- * const left: PresenceChange = { member: { id: "bob", status: "offline" }, reason: "timeout" };
- * ```
  */
 export interface PresenceChange {
   /** The member after the change (`offline` after a leave). */

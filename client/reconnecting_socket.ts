@@ -188,12 +188,6 @@ export interface StorageLike {
  * `detail` of the `subscribed` event: where a followed topic stands. With
  * `recovered: false` publications were lost (the history was trimmed, or
  * its epoch changed) and the topic goes on from `offset`.
- *
- * @example
- * ```ts
- * import type { SubscribedDetail } from "@heartwire/heartwire/client";
- * const detail: SubscribedDetail = { topic: "lobby", epoch: "k3", offset: 7, recovered: true };
- * ```
  */
 export interface SubscribedDetail {
   /** The topic. */
@@ -208,12 +202,6 @@ export interface SubscribedDetail {
 
 /**
  * `detail` of the `open` event: a connection was welcomed.
- *
- * @example
- * ```ts
- * import type { OpenDetail } from "@heartwire/heartwire/client";
- * const detail: OpenDetail = { session: "s1", id: "c1", resumed: true };
- * ```
  */
 export interface OpenDetail {
   /** The session id. */
@@ -226,17 +214,6 @@ export interface OpenDetail {
 
 /**
  * `detail` of the `close` event.
- *
- * @example
- * ```ts
- * import type { CloseDetail } from "@heartwire/heartwire/client";
- * const detail: CloseDetail = {
- *   code: 1006,
- *   reason: "heartbeat timeout",
- *   wasClean: false,
- *   willReconnect: true,
- * };
- * ```
  */
 export interface CloseDetail {
   /** The close code; 1006 when the client gave the connection up (heartbeat or connect timeout). */
@@ -251,12 +228,6 @@ export interface CloseDetail {
 
 /**
  * `detail` of the `reconnecting` event: the next attempt is scheduled.
- *
- * @example
- * ```ts
- * import type { ReconnectingDetail } from "@heartwire/heartwire/client";
- * const detail: ReconnectingDetail = { attempt: 1, delay: 742 };
- * ```
  */
 export interface ReconnectingDetail {
   /** Which retry this is since the last stable connection (from 1). */
@@ -267,12 +238,6 @@ export interface ReconnectingDetail {
 
 /**
  * `detail` of the `heartbeat` event: an ack came back.
- *
- * @example
- * ```ts
- * import type { HeartbeatDetail } from "@heartwire/heartwire/client";
- * const detail: HeartbeatDetail = { rtt: 12 };
- * ```
  */
 export interface HeartbeatDetail {
   /** Round-trip time in ms. */
@@ -281,12 +246,6 @@ export interface HeartbeatDetail {
 
 /**
  * `detail` of the `error` event.
- *
- * @example
- * ```ts
- * import type { ErrorDetail } from "@heartwire/heartwire/client";
- * const detail: ErrorDetail = { reason: "message is not valid JSON" };
- * ```
  */
 export interface ErrorDetail {
   /** What went wrong: a server `error` message, an unreadable message, an offset gap, a socket error. */

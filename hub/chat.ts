@@ -15,12 +15,6 @@ import type { Hub } from "./hub.ts";
 
 /**
  * Options for {@linkcode chat}. Every field has a default.
- *
- * @example
- * ```ts
- * import type { ChatOptions } from "@heartwire/heartwire/hub";
- * const options: ChatOptions = { topic: "lobby", maxTextLength: 1_000 };
- * ```
  */
 export interface ChatOptions {
   /** The topic every new session is in and `chat` goes to by default. Default "lobby". */

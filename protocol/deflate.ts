@@ -407,12 +407,6 @@ export interface DeflateEngine {
 
 /**
  * Parameters of a compressing stream.
- *
- * @example
- * ```ts
- * import type { DeflaterOptions } from "@heartwire/heartwire/protocol";
- * const small: DeflaterOptions = { windowBits: 10, level: 6, memLevel: 4 };
- * ```
  */
 export interface DeflaterOptions {
   /** log2 of the LZ77 window, 8–15. An engine that cannot do 8 may use 9 if its matches stay within 256 bytes. */
@@ -509,12 +503,6 @@ function shared<T extends Deflater | Inflater>(
 
 /**
  * Options for {@linkcode PerMessageDeflate}.
- *
- * @example
- * ```ts
- * import type { PerMessageDeflateOptions } from "@heartwire/heartwire/protocol";
- * const options: PerMessageDeflateOptions = { role: "server", level: 1, threshold: 256 };
- * ```
  */
 export interface PerMessageDeflateOptions {
   /** Which end this is: a server compresses with the server_* parameters (default "server"). */
@@ -530,12 +518,6 @@ export interface PerMessageDeflateOptions {
 /**
  * A failed decompression and the close code it calls for: 1009 when the
  * message inflates past the size limit, 1007 when it is not valid DEFLATE.
- *
- * @example
- * ```ts
- * import type { InflateFailure } from "@heartwire/heartwire/protocol";
- * const failure: InflateFailure = { code: 1009, reason: "message too big" };
- * ```
  */
 export interface InflateFailure {
   /** The close code to send (RFC 6455 §7.4.1). */

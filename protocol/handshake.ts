@@ -67,12 +67,6 @@ const KEY_PATTERN = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
 
 /**
  * Options for {@linkcode validateUpgradeRequest}.
- *
- * @example
- * ```ts
- * import type { ValidateUpgradeOptions } from "@heartwire/heartwire/protocol";
- * const options: ValidateUpgradeOptions = { protocols: ["chat.v2", "chat.v1"] };
- * ```
  */
 export interface ValidateUpgradeOptions {
   /** The subprotocols this endpoint speaks, most preferred first. */
@@ -82,12 +76,6 @@ export interface ValidateUpgradeOptions {
 /**
  * Whether an upgrade request may proceed: with the key and the chosen
  * subprotocol, or with the HTTP status (and headers) to refuse it with.
- *
- * @example
- * ```ts
- * import type { UpgradeDecision } from "@heartwire/heartwire/protocol";
- * const refusal: UpgradeDecision = { ok: false, status: 405, reason: "method must be GET" };
- * ```
  */
 export type UpgradeDecision =
   | { ok: true; key: string; protocol?: string; origin?: string }
@@ -116,8 +104,8 @@ export type UpgradeDecision =
  * The subprotocol is the first of `options.protocols` that the client offered
  * in `Sec-WebSocket-Protocol` (§4.2.2 /subprotocol/); none if there is no
  * match, which is not an error — the client decides whether to go on.
- * Extensions are never negotiated, so `Sec-WebSocket-Extensions` is ignored
- * (§9.1).
+ * `Sec-WebSocket-Extensions` is not looked at here: extensions (§9.1) are
+ * negotiated separately, permessage-deflate by {@linkcode negotiateDeflate}.
  *
  * @example
  * ```ts
@@ -206,12 +194,6 @@ export function validateUpgradeRequest(
 /** Renders `Name: value\r\n` lines, refusing anything that could inject a line. */
 /**
  * Options for {@linkcode buildUpgradeResponse}.
- *
- * @example
- * ```ts
- * import type { UpgradeResponseOptions } from "@heartwire/heartwire/protocol";
- * const options: UpgradeResponseOptions = { protocol: "chat", headers: { "X-Served-By": "a" } };
- * ```
  */
 export interface UpgradeResponseOptions {
   /** The chosen subprotocol, sent as `Sec-WebSocket-Protocol`. */
@@ -338,12 +320,6 @@ export function buildUpgradeRequest(options: UpgradeRequestOptions): string {
 
 /**
  * Options for {@linkcode verifyUpgradeResponse}.
- *
- * @example
- * ```ts
- * import type { VerifyUpgradeOptions } from "@heartwire/heartwire/protocol";
- * const options: VerifyUpgradeOptions = { protocols: ["chat"] };
- * ```
  */
 export interface VerifyUpgradeOptions {
   /** The subprotocols the request offered. */
@@ -352,12 +328,6 @@ export interface VerifyUpgradeOptions {
 
 /**
  * The client's verdict on the server's answer.
- *
- * @example
- * ```ts
- * import type { UpgradeVerdict } from "@heartwire/heartwire/protocol";
- * const verdict: UpgradeVerdict = { ok: false, reason: "expected status 101, got 404" };
- * ```
  */
 export type UpgradeVerdict = { ok: true; protocol?: string } | { ok: false; reason: string };
 

@@ -158,12 +158,6 @@ export function parseHeartbeat(value: unknown): Heartbeat | undefined {
 
 /**
  * Options for {@linkcode heartbeatAck}.
- *
- * @example
- * ```ts
- * import type { HeartbeatAckOptions } from "@heartwire/heartwire/protocol";
- * const options: HeartbeatAckOptions = { serverTs: Date.now() };
- * ```
  */
 export interface HeartbeatAckOptions {
   /** The server's clock in ms, sent as `server_ts`. Omitted by default. */

@@ -45,17 +45,6 @@ const decoder = new TextDecoder();
 
 /**
  * A parsed HTTP request head.
- *
- * @example
- * ```ts
- * import type { HttpRequestHead } from "@heartwire/heartwire/protocol";
- * const head: HttpRequestHead = {
- *   method: "GET",
- *   target: "/echo",
- *   version: "1.1",
- *   headers: new Headers({ host: "localhost" }),
- * };
- * ```
  */
 export interface HttpRequestHead {
   /** The method, case preserved (methods are case-sensitive, RFC 9110 §9.1). */
@@ -70,17 +59,6 @@ export interface HttpRequestHead {
 
 /**
  * A parsed HTTP response head.
- *
- * @example
- * ```ts
- * import type { HttpResponseHead } from "@heartwire/heartwire/protocol";
- * const head: HttpResponseHead = {
- *   version: "1.1",
- *   status: 101,
- *   statusText: "Switching Protocols",
- *   headers: new Headers({ upgrade: "websocket" }),
- * };
- * ```
  */
 export interface HttpResponseHead {
   /** The HTTP version without the `HTTP/` prefix, e.g. `"1.1"`. */
@@ -324,12 +302,6 @@ const STATUS_TEXT: Record<number, string> = {
 
 /**
  * Options for {@linkcode buildHttpResponse}.
- *
- * @example
- * ```ts
- * import type { HttpResponseOptions } from "@heartwire/heartwire/protocol";
- * const options: HttpResponseOptions = { body: "ok\n", headers: { "Cache-Control": "no-store" } };
- * ```
  */
 export interface HttpResponseOptions {
   /** Body text used when `body` is not given: sent as the reason plus a newline. */
@@ -392,12 +364,6 @@ export function buildHttpResponse(status: number, options: HttpResponseOptions =
 
 /**
  * How a request's body is delimited (RFC 9112 §6.3).
- *
- * @example
- * ```ts
- * import type { BodyFraming } from "@heartwire/heartwire/protocol";
- * const framing: BodyFraming = { kind: "length", length: 5 };
- * ```
  */
 export type BodyFraming =
   | { kind: "none" }
@@ -414,12 +380,6 @@ export type BodyFraming =
  * - `need-data`: feed more bytes with {@linkcode RequestParser.receive}.
  * - `closed`: the peer ended the connection between two requests.
  * - `error`: answer `status` and close; the parser stays in this state.
- *
- * @example
- * ```ts
- * import type { RequestEvent } from "@heartwire/heartwire/protocol";
- * const event: RequestEvent = { type: "error", status: 413, reason: "body too large" };
- * ```
  */
 export type RequestEvent =
   | {
@@ -776,23 +736,11 @@ export class RequestParser {
  * How a response's body is sent (RFC 9112 §6): `length` bytes, chunked,
  * until the connection closes (HTTP/1.0 clients, who cannot read chunks),
  * or no body at all.
- *
- * @example
- * ```ts
- * import type { ResponseBody } from "@heartwire/heartwire/protocol";
- * const streamed: ResponseBody = "chunked";
- * ```
  */
 export type ResponseBody = { length: number } | "chunked" | "until-close" | "none";
 
 /**
  * Options for {@linkcode buildResponseHead}.
- *
- * @example
- * ```ts
- * import type { ResponseHeadOptions } from "@heartwire/heartwire/protocol";
- * const options: ResponseHeadOptions = { body: { length: 3 }, headers: [["content-type", "text/plain"]] };
- * ```
  */
 export interface ResponseHeadOptions {
   /** The reason phrase. Default: the standard one for the status. */

@@ -17,12 +17,6 @@ import type { Presence, PresenceEntry } from "./presence.ts";
 
 /**
  * Options for {@linkcode presenceFetch}. Every field has a default.
- *
- * @example
- * ```ts
- * import type { PresenceFetchOptions } from "@heartwire/heartwire/hub/presence";
- * const options: PresenceFetchOptions = { prefix: "/api/presence" };
- * ```
  */
 export interface PresenceFetchOptions {
   /** The path served (and, with `/<id>` after it, one user). Default "/presence". */

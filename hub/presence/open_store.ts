@@ -49,12 +49,6 @@ export async function openPresenceStore(
 
 /**
  * Options for {@linkcode openPresence}: where the store is, and the tracker's own.
- *
- * @example
- * ```ts
- * import type { OpenPresenceOptions } from "@heartwire/heartwire/hub/presence";
- * const options: OpenPresenceOptions = { kind: "kv", presenceTimeout: 35_000, awayAfter: 300_000 };
- * ```
  */
 export interface OpenPresenceOptions
   extends OpenPresenceStoreOptions, Omit<PresenceOptions, "store"> {}
