@@ -10,12 +10,6 @@ import type { Clock } from "../protocol/clock.ts";
 
 /**
  * Options for {@linkcode LoadMonitor}.
- *
- * @example
- * ```ts
- * import type { LoadMonitorOptions } from "@heartwire/heartwire/server";
- * const options: LoadMonitorOptions = { factor: 1.5, interval: 10_000 };
- * ```
  */
 export interface LoadMonitorOptions {
   /** Overloaded when the load average reaches `factor` × `cpus`. Default 2. */

@@ -149,12 +149,6 @@ export class Gauge implements Metric {
 
 /**
  * Options for {@linkcode CounterFamily}.
- *
- * @example
- * ```ts
- * import type { CounterFamilyOptions } from "@heartwire/heartwire/server";
- * const options: CounterFamilyOptions = { values: ["ok", "failed"] };
- * ```
  */
 export interface CounterFamilyOptions {
   /** Label values made (and exposed at 0) up front, so `rate()` sees them from the start. */
@@ -243,12 +237,6 @@ export class CounterFamily implements Metric {
 
 /**
  * Options for {@linkcode Histogram}.
- *
- * @example
- * ```ts
- * import type { HistogramOptions } from "@heartwire/heartwire/server";
- * const options: HistogramOptions = { buckets: [1, 5, 25, 100], divisor: 1000 };
- * ```
  */
 export interface HistogramOptions {
   /** Upper bounds, ascending, in the unit observed (`+Inf` is implied). Default {@linkcode RTT_BUCKETS_MS}. */
@@ -499,24 +487,12 @@ export const CLOSE_REASONS = [
 
 /**
  * One of {@linkcode CLOSE_REASONS}.
- *
- * @example
- * ```ts
- * import type { CloseReason } from "@heartwire/heartwire/server";
- * const reason: CloseReason = "slow_consumer";
- * ```
  */
 export type CloseReason = typeof CLOSE_REASONS[number];
 
 /**
  * What {@linkcode closeReasonOf} needs to know about an ended connection: the
  * shape of the server's `CloseInfo`.
- *
- * @example
- * ```ts
- * import type { EndedConnection } from "@heartwire/heartwire/server";
- * const ended: EndedConnection = { code: 1006, cause: "timeout" };
- * ```
  */
 export interface EndedConnection {
   /** The close code (1006 when no close frame was exchanged). */
@@ -1149,12 +1125,6 @@ class ProcessProbe {
 
 /**
  * Options for {@linkcode EventLoopLagSampler}.
- *
- * @example
- * ```ts
- * import type { EventLoopLagOptions } from "@heartwire/heartwire/server";
- * const options: EventLoopLagOptions = { interval: 1_000 };
- * ```
  */
 export interface EventLoopLagOptions {
   /** Time between probes (ms). Default 500. */
