@@ -77,6 +77,11 @@ Deno.test("browser: the demo page connects, beats, chats, survives a restart, of
     await app.publish("lobby", "chat", { from: "server", text: "while you were away", ts: 0 });
     server = start(port);
     await until(`heartwireDemo.reconnects === 1 && heartwireDemo.state === "open"`);
+    // The log says what happened, not "socket error".
+    const log = await page.textContent("#log");
+    assert(/server restarting \(1012 retry-after=200\), retrying in \d+\.\d s/.test(log!), log!);
+    assert(log!.includes("reconnected, session resumed"), log!);
+    assert(!log!.includes("socket error"), log!);
     await until(`heartwireDemo.chats.some((m) => m.text === "while you were away")`);
     await chat("after restart");
     await until(`heartwireDemo.chats.some((m) => m.text === "after restart")`);
