@@ -134,7 +134,7 @@ export type KeepaliveAction =
  * // { kind: "dead" }
  * // The same check, run 3 s late (the server was stalled): look again later.
  * nextKeepaliveAction({ lastSeen: 0, pingSentAt: 25_000, lateBy: 3_000 }, 38_000, options);
- * // { kind: "grace", at: 41_000 }
+ * // { kind: "grace", at: 43_000 }: half a timeout for the reads that piled up
  * ```
  */
 export function nextKeepaliveAction(
