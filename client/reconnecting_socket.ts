@@ -68,12 +68,6 @@ export interface WebSocketLike {
 
 /**
  * A WebSocket constructor, such as `globalThis.WebSocket`.
- *
- * @example
- * ```ts
- * import type { WebSocketConstructor } from "@heartwire/heartwire/client";
- * const Ctor: WebSocketConstructor = WebSocket;
- * ```
  */
 export type WebSocketConstructor = new (
   url: string,
@@ -119,16 +113,6 @@ export interface DocumentLike {
 
 /**
  * Everything a {@linkcode ReconnectingSocket} can be told. Every field has a default.
- *
- * @example
- * ```ts
- * import type { ReconnectingSocketOptions } from "@heartwire/heartwire/client";
- * const options: ReconnectingSocketOptions = {
- *   id: "alice",
- *   backoff: { minDelay: 500, initialDelay: 1_000, maxDelay: 30_000 },
- *   maxRetries: 20,
- * };
- * ```
  */
 export interface ReconnectingSocketOptions {
   /** Client id sent as `?id=`; the server makes one up if absent (then it is kept). */

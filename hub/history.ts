@@ -60,12 +60,6 @@ export interface OffsetTemplate {
 /**
  * What {@linkcode HistoryStore.since} found: the publications after the
  * asked offset, or that they are lost.
- *
- * @example
- * ```ts
- * import type { Recovery } from "@heartwire/heartwire/hub";
- * const lost: Recovery = { recovered: false, position: { epoch: "e2", offset: 9 }, texts: [] };
- * ```
  */
 export interface Recovery {
   /** True when `texts` is every publication after the asked offset. */
@@ -107,12 +101,6 @@ export interface HistoryStore {
 
 /**
  * Options for {@linkcode MemoryHistory}. Every field has a default.
- *
- * @example
- * ```ts
- * import type { MemoryHistoryOptions } from "@heartwire/heartwire/hub";
- * const options: MemoryHistoryOptions = { maxEntries: 256, maxBytes: 256 * 1024 };
- * ```
  */
 export interface MemoryHistoryOptions {
   /** Publications kept per topic. Default 1 000. */

@@ -66,12 +66,6 @@ export class Session {
  * The outcome of {@linkcode SessionStore.resume}: the session, or why it
  * cannot be resumed and, when known, the last client `cseq` the session
  * processed (it will process no more).
- *
- * @example
- * ```ts
- * import type { ResumeResult } from "@heartwire/heartwire/hub";
- * const failed: ResumeResult = { ok: false, reason: "unknown or expired session", lastCseq: 3 };
- * ```
  */
 export type ResumeResult =
   | { ok: true; session: Session }
@@ -128,12 +122,6 @@ export interface SessionStore {
 
 /**
  * Options for {@linkcode MemorySessionStore}. Every field has a default.
- *
- * @example
- * ```ts
- * import type { MemorySessionStoreOptions } from "@heartwire/heartwire/hub";
- * const options: MemorySessionStoreOptions = { grace: 60_000, maxSessionsPerOwner: 100 };
- * ```
  */
 export interface MemorySessionStoreOptions {
   /** Time source, and the one sweep timer. Default the system clock. */

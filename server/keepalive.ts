@@ -50,12 +50,6 @@
 
 /**
  * Timing of the control-frame keepalive.
- *
- * @example
- * ```ts
- * import type { KeepaliveOptions } from "@heartwire/heartwire/server";
- * const options: KeepaliveOptions = { interval: 25_000, timeout: 10_000 };
- * ```
  */
 export interface KeepaliveOptions {
   /** Silence (ms) after which the peer is pinged. */
@@ -66,12 +60,6 @@ export interface KeepaliveOptions {
 
 /**
  * What a connection remembers for its keepalive.
- *
- * @example
- * ```ts
- * import type { KeepaliveState } from "@heartwire/heartwire/server";
- * const state: KeepaliveState = { lastSeen: 0, pingSentAt: -1 };
- * ```
  */
 export interface KeepaliveState {
   /** When we last read anything from the peer. */
@@ -106,12 +94,6 @@ export interface KeepaliveState {
  *   above {@linkcode LATE_SLACK_MS}, or `lag` at its cap, `interval + timeout`):
  *   re-check once at `at`, after the reads that piled up were processed.
  * - `dead`: a ping went unanswered, with nothing else heard, for `timeout` ms.
- *
- * @example
- * ```ts
- * import type { KeepaliveAction } from "@heartwire/heartwire/server";
- * const action: KeepaliveAction = { kind: "wait", at: 25_000 };
- * ```
  */
 export type KeepaliveAction =
   | { kind: "wait"; at: number }

@@ -54,12 +54,6 @@ export type BrokerHistory = Pick<
 
 /**
  * Options for {@linkcode RedisBroker}. Every field has a default.
- *
- * @example
- * ```ts
- * import type { RedisBrokerOptions } from "@heartwire/heartwire/hub/redis";
- * const options: RedisBrokerOptions = { maxPending: 1_000 };
- * ```
  */
 export interface RedisBrokerOptions {
   /**

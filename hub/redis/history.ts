@@ -24,12 +24,6 @@ import { command, randomEpoch, type RedisCommands, Script } from "./_client.ts";
 
 /**
  * Options for {@linkcode RedisHistory}. Every field has a default.
- *
- * @example
- * ```ts
- * import type { RedisHistoryOptions } from "@heartwire/heartwire/hub/redis";
- * const options: RedisHistoryOptions = { prefix: "chat:", maxEntries: 500, ttl: 3_600_000 };
- * ```
  */
 export interface RedisHistoryOptions {
   /** Prefix of every key and channel. Default "hw:". */

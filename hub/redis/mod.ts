@@ -48,12 +48,6 @@ export type { RedisCommands, RedisSubscriber } from "./_client.ts";
 
 /**
  * Options for {@linkcode connectRedisBackend}. Every field has a default.
- *
- * @example
- * ```ts
- * import type { RedisBackendOptions } from "@heartwire/heartwire/hub/redis";
- * const options: RedisBackendOptions = { prefix: "chat:", grace: 30_000, maxEntries: 500 };
- * ```
  */
 export interface RedisBackendOptions {
   /** Prefix of every key and channel; nodes that share one share everything. Default "hw:". */

@@ -29,12 +29,6 @@ import { command, type RedisCommands, type RedisSubscriber, Script } from "./_cl
 
 /**
  * Options for {@linkcode RedisSessionStore}. Every field has a default.
- *
- * @example
- * ```ts
- * import type { RedisSessionStoreOptions } from "@heartwire/heartwire/hub/redis";
- * const options: RedisSessionStoreOptions = { grace: 30_000, tombstoneTtl: 3_600_000 };
- * ```
  */
 export interface RedisSessionStoreOptions {
   /** Prefix of every key and channel. Default "hw:". */
