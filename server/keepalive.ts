@@ -29,8 +29,9 @@
  *   deadline already waited that long for the answer, and waiting again
  *   would count the same lag twice;
  * - the deadline is extended by `lag`, how late the server has lately been
- *   reading answers ({@linkcode LagMeter}: the largest recent ping round trip
- *   seen on any connection, at most `interval + timeout`). Deno completes at
+ *   reading answers ({@linkcode LagMeter}: the round trip that the slowest
+ *   {@linkcode LAG_QUANTILE} of recent pings on all connections reach, at most
+ *   `interval + timeout`). Deno completes at
  *   most 128 socket reads per turn of its event loop while timers run every
  *   turn, so when more pongs arrive than it reads, they queue: at 18 000
  *   connections with a 1 s heartbeat on 2 busy cores, single pongs were
