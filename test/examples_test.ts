@@ -6,8 +6,9 @@
  * behind_nginx needs nginx, browser needs Chromium and npm (esbuild); `.ci/run`
  * installs both.
  */
-import { chromium } from "playwright-core";
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { launchChromium } from "./_browser.ts";
+import { freePort } from "./_port.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const NET = ["--allow-net", "--allow-env"];
@@ -98,14 +99,6 @@ async function connect(url: string): Promise<{ ws: WebSocket; next: () => Promis
 async function closed(ws: WebSocket): Promise<void> {
   if (ws.readyState === WebSocket.CLOSED) return;
   await new Promise((resolve) => ws.addEventListener("close", resolve, { once: true }));
-}
-
-/** A port nothing listens on right now (for nginx, which cannot take port 0). */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 Deno.test("examples/echo.ts echoes text and binary, answers HTTP, and stops on SIGINT", async () => {
@@ -202,11 +195,7 @@ Deno.test("examples/browser.ts: the page chats, says what happened when the serv
   const permissions = [...NET, "--allow-read", "--allow-run"];
   let server = await start("browser.ts", permissions);
   const port = server.port;
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--headless=new", "--disable-gpu"],
-    timeout: 20_000,
-  });
+  const browser = await launchChromium();
   const wait = { timeout: 15_000 };
   try {
     const page = await browser.newPage();
