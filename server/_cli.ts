@@ -8,22 +8,6 @@ import { type Cidr, parseCidr } from "./trusted_proxy.ts";
 
 /**
  * What the flags asked for.
- *
- * @example
- * ```ts
- * import type { CliOptions } from "./_cli.ts";
- * const options: CliOptions = {
- *   port: 8080,
- *   hostname: "0.0.0.0",
- *   maxConnections: 18_000,
- *   maxConnectionsPerIp: 1_000,
- *   statsInterval: 5_000,
- *   loadAlertFactor: 2,
- *   shedLoad: false,
- *   kvPath: ".heartwire/presence.kv",
- *   help: false,
- * };
- * ```
  */
 export interface CliOptions {
   /** `--port` (env PORT), default 8080. */

@@ -61,12 +61,6 @@ export interface WebSocketHandler<T = unknown> {
 
 /**
  * Why a connection ended, as its `close` callback sees it.
- *
- * @example
- * ```ts
- * import type { CloseInfo } from "@heartwire/heartwire/server";
- * const info: CloseInfo = { code: 1000, reason: "", wasClean: true, cause: "peer" };
- * ```
  */
 export interface CloseInfo {
   /** The close code: the first close frame's, 1006 when none was exchanged. */
@@ -85,12 +79,6 @@ export interface CloseInfo {
 
 /**
  * Limits and timing every connection of a server shares.
- *
- * @example
- * ```ts
- * import type { ConnectionOptions } from "@heartwire/heartwire/server";
- * const limits: Partial<ConnectionOptions> = { maxPayload: 64 * 1024 };
- * ```
  */
 export interface ConnectionOptions {
   /** Control-frame keepalive timing. */

@@ -29,24 +29,12 @@ import { retryAfterReason } from "../protocol/messages.ts";
 /**
  * The answer of an {@linkcode ServeOptions.authenticate} hook: `true` lets the
  * upgrade go on, `false` refuses it with 401, an object picks the status.
- *
- * @example
- * ```ts
- * import type { AuthResult } from "@heartwire/heartwire/server";
- * const refused: AuthResult = { status: 403, reason: "banned" };
- * ```
  */
 export type AuthResult = boolean | { status: 401 | 403; reason?: string };
 
 /**
  * The answer of a {@linkcode ServeOptions.refuseUpgrade} hook that refuses:
  * the status, a short reason for the body, and extra header fields.
- *
- * @example
- * ```ts
- * import type { UpgradeRefusal } from "@heartwire/heartwire/server";
- * const busy: UpgradeRefusal = { status: 503, reason: "overloaded", headers: { "Retry-After": "5" } };
- * ```
  */
 export interface UpgradeRefusal {
   /** The HTTP status (503 to shed load). */
@@ -289,12 +277,6 @@ export interface Server<T = unknown> {
 
 /**
  * How {@linkcode Server.shutdown} winds down.
- *
- * @example
- * ```ts
- * import type { ShutdownOptions } from "@heartwire/heartwire/server";
- * const restart: ShutdownOptions = { code: 1012, reason: "restarting", timeout: 2_000 };
- * ```
  */
 export interface ShutdownOptions {
   /** Close code sent to every connection. Default 1001. */
