@@ -56,8 +56,6 @@ export interface RedisPresenceStoreOptions {
   connectTimeout?: number;
 }
 
-const RedisModule = "npm:redis@5";
-
 type Row = ["u", string] | ["m", string, string];
 
 /**
@@ -100,8 +98,8 @@ export class RedisPresenceStore implements PresenceStore {
     url: string,
     options: RedisPresenceStoreOptions = {},
   ): Promise<RedisPresenceStore> {
-    // A computed specifier keeps npm:redis out of the static module graph.
-    const { createClient } = await import(RedisModule) as {
+    // A dynamic import: the client loads only when this store is configured.
+    const { createClient } = await import("npm:redis@5") as unknown as {
       createClient(options: {
         url: string;
         disableOfflineQueue: boolean;
