@@ -346,6 +346,8 @@ export class Hub implements WebSocketHandler {
   readonly #known = new Map<string, Session>();
   /** The live connection of each attached session. */
   readonly #live = new Map<string, Attachment>();
+  /** Client messages received and not yet carried out (see {@linkcode Hub.drain}). */
+  readonly #inflight = new Set<Promise<void>>();
   /** Members of each topic on this hub. */
   readonly #members = new Map<string, Set<Session>>();
   /**
@@ -620,7 +622,26 @@ export class Hub implements WebSocketHandler {
       return;
     }
     const parsed = message;
-    return this.#queue(attachment, () => this.#process(attachment, parsed));
+    const done = this.#queue(attachment, () => this.#process(attachment, parsed));
+    this.#inflight.add(done);
+    done.finally(() => this.#inflight.delete(done));
+    return done;
+  }
+
+  /**
+   * Resolves once every client message already received has been carried
+   * out (or after `timeout` ms). A node that shuts down waits for this
+   * before it closes its stores: a message whose `cseq` was recorded is
+   * acked as a duplicate on the next node, so it must not be cut short.
+   */
+  async drain(timeout = 5_000): Promise<void> {
+    if (this.#inflight.size === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#inflight]),
+      new Promise((resolve) => timer = setTimeout(resolve, timeout)),
+    ]);
+    clearTimeout(timer);
   }
 
   /**
@@ -902,13 +923,18 @@ export class Hub implements WebSocketHandler {
     const previous = session.lastCseq;
     if (cseq !== undefined) {
       session.lastCseq = cseq;
+      let stored: boolean | void;
       try {
-        await this.sessions.update(session);
+        stored = await this.sessions.update(session);
       } catch (error) {
         if (!(error instanceof UnavailableError)) throw error;
         return this.#unprocessed(attachment, session, previous, error, cseq);
       }
-      if (attachment.replaced) return; // resumed on another node meanwhile: it processes this
+      // Another node owned the session before this cseq was recorded: it
+      // processes the re-send. Once recorded here, this node must carry the
+      // message out even if the session moves meanwhile, since the new owner
+      // will take the re-send for a duplicate.
+      if (stored === false) return;
     }
     let reply: unknown;
     let refused: string | undefined;

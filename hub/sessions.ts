@@ -107,8 +107,13 @@ export interface SessionStore {
   attach(session: Session): Awaitable<void>;
   /** The session lost its connection: its grace period starts now. */
   detach(session: Session): Awaitable<void>;
-  /** The session's `lastCseq` or `topics` changed: store them. */
-  update(session: Session): Awaitable<void>;
+  /**
+   * The session's `lastCseq` or `topics` changed: store them. Resolves to
+   * `false` when the change was not stored because another node owns the
+   * session now (it processes what this one did not); anything else means
+   * stored.
+   */
+  update(session: Session): Awaitable<boolean | void>;
   /** Removes the session at once (it leaves a tombstone). */
   remove(session: Session): Awaitable<void>;
   /** Forgets everything and stops every timer. */

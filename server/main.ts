@@ -205,6 +205,8 @@ export async function startProgram(
       load.stop();
       feed.stop();
       await server.shutdown(shutdown);
+      // Messages whose cseq is recorded are carried out before the stores close.
+      await hub.drain();
       hub.dispose();
       if (ownPresence) await closePresence(presence);
     },

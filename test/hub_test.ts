@@ -612,3 +612,58 @@ Deno.test("hub: the server puts a session in a topic and takes it out; its clien
     hub.dispose();
   }
 });
+
+Deno.test("hub: a message whose cseq was recorded is carried out even if the session is taken over meanwhile", async () => {
+  // A store whose writes wait until the test lets them through: the take-over
+  // happens between recording cseq 1 and running its handler.
+  class SlowStore extends MemorySessionStore {
+    gate: Promise<void> | undefined;
+    override async update(session: Parameters<MemorySessionStore["update"]>[0]) {
+      await this.gate;
+      return super.update(session);
+    }
+  }
+  const sessions = new SlowStore();
+  const hub = new Hub({ sessions });
+  const moves: number[] = [];
+  hub.on("move", (_ctx, message) => {
+    moves.push(message.x as number);
+  });
+  try {
+    const [first, [welcome]] = await connect(hub, "?id=ann");
+    let open!: () => void;
+    sessions.gate = new Promise((resolve) => open = resolve);
+    const pending = hub.message(first.ws, JSON.stringify({ type: "move", x: 7, cseq: 1 }));
+    await sleep(0);
+    // The same client comes back on a new connection (the old one looked dead) and resumes.
+    const [second] = await connect(hub, `?id=ann&session=${welcome.session}`);
+    assertEquals(first.closedWith?.[0], 4000); // taken over
+    open();
+    await pending;
+    // The re-send on the new connection is acked as done, never run again.
+    const replies = await say(hub, second, { type: "move", x: 7, cseq: 1 });
+    assertEquals(replies.some((m) => m.type === "ack" && m.cseq === 1), true);
+    assertEquals(moves, [7]); // once: neither lost nor doubled
+  } finally {
+    hub.dispose();
+  }
+});
+
+Deno.test("hub: drain() waits for the messages already received", async () => {
+  const hub = new Hub();
+  let finish!: () => void;
+  hub.on("slow", () => new Promise<void>((resolve) => finish = resolve));
+  try {
+    const [ws] = await connect(hub, "?id=bo");
+    hub.message(ws.ws, JSON.stringify({ type: "slow", cseq: 1 }));
+    let drained = false;
+    const draining = hub.drain().then(() => drained = true);
+    await sleep(10);
+    assertEquals(drained, false);
+    finish();
+    await draining;
+    assertEquals(drained, true);
+  } finally {
+    hub.dispose();
+  }
+});

@@ -370,7 +370,9 @@ Deno.test("real time: a peer that stops reading is dropped within interval + tim
     await waitFor(() => server.connections.size === 0, 5_000);
     const elapsed = Date.now() - start;
     assertGreaterOrEqual(elapsed, 400);
-    assertLessOrEqual(elapsed, 300 + 200 + 400); // interval + timeout + slack
+    // interval + timeout, plus the server's own read lag when the machine is
+    // busy (at most interval + timeout: keepalive.ts), plus scheduling slack.
+    assertLessOrEqual(elapsed, 2 * (300 + 200) + 200);
     assertEquals(server.stats.closed.timeout, 1);
     client.close();
   } finally {

@@ -83,7 +83,11 @@ Deno.test("program --workers 2 --redis: a rolling restart under chat loses and d
       new Promise((_, reject) => setTimeout(() => reject(new Error("acks missing")), 15_000)),
     ]);
     const total = CLIENTS * ROUNDS;
-    await waitFor(() => clients.every((c) => c.texts.length >= total), 10_000);
+    await waitFor(() => clients.every((c) => c.texts.length >= total), 10_000).catch((error) => {
+      const short = clients.map((c, i) => ({ i, got: c.texts.length, opens: c.opens }))
+        .filter((c) => c.got < total);
+      throw new Error(`${error.message}; short: ${JSON.stringify(short)}\n${err.slice(-3000)}`);
+    });
     const moved = clients.filter((c) => c.opens.length > 1);
     console.log(
       `${moved.length} of ${CLIENTS} clients moved worker (${

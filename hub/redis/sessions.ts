@@ -293,8 +293,8 @@ export class RedisSessionStore implements SessionStore {
    *
    * @throws {UnavailableError} if Redis cannot be reached.
    */
-  async update(session: Session): Promise<void> {
-    await this.#write(session);
+  async update(session: Session): Promise<boolean> {
+    return await this.#write(session);
   }
 
   /** Ends the session (it leaves a tombstone). */
@@ -327,8 +327,9 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
-  async #write(session: Session): Promise<void> {
-    if (this.#local.get(session.id) !== session) return; // dropped here already
+  /** Writes the record; false when another node owns the session (nothing written). */
+  async #write(session: Session): Promise<boolean> {
+    if (this.#local.get(session.id) !== session) return false; // dropped here already
     let stored: unknown;
     try {
       stored = await this.#run(session);
@@ -337,7 +338,9 @@ export class RedisSessionStore implements SessionStore {
       throw error;
     }
     this.#dirty.delete(session);
-    if (stored !== 1) this.#drop(session);
+    if (stored === 1) return true;
+    this.#drop(session);
+    return false;
   }
 
   #run(session: Session): Promise<unknown> {
