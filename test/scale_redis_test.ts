@@ -78,6 +78,8 @@ Deno.test("program --workers 2 --redis: a rolling restart under chat loses and d
       await new Promise((resolve) => setTimeout(resolve, 30));
     }
     await waitFor(() => err.includes("rolling restart done"), 15_000);
+    // Every old worker is gone; its clients come back within the retry hint's window (3 s).
+    await waitFor(() => clients.every((c) => c.opens.length > 1), 10_000);
     await Promise.race([
       Promise.all(requests),
       new Promise((_, reject) => setTimeout(() => reject(new Error("acks missing")), 15_000)),
