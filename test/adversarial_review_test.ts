@@ -1,0 +1,54 @@
+/**
+ * Attacks on the HTTP side of serve(), from a raw socket: each must leave
+ * the server serving everyone else.
+ */
+import { assertEquals } from "@std/assert";
+import { serve } from "../server/mod.ts";
+import { sleep } from "./_wait.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Sends one GET on a fresh connection and returns the status line. */
+async function statusLine(port: number): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(encoder.encode("GET /small HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+    const buffer = new Uint8Array(4096);
+    const n = await conn.read(buffer);
+    return n === null ? "(closed)" : decoder.decode(buffer.subarray(0, n)).split("\r\n", 1)[0];
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("slow read: a client that pipelines requests and never reads its responses is dropped after writeTimeout", async () => {
+  const big = new Uint8Array(1024 * 1024);
+  const server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    maxConnections: 1,
+    writeTimeout: 300,
+    fetch: (request) => new Response(new URL(request.url).pathname === "/small" ? "ok\n" : big),
+  });
+  const port = server.addr.port;
+  const attacker = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    // 64 MiB of answers: far more than the sockets' buffers hold. The
+    // attacker never reads, so the server's write blocks.
+    await attacker.write(encoder.encode("GET /big HTTP/1.1\r\nHost: a\r\n\r\n".repeat(64)));
+    await sleep(200);
+    // While the attacker holds the only slot, others are refused…
+    assertEquals(await statusLine(port), "HTTP/1.1 503 Service Unavailable");
+    // …but not for long: the stuck write times out and frees it.
+    let line = "";
+    for (let i = 0; i < 30 && line !== "HTTP/1.1 200 OK"; i++) {
+      await sleep(100);
+      line = await statusLine(port);
+    }
+    assertEquals(line, "HTTP/1.1 200 OK");
+  } finally {
+    attacker.close();
+    await server.shutdown({ timeout: 100 });
+  }
+});
