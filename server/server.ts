@@ -392,7 +392,8 @@ class HeartwireServer<T> implements Server<T> {
   #listener: Deno.Listener;
   #clock: Clock;
   #heap: TimerHeap;
-  #routes: Record<string, WebSocketHandler>;
+  /** A Map, not the options' object: a target like `constructor` must not find Object's members. */
+  #routes: Map<string, WebSocketHandler>;
   #connectionOptions: ConnectionOptions;
   /** Bytes queued to all peers together (`maxQueuedBytes`). */
   #budget: OutboundBudget<WebSocketConnection>;
@@ -426,7 +427,7 @@ class HeartwireServer<T> implements Server<T> {
     if (this.#deflate) negotiateDeflate("permessage-deflate", this.#deflate);
     this.#clock = options.clock ?? systemClock;
     this.#heap = new TimerHeap({ clock: this.#clock });
-    this.#routes = options.routes ?? {};
+    this.#routes = new Map(Object.entries(options.routes ?? {}));
     const pingInterval = options.pingInterval ?? 25_000;
     const pingTimeout = options.pingTimeout ?? 10_000;
     const maxQueuedBytes = options.maxQueuedBytes ?? 256 * 1024 * 1024;
@@ -717,7 +718,7 @@ class HeartwireServer<T> implements Server<T> {
   ): Promise<"keep" | "close" | "upgraded"> {
     const { head } = event;
     const path = head.target.split("?", 1)[0];
-    const route = this.#routes[path];
+    const route = this.#routes.get(path);
     if (route) return await this.#routeUpgrade(http, head, path, route);
     const fetch = this.#options.fetch;
     if (!fetch) {

@@ -52,3 +52,45 @@ Deno.test("slow read: a client that pipelines requests and never reads its respo
     await server.shutdown({ timeout: 100 });
   }
 });
+
+/** Sends `request` on a fresh connection and returns the first line of the answer. */
+async function firstLine(port: number, request: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(encoder.encode(request));
+    const buffer = new Uint8Array(4096);
+    const n = await conn.read(buffer);
+    return n === null ? "(closed)" : decoder.decode(buffer.subarray(0, n)).split("\r\n", 1)[0];
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("routes: a request target named like an Object.prototype member is no route", async () => {
+  let asked = 0;
+  const server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    // Every request goes through fetch, which upgrades nobody.
+    fetch: () => {
+      asked++;
+      return new Response("no\n", { status: 403 });
+    },
+    websocket: { message: (ws, data) => ws.send(data) },
+  });
+  try {
+    for (const target of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
+      const line = await firstLine(
+        server.addr.port,
+        `GET ${target} HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      );
+      // Not a route, so fetch's (or the target check's) answer, never an upgrade.
+      assertEquals(line, "HTTP/1.1 400 Bad Request", target);
+    }
+    assertEquals(server.stats.upgraded, 0);
+    assertEquals(asked, 0);
+  } finally {
+    await server.shutdown({ timeout: 100 });
+  }
+});
