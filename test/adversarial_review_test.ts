@@ -3,7 +3,9 @@
  * the server serving everyone else.
  */
 import { assertEquals } from "@std/assert";
+import { Hub } from "../hub/mod.ts";
 import { serve } from "../server/mod.ts";
+import { connect } from "./_hub_fake.ts";
 import { sleep } from "./_wait.ts";
 
 const encoder = new TextEncoder();
@@ -92,5 +94,33 @@ Deno.test("routes: a request target named like an Object.prototype member is no 
     assertEquals(asked, 0);
   } finally {
     await server.shutdown({ timeout: 100 });
+  }
+});
+
+Deno.test("hub: messages piling up behind a slow handler are bounded per connection (1013, not a queue without end)", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  let handled = 0;
+  const hub = new Hub({ maxPendingMessages: 100 });
+  hub.on("slow", async () => {
+    await gate;
+    handled++;
+  });
+  try {
+    const [ws] = await connect(hub, "?id=flood");
+    const done: (Promise<void> | void)[] = [];
+    // The socket is read on while the first message waits: 1 000 more arrive.
+    for (let cseq = 1; cseq <= 1_000; cseq++) {
+      done.push(hub.message(ws.ws, JSON.stringify({ type: "slow", cseq })));
+    }
+    assertEquals(ws.closedWith?.[0], 1013);
+    release();
+    await Promise.all(done);
+    assertEquals(handled, 100, "only the messages within the bound were handled");
+    // Nothing is acked on the closing connection: the client re-sends after resuming.
+    const acks = ws.take().filter((m) => m.type === "ack");
+    assertEquals(acks.length, 0, "a closing connection's acks are not sent");
+  } finally {
+    hub.dispose();
   }
 });
