@@ -4,6 +4,7 @@
  */
 import { assertEquals } from "@std/assert";
 import { Hub } from "../hub/mod.ts";
+import { RequestParser } from "../protocol/http1.ts";
 import { serve } from "../server/mod.ts";
 import { connect } from "./_hub_fake.ts";
 import { sleep } from "./_wait.ts";
@@ -123,4 +124,26 @@ Deno.test("hub: messages piling up behind a slow handler are bounded per connect
   } finally {
     hub.dispose();
   }
+});
+
+Deno.test("http1: chunk extensions are bounded per body, not only per line", () => {
+  // 1 byte of body per 1 KiB of extension: without a total bound a 16 MiB
+  // body limit would let 16 GiB through one request.
+  const parser = new RequestParser({ maxHeaderBytes: 16 * 1024 });
+  parser.receive(
+    encoder.encode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"),
+  );
+  assertEquals(parser.next().type, "request");
+  const chunk = encoder.encode(`1;${"x".repeat(1000)}\r\na\r\n`);
+  let event = parser.next();
+  let body = 0;
+  for (let i = 0; i < 1_000 && event.type !== "error"; i++) {
+    parser.receive(chunk);
+    for (event = parser.next(); event.type === "data"; event = parser.next()) {
+      body += event.data.length;
+    }
+  }
+  assertEquals(event.type, "error");
+  assertEquals(event.type === "error" && event.status, 400);
+  assertEquals(body <= 17, true, `${body} body bytes let through`);
 });
