@@ -3,7 +3,7 @@
  * the server serving everyone else.
  */
 import { assertEquals } from "@std/assert";
-import { Hub } from "../hub/mod.ts";
+import { Hub, MemoryHistory } from "../hub/mod.ts";
 import { RequestParser } from "../protocol/http1.ts";
 import { serve } from "../server/mod.ts";
 import { connect } from "./_hub_fake.ts";
@@ -146,4 +146,15 @@ Deno.test("http1: chunk extensions are bounded per body, not only per line", () 
   assertEquals(event.type, "error");
   assertEquals(event.type === "error" && event.status, 400);
   assertEquals(body <= 17, true, `${body} body bytes let through`);
+});
+
+Deno.test("history: asking where thousands of fresh topics stand does not push out a topic with publications", () => {
+  const history = new MemoryHistory({ maxTopics: 100 });
+  const quiet = history.position("quiet-room");
+  history.append("quiet-room", (offset) => `{"type":"chat","offset":${offset}}`);
+  // A client subscribing to (and leaving) name after name: each asks its position.
+  for (let n = 0; n < 1_000; n++) history.position(`junk-${n}`);
+  const recovery = history.since("quiet-room", quiet);
+  assertEquals([recovery.recovered, recovery.texts.length], [true, 1]);
+  assertEquals(history.topics <= 200, true, `${history.topics} topics held`);
 });
