@@ -111,7 +111,10 @@ export interface MemoryHistoryOptions {
   maxTotalBytes?: number;
   /**
    * Topic histories kept at once; at the cap the one published to least
-   * recently is forgotten (its clients learn `recovered: false`). Default 20 000.
+   * recently is forgotten (its clients learn `recovered: false`). Topics
+   * only asked about (never published to) are kept apart, as many again,
+   * oldest forgotten first: a client subscribing to name after name cannot
+   * push out a history with publications. Default 20 000.
    */
   maxTopics?: number;
   /** Makes epochs. Default 8 random base-36 characters. */
@@ -194,6 +197,8 @@ export class MemoryHistory implements HistoryStore {
   readonly #createEpoch: () => string;
   /** Least recently published first: re-inserted on every append. */
   readonly #topics = new Map<string, TopicHistory>();
+  /** Never published to, only asked about (position, since): oldest first. */
+  readonly #empty = new Map<string, TopicHistory>();
   #bytes = 0;
 
   /** Creates an empty store. */
@@ -207,7 +212,7 @@ export class MemoryHistory implements HistoryStore {
 
   /** Topic histories held. */
   get topics(): number {
-    return this.#topics.size;
+    return this.#topics.size + this.#empty.size;
   }
 
   /** UTF-8 bytes of publications held over all topics. */
@@ -223,8 +228,12 @@ export class MemoryHistory implements HistoryStore {
   /** Appends a publication; the oldest are trimmed while a bound is passed. */
   append(topic: string, encode: (offset: number) => string): TopicPosition & { text: string } {
     const history = this.#get(topic);
-    // Most recently published last: the eviction order of #get.
-    this.#topics.delete(topic);
+    // Most recently published last: the eviction order.
+    this.#empty.delete(topic);
+    if (!this.#topics.delete(topic) && this.#topics.size >= this.#maxTopics) {
+      const [oldest] = this.#topics.keys();
+      this.remove(oldest);
+    }
     this.#topics.set(topic, history);
     const offset = ++history.top;
     const text = encode(offset);
@@ -269,6 +278,7 @@ export class MemoryHistory implements HistoryStore {
 
   /** Forgets the topic's history. */
   remove(topic: string): void {
+    this.#empty.delete(topic);
     const history = this.#topics.get(topic);
     if (!history) return;
     this.#bytes -= history.bytes;
@@ -276,14 +286,14 @@ export class MemoryHistory implements HistoryStore {
   }
 
   #get(topic: string): TopicHistory {
-    let history = this.#topics.get(topic);
+    let history = this.#topics.get(topic) ?? this.#empty.get(topic);
     if (history) return history;
-    if (this.#topics.size >= this.#maxTopics) {
-      const [oldest] = this.#topics.keys();
-      this.remove(oldest);
+    if (this.#empty.size >= this.#maxTopics) {
+      const [oldest] = this.#empty.keys();
+      this.#empty.delete(oldest);
     }
     history = new TopicHistory(this.#createEpoch());
-    this.#topics.set(topic, history);
+    this.#empty.set(topic, history);
     return history;
   }
 }

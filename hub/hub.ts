@@ -30,6 +30,7 @@
  * | a `cseq` more than `maxCseqJump` above the last processed | `error {reason}`; nothing processed, no ack |
  * | invalid JSON, unknown or reserved type, bad field | `error {reason, cseq?}` (+ `ack` with a cseq) |
  * | a binary frame | close 1003 (RFC 6455 §7.4.1) |
+ * | a message while `maxPendingMessages` wait their turn | close 1013 `retry-after`: it is not processed; the client resumes and re-sends what was not acked |
  *
  * Messages of one connection are handled one at a time, in order, so a
  * handler's promise holds back the next message of that connection only.
@@ -206,6 +207,12 @@ export interface HubOptions {
   maxCseqJump?: number;
   /** Publications held back per topic while a connection recovers it. Default 10 000. */
   maxRecoveryBuffer?: number;
+  /**
+   * Messages of one connection waiting their turn (behind a slow handler or
+   * store) before it is closed with 1013: the socket is read on regardless,
+   * so without a bound a fast sender would queue without limit. Default 1 000.
+   */
+  maxPendingMessages?: number;
   /** Monotonic time for grace periods and the sweep timer. Default the system clock. */
   clock?: Clock;
   /** Wall-clock ms for `server_ts` of heartbeat acks. Default `Date.now`. */
@@ -250,6 +257,8 @@ interface Attachment {
   replaced: boolean;
   /** Where the next message of this connection waits its turn. */
   chain: Promise<void>;
+  /** Messages queued on `chain` and not yet handled (`maxPendingMessages`). */
+  pending: number;
   /** Topics being recovered: their live publications wait here, in offset order. */
   recovering: Map<string, { offset: number; text: string }[]>;
   /** This connection in presence, once welcomed (with a `presence` tracker). */
@@ -339,6 +348,7 @@ export class Hub implements WebSocketHandler {
   readonly #maxTopicNameLength: number;
   readonly #maxCseqJump: number;
   readonly #maxRecoveryBuffer: number;
+  readonly #maxPendingMessages: number;
   readonly #wallClock: () => number;
   readonly #onError: (error: unknown) => void;
   readonly #metrics: HubMetrics | undefined;
@@ -371,6 +381,7 @@ export class Hub implements WebSocketHandler {
     this.#maxTopicNameLength = options.maxTopicNameLength ?? 64;
     this.#maxCseqJump = Math.max(1, options.maxCseqJump ?? 1_000);
     this.#maxRecoveryBuffer = Math.max(1, options.maxRecoveryBuffer ?? 10_000);
+    this.#maxPendingMessages = Math.max(1, options.maxPendingMessages ?? 1_000);
     this.#wallClock = options.wallClock ?? Date.now;
     this.#onError = options.onError ?? ((error) => console.error("heartwire hub:", error));
     this.history = options.history ?? new MemoryHistory();
@@ -589,6 +600,7 @@ export class Hub implements WebSocketHandler {
       session: undefined,
       replaced: false,
       chain: Promise.resolve(),
+      pending: 0,
       recovering: new Map(),
     };
     ws.data = attachment;
@@ -621,10 +633,19 @@ export class Hub implements WebSocketHandler {
       this.#metrics?.appHeartbeat();
       return;
     }
+    if (attachment.pending >= this.#maxPendingMessages) {
+      // Unacked, so the client re-sends it after resuming, once the backlog is gone.
+      ws.close(CloseCode.TryAgainLater, retryAfterReason(1_000));
+      return;
+    }
+    attachment.pending++;
     const parsed = message;
     const done = this.#queue(attachment, () => this.#process(attachment, parsed));
     this.#inflight.add(done);
-    done.finally(() => this.#inflight.delete(done));
+    done.finally(() => {
+      this.#inflight.delete(done);
+      attachment.pending--;
+    });
     return done;
   }
 

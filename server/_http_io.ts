@@ -59,6 +59,8 @@ export interface ResponseContext {
   http10: boolean;
   /** Whether the connection is to carry another request afterwards. */
   keepAlive: boolean;
+  /** Writes bytes to the connection (the server bounds its time). Default {@linkcode writeAll}. */
+  write?: (data: string | Uint8Array) => Promise<void>;
 }
 
 let dateSecond = -1;
@@ -116,6 +118,7 @@ export async function writeResponse(
   const fields: [string, string][] = [...response.headers];
   if (!response.headers.has("date")) fields.push(["Date", httpDate()]);
   const status = response.status;
+  const write = context.write ?? ((data: string | Uint8Array) => writeAll(conn, data));
   const headFor = (body: ResponseBody) =>
     buildResponseHead(status, {
       statusText: response.statusText,
@@ -132,7 +135,7 @@ export async function writeResponse(
       const declared = response.headers.get("content-length");
       body = declared !== null && /^\d+$/.test(declared) ? { length: Number(declared) } : "none";
     }
-    await writeAll(conn, headFor(body));
+    await write(headFor(body));
     return keepAlive;
   }
   const reader = response.body.getReader();
@@ -144,7 +147,7 @@ export async function writeResponse(
       const result = await settledSoon(read);
       if (result === "later") break;
       if (result.done) {
-        await writeAll(conn, concat([encoder.encode(headFor({ length: size })), ...parts]));
+        await write(concat([encoder.encode(headFor({ length: size })), ...parts]));
         return keepAlive;
       }
       const bytes = asBytes(result.value);
@@ -157,8 +160,7 @@ export async function writeResponse(
     if (!chunked) keepAlive = false;
     const frame = (bytes: Uint8Array) => chunked ? encodeChunk(bytes) : bytes;
     const first = parts.filter((part) => part.length > 0).map(frame);
-    await writeAll(
-      conn,
+    await write(
       concat([
         encoder.encode(
           buildResponseHead(status, {
@@ -175,10 +177,10 @@ export async function writeResponse(
       const result = await read;
       if (result.done) break;
       const bytes = asBytes(result.value);
-      if (bytes.length > 0) await writeAll(conn, frame(bytes));
+      if (bytes.length > 0) await write(frame(bytes));
       read = reader.read();
     }
-    if (chunked) await writeAll(conn, LAST_CHUNK);
+    if (chunked) await write(LAST_CHUNK);
     return keepAlive;
   } catch (error) {
     await reader.cancel(error).catch(() => {});

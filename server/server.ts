@@ -171,7 +171,9 @@ export interface ServeOptions<T = unknown> {
   /**
    * Time (ms) a batch of writes may stay unfinished before the peer is dropped
    * as a slow consumer. Checked when the connection's one keepalive timer
-   * fires, so the drop comes within `writeTimeout + pingInterval`. Default 30 000.
+   * fires, so the drop comes within `writeTimeout + pingInterval`. Also the
+   * longest one write of an HTTP response (or a part of a streamed one) may
+   * take: a client that stops reading its answers is dropped. Default 30 000.
    */
   writeTimeout?: number;
   /** Source of time and the one OS timer. Default: the system clock. */
@@ -363,6 +365,8 @@ interface HttpConn {
   idle: boolean;
   /** The head deadline (or idle timeout) timer. */
   deadline: ReturnType<TimerHeap["create"]>;
+  /** The deadline of the write under way (`writeTimeout`): a client that does not read is dropped. */
+  writeDeadline: ReturnType<TimerHeap["create"]>;
   /** The body of the request being answered: whether it was read to its end, and begun. */
   body: { done: boolean; started: boolean };
   /** The request body broke the framing or a limit while the handler read it. */
@@ -388,7 +392,8 @@ class HeartwireServer<T> implements Server<T> {
   #listener: Deno.Listener;
   #clock: Clock;
   #heap: TimerHeap;
-  #routes: Record<string, WebSocketHandler>;
+  /** A Map, not the options' object: a target like `constructor` must not find Object's members. */
+  #routes: Map<string, WebSocketHandler>;
   #connectionOptions: ConnectionOptions;
   /** Bytes queued to all peers together (`maxQueuedBytes`). */
   #budget: OutboundBudget<WebSocketConnection>;
@@ -411,6 +416,8 @@ class HeartwireServer<T> implements Server<T> {
   #drained: (() => void) | undefined;
   #metrics: HeartwireMetrics | undefined;
   #lag: EventLoopLagSampler | undefined;
+  /** `writeTimeout`: the longest a write to any peer, HTTP or WebSocket, may take. */
+  #writeTimeout: number;
 
   constructor(options: ServeOptions<T>) {
     checkTimings(options);
@@ -420,13 +427,14 @@ class HeartwireServer<T> implements Server<T> {
     if (this.#deflate) negotiateDeflate("permessage-deflate", this.#deflate);
     this.#clock = options.clock ?? systemClock;
     this.#heap = new TimerHeap({ clock: this.#clock });
-    this.#routes = options.routes ?? {};
+    this.#routes = new Map(Object.entries(options.routes ?? {}));
     const pingInterval = options.pingInterval ?? 25_000;
     const pingTimeout = options.pingTimeout ?? 10_000;
     const maxQueuedBytes = options.maxQueuedBytes ?? 256 * 1024 * 1024;
     if (!(maxQueuedBytes > 0)) {
       throw new RangeError(`maxQueuedBytes must be a positive number; got ${maxQueuedBytes}`);
     }
+    this.#writeTimeout = options.writeTimeout ?? 30_000;
     this.#budget = new OutboundBudget(maxQueuedBytes, this.#clock, this.connections, queuedView);
     this.#connectionOptions = {
       keepalive: { interval: pingInterval, timeout: pingTimeout },
@@ -435,7 +443,7 @@ class HeartwireServer<T> implements Server<T> {
       closeTimeout: options.closeTimeout ?? 5_000,
       maxBufferedBytes: options.maxBufferedBytes ?? 16 * 1024 * 1024,
       maxBufferedAge: options.maxBufferedAge ?? 10_000,
-      writeTimeout: options.writeTimeout ?? 30_000,
+      writeTimeout: this.#writeTimeout,
     };
     this.#trusted = (options.trustedProxies ?? []).map((entry) =>
       typeof entry === "string" ? parseCidr(entry) : entry
@@ -538,6 +546,12 @@ class HeartwireServer<T> implements Server<T> {
         this.#http.delete(conn);
         closeQuietly(conn);
       }),
+      // A client that pipelines requests and never reads the answers would
+      // otherwise hold its socket (and a maxConnections slot) for ever.
+      writeDeadline: this.#heap.create(() => {
+        this.#http.delete(conn);
+        closeQuietly(conn);
+      }),
     };
     this.#http.set(conn, http);
     let upgraded = false;
@@ -551,6 +565,7 @@ class HeartwireServer<T> implements Server<T> {
       closeQuietly(conn);
     } finally {
       this.#heap.cancel(http.deadline);
+      this.#heap.cancel(http.writeDeadline);
       this.#http.delete(conn);
       if (!upgraded && !proxied) this.#releaseIp(ip);
     }
@@ -589,6 +604,10 @@ class HeartwireServer<T> implements Server<T> {
   ): Promise<void> {
     this.#count(status);
     this.#metrics?.handshakeRefused(status);
+    // respondAndClose closes the socket whatever happens, so the timer
+    // need not be cancelled: at worst it closes a closed socket.
+    const http = this.#http.get(conn);
+    if (http) this.#heap.schedule(http.writeDeadline, this.#clock.now() + this.#writeTimeout);
     return respondAndClose(conn, status, reason, headers);
   }
 
@@ -598,6 +617,16 @@ class HeartwireServer<T> implements Server<T> {
 
   #arm(http: HttpConn, ms: number): void {
     this.#heap.schedule(http.deadline, this.#clock.now() + ms);
+  }
+
+  /** Writes to an HTTP connection within `writeTimeout`, else the connection is dropped. */
+  async #write(http: HttpConn, data: string | Uint8Array): Promise<void> {
+    this.#heap.schedule(http.writeDeadline, this.#clock.now() + this.#writeTimeout);
+    try {
+      await writeAll(http.conn, data);
+    } finally {
+      this.#heap.cancel(http.writeDeadline);
+    }
   }
 
   /** The next parser event, reading from the socket as needed; one reader at a time. */
@@ -689,7 +718,7 @@ class HeartwireServer<T> implements Server<T> {
   ): Promise<"keep" | "close" | "upgraded"> {
     const { head } = event;
     const path = head.target.split("?", 1)[0];
-    const route = this.#routes[path];
+    const route = this.#routes.get(path);
     if (route) return await this.#routeUpgrade(http, head, path, route);
     const fetch = this.#options.fetch;
     if (!fetch) {
@@ -766,7 +795,7 @@ class HeartwireServer<T> implements Server<T> {
         if (body.done) return controller.close();
         if (!body.started && event.expectContinue) {
           // RFC 9110 §10.1.1: the client waits for this before sending the body.
-          await writeAll(http.conn, "HTTP/1.1 100 Continue\r\n\r\n");
+          await this.#write(http, "HTTP/1.1 100 Continue\r\n\r\n");
         }
         body.started = true;
         // While the handler waits on the client, the client has the head
@@ -795,6 +824,7 @@ class HeartwireServer<T> implements Server<T> {
     // wait for it to give up waiting, end the connection (RFC 9110 §10.1.1).
     const unsentBody = event.expectContinue && !http.body.started;
     const keepAlive = await writeResponse(http.conn, response, {
+      write: (data) => this.#write(http, data),
       head: event.head.method === "HEAD",
       http10: event.head.version === "1.0",
       keepAlive: event.keepAlive && !unsentBody && !this.#shuttingDown,
@@ -899,8 +929,8 @@ class HeartwireServer<T> implements Server<T> {
       negotiateDeflate(head.headers.get("sec-websocket-extensions"), this.#deflate);
     if (agreement) headers["Sec-WebSocket-Extensions"] = agreement.response;
     try {
-      await writeAll(
-        conn,
+      await this.#write(
+        http,
         buildUpgradeResponse(upgrade.key, { protocol: upgrade.protocol, headers }),
       );
     } catch (error) {
