@@ -799,7 +799,9 @@ class HeartwireServer<T> implements Server<T> {
         }
         body.started = true;
         // While the handler waits on the client, the client has the head
-        // timeout to send more: a trickled body cannot hold the connection.
+        // timeout to send more: a stalled body cannot hold the connection.
+        // (A body trickled just faster than that still can, up to
+        // maxBodyBytes: there is no minimum rate yet.)
         this.#arm(http, this.#options.handshakeTimeout ?? 10_000);
         const next = await this.#nextEvent(http);
         this.#heap.cancel(http.deadline);
