@@ -144,6 +144,17 @@ export interface ServeOptions<T = unknown> {
    * in a request body the server is waiting for. Default 10 000.
    */
   handshakeTimeout?: number;
+  /**
+   * Least average rate (bytes/s) of a request body the handler is reading,
+   * after a grace of `handshakeTimeout`: the time the server has spent
+   * waiting for body bytes may not pass `handshakeTimeout + received /
+   * minBodyRate`, else the connection is dropped. Without it a client
+   * trickling a byte just inside `handshakeTimeout` would hold the
+   * connection and the handler for as long as `maxBodyBytes` allows; a
+   * real upload, even a slow one, stays well above it. Time the handler
+   * spends not reading does not count. 0 turns the check off. Default 1 024.
+   */
+  minBodyRate?: number;
   /** Time (ms) a kept-alive connection may wait idle for its next request. Default 5 000. */
   keepAliveTimeout?: number;
   /** Time (ms) to wait for the peer's close frame. Default 5 000. */
@@ -367,8 +378,12 @@ interface HttpConn {
   deadline: ReturnType<TimerHeap["create"]>;
   /** The deadline of the write under way (`writeTimeout`): a client that does not read is dropped. */
   writeDeadline: ReturnType<TimerHeap["create"]>;
-  /** The body of the request being answered: whether it was read to its end, and begun. */
-  body: { done: boolean; started: boolean };
+  /**
+   * The body of the request being answered: whether it was read to its end,
+   * and begun; the bytes the handler has read of it, and the time (ms) the
+   * server has waited for them (`minBodyRate`).
+   */
+  body: { done: boolean; started: boolean; received: number; waited: number };
   /** The request body broke the framing or a limit while the handler read it. */
   failed?: { status: number; reason: string };
 }
@@ -539,7 +554,7 @@ class HeartwireServer<T> implements Server<T> {
       buffer: new Uint8Array(HTTP_READ_BUFFER),
       lock: Promise.resolve(),
       idle: false,
-      body: { done: true, started: false },
+      body: { done: true, started: false, received: 0, waited: 0 },
       deadline: this.#heap.create(() => {
         // Slowloris guard, or an idle kept-alive connection: drop it.
         if (!http.idle) this.stats.handshakeTimeouts++;
@@ -678,7 +693,7 @@ class HeartwireServer<T> implements Server<T> {
       this.#heap.cancel(http.deadline);
       this.stats.requests++;
       // Every request's events run to an `end`, even with no body.
-      http.body = { done: false, started: false };
+      http.body = { done: false, started: false, received: 0, waited: 0 };
       const outcome = await this.#answer(http, event);
       if (outcome === "upgraded") return true;
       if (outcome === "close" || !(await this.#finishBody(http))) {
@@ -799,13 +814,21 @@ class HeartwireServer<T> implements Server<T> {
         }
         body.started = true;
         // While the handler waits on the client, the client has the head
-        // timeout to send more: a stalled body cannot hold the connection.
-        // (A body trickled just faster than that still can, up to
-        // maxBodyBytes: there is no minimum rate yet.)
-        this.#arm(http, this.#options.handshakeTimeout ?? 10_000);
+        // timeout to send more (a stalled body cannot hold the connection),
+        // and no longer than minBodyRate allows for what it has sent so far
+        // (nor can a body trickled just inside that timeout).
+        const timeout = this.#options.handshakeTimeout ?? 10_000;
+        const rate = this.#options.minBodyRate ?? 1024;
+        const budget = rate > 0 ? timeout + body.received * 1000 / rate - body.waited : timeout;
+        const start = this.#clock.now();
+        this.#arm(http, Math.max(0, Math.min(timeout, budget)));
         const next = await this.#nextEvent(http);
         this.#heap.cancel(http.deadline);
-        if (next.type === "data") return controller.enqueue(next.data);
+        body.waited += this.#clock.now() - start;
+        if (next.type === "data") {
+          body.received += next.data.length;
+          return controller.enqueue(next.data);
+        }
         body.done = true;
         if (next.type === "end") return controller.close();
         if (next.type === "error") http.failed = next;
@@ -1051,6 +1074,10 @@ function checkTimings<T>(options: ServeOptions<T>): void {
     if (value !== undefined && !(Number.isFinite(value) && value >= min)) {
       throw new RangeError(`${name} must be a finite number of ms, at least ${min}; got ${value}`);
     }
+  }
+  const rate = options.minBodyRate;
+  if (rate !== undefined && !(Number.isFinite(rate) && rate >= 0)) {
+    throw new RangeError(`minBodyRate must be a finite number of bytes/s, at least 0; got ${rate}`);
   }
   const jitter = options.pingJitter;
   if (jitter !== undefined && !(jitter >= 0 && jitter < 1)) {

@@ -158,3 +158,95 @@ Deno.test("history: asking where thousands of fresh topics stand does not push o
   assertEquals([recovery.recovered, recovery.texts.length], [true, 1]);
   assertEquals(history.topics <= 200, true, `${history.topics} topics held`);
 });
+
+/** Starts a POST of `length` body bytes on a fresh connection. */
+async function startPost(port: number, length: number): Promise<Deno.Conn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(
+    encoder.encode(`POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: ${length}\r\n\r\n`),
+  );
+  return conn;
+}
+
+/** Reads until the peer closes; returns what came. */
+async function readToEnd(conn: Deno.Conn): Promise<string> {
+  const buffer = new Uint8Array(4096);
+  let text = "";
+  for (;;) {
+    let n: number | null;
+    try {
+      n = await conn.read(buffer);
+    } catch {
+      n = null; // reset
+    }
+    if (n === null) return text;
+    text += decoder.decode(buffer.subarray(0, n));
+  }
+}
+
+Deno.test("slow body: a body trickled just inside handshakeTimeout is dropped by minBodyRate, a slow real upload is not", async () => {
+  const outcomes: string[] = [];
+  const server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    handshakeTimeout: 200,
+    minBodyRate: 1000,
+    keepAliveTimeout: 100,
+    fetch: async (request) => {
+      try {
+        const body = await request.arrayBuffer();
+        outcomes.push(`read ${body.byteLength}`);
+        return new Response(`got ${body.byteLength}\n`);
+      } catch {
+        outcomes.push("failed");
+        throw new Error("body failed");
+      }
+    },
+  });
+  const port = server.addr.port;
+  try {
+    // One byte every 150 ms: each pause is inside the 200 ms timeout, but
+    // 1 000 bytes would take 150 s. The rate allows 200 ms + 1 ms a byte.
+    const attacker = await startPost(port, 1000);
+    const started = Date.now();
+    let closed = false;
+    const ended = readToEnd(attacker).then((text) => {
+      closed = true;
+      return text;
+    });
+    for (let i = 0; i < 20 && !closed; i++) {
+      try {
+        await attacker.write(encoder.encode("x"));
+      } catch {
+        break; // reset: the server has dropped it
+      }
+      await sleep(150);
+    }
+    const text = await ended;
+    const elapsed = Date.now() - started;
+    attacker.close();
+    assertEquals(closed, true);
+    assertEquals(text.startsWith("HTTP/1.1 200"), false);
+    assertEquals(elapsed < 1_500, true, `dropped after ${elapsed} ms`);
+    assertEquals(outcomes, ["failed"]);
+
+    // 64 KiB in 16 pieces 50 ms apart: 800 ms in all, longer than the
+    // timeout, at 80 KiB/s, far above the minimum rate.
+    const size = 64 * 1024;
+    const uploader = await startPost(port, size);
+    const piece = new Uint8Array(size / 16).fill(121);
+    const answer = readToEnd(uploader);
+    for (let i = 0; i < 16; i++) {
+      await uploader.write(piece);
+      await sleep(50);
+    }
+    // Without Connection: close, the answer comes, then keepAliveTimeout ends it.
+    const reply = await answer;
+    uploader.close();
+    assertEquals(reply.split("\r\n", 1)[0], "HTTP/1.1 200 OK");
+    assertEquals(reply.endsWith(`got ${size}\n`), true);
+    assertEquals(outcomes, ["failed", `read ${size}`]);
+  } finally {
+    await server.shutdown({ timeout: 100 });
+  }
+});
