@@ -36,3 +36,4 @@ export type {
   ResumeFailed,
   TopicPosition,
 } from "../protocol/messages.ts";
+export * from "./typed_event_target.ts";

@@ -9,6 +9,7 @@ import type {
   PresenceMember,
   PresenceStateMessage,
 } from "../protocol/messages.ts";
+import { TypedEventTarget } from "./typed_event_target.ts";
 
 /**
  * `detail` of a {@linkcode PresenceView}'s `join`, `leave` and `update` events.
@@ -56,7 +57,7 @@ export interface PresenceViewEventMap {
  * lobby.addEventListener("leave", (e) => console.log(e.detail.member.id, "left:", e.detail.reason));
  * ```
  */
-export class PresenceView extends EventTarget {
+export class PresenceView extends TypedEventTarget<PresenceViewEventMap> {
   /** The topic. */
   readonly topic: string;
   #members = new Map<string, PresenceMember>();
@@ -123,46 +124,6 @@ export class PresenceView extends EventTarget {
     else this.#members.set(member.id, member);
     this.#tell(message.type.slice(9), member, reason);
     this.dispatchEvent(new Event("change"));
-  }
-
-  /** Adds a typed listener for one of {@linkcode PresenceViewEventMap}'s events. */
-  override addEventListener<K extends keyof PresenceViewEventMap>(
-    type: K,
-    listener: (this: PresenceView, event: PresenceViewEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /** Adds a listener for any event type. */
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void {
-    super.addEventListener(type, listener, options);
-  }
-
-  /** Removes a listener added with {@linkcode addEventListener}. */
-  override removeEventListener<K extends keyof PresenceViewEventMap>(
-    type: K,
-    listener: (this: PresenceView, event: PresenceViewEventMap[K]) => void,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  /** Removes a listener for any event type. */
-  override removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  override removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void {
-    super.removeEventListener(type, listener, options);
   }
 
   #tell(type: string, member: PresenceMember, reason?: string): void {

@@ -37,6 +37,7 @@ import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { HeartbeatMonitor, wallClock } from "./heartbeat_monitor.ts";
 import { Outbox } from "./outbox.ts";
 import { PresenceView } from "./presence_view.ts";
+import { TypedEventTarget } from "./typed_event_target.ts";
 
 /**
  * The part of the standard WebSocket the client uses. The browser's, Deno's
@@ -398,7 +399,7 @@ const ABNORMAL = 1006;
  * socket.close();
  * ```
  */
-export class ReconnectingSocket extends EventTarget {
+export class ReconnectingSocket extends TypedEventTarget<ReconnectingSocketEventMap> {
   /** `readyState` while connecting or waiting to reconnect. */
   static readonly CONNECTING: 0 = CONNECTING;
   /** `readyState` while welcomed. */
@@ -639,47 +640,6 @@ export class ReconnectingSocket extends EventTarget {
     }
     if (this.#state === CLOSED) return;
     this.#finish(code, reason, true);
-  }
-
-  // The overloads give listeners their event types, as WebSocket's do.
-  /** Adds a listener; `type` names a {@linkcode ReconnectingSocketEventMap} event. */
-  override addEventListener<K extends keyof ReconnectingSocketEventMap>(
-    type: K,
-    listener: (this: ReconnectingSocket, event: ReconnectingSocketEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /** Adds a listener for any event type. */
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void {
-    super.addEventListener(type, listener, options);
-  }
-
-  /** Removes a listener added with {@linkcode addEventListener}. */
-  override removeEventListener<K extends keyof ReconnectingSocketEventMap>(
-    type: K,
-    listener: (this: ReconnectingSocket, event: ReconnectingSocketEventMap[K]) => void,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  /** Removes a listener for any event type. */
-  override removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  override removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void {
-    super.removeEventListener(type, listener, options);
   }
 
   /** A timer on the clock; delays past what timers hold (a server's hint may be) are capped. */
