@@ -44,10 +44,11 @@ import type { ScaleMark } from "./_scale_client.ts";
 import {
   freshLoopback,
   LoadProcess,
+  loadProcesses,
   percentile,
-  SCALE_SERVERS,
   type ScaleOptions,
   type ScaleServer,
+  scaleServer,
 } from "./scale.ts";
 
 /** A load process's mark once `blackhole` was asked (see _scale_client.cjs). */
@@ -176,7 +177,7 @@ function report(results: DetectResult[], skipped: string[], options: DetectOptio
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const r of results) {
-    const label = SCALE_SERVERS.find((spec) => spec.name === r.server)!.label;
+    const label = scaleServer(r.server).label;
     out.push(
       `| ${label} | ${r.opened.toLocaleString("en-US")} | ${r.blackholed} | ` +
         `${ms(quantile(r, 0.5))} | ${ms(quantile(r, 0.9))} | ${ms(quantile(r, 0.99))} | ` +
@@ -247,15 +248,9 @@ async function main(): Promise<void> {
   const results: DetectResult[] = [];
   const skipped: string[] = [];
   for (const [index, connections] of counts.entries()) {
-    const clients = flags.has("clients")
-      ? intFlag(flags, "clients", 1)
-      : Math.max(1, Math.ceil(connections / 6_000));
-    if (Math.ceil(connections / clients) > 9_000) {
-      throw new RangeError("at most 9 000 connections per load process");
-    }
+    const clients = loadProcesses(flags, connections);
     for (const name of names) {
-      const spec = SCALE_SERVERS.find((candidate) => candidate.name === name.trim());
-      if (spec === undefined) throw new Error(`unknown server ${name}`);
+      const spec = scaleServer(name);
       const hostname = freshLoopback();
       const options = { ...base, connections, clients, blackhole: blackholes[index] };
       const command = await spec.command(hostname, options);

@@ -32,7 +32,7 @@
  *
  * @module
  */
-import { intFlag, parseFlags } from "./_flags.ts";
+import { type Flags, intFlag, parseFlags } from "./_flags.ts";
 import { clockTicks, cpuSeconds, readMemory } from "./_proc.ts";
 import { sleep } from "./_window.ts";
 import { findWsPackage, lines, output, startServer, tail } from "./_servers.ts";
@@ -121,6 +121,27 @@ export const SCALE_SERVERS: ScaleServer[] = [
       ]),
   },
 ];
+
+/** The server in {@linkcode SCALE_SERVERS} called `name`; throws for an unknown one. */
+export function scaleServer(name: string): (typeof SCALE_SERVERS)[number] {
+  const spec = SCALE_SERVERS.find((candidate) => candidate.name === name.trim());
+  if (spec === undefined) throw new Error(`unknown server ${name}`);
+  return spec;
+}
+
+/**
+ * How many load processes hold `connections` (`--clients`, else one per
+ * 6 000); each may hold at most 9 000, its share of the 20 000 fd limit.
+ */
+export function loadProcesses(flags: Flags, connections: number): number {
+  const clients = flags.has("clients")
+    ? intFlag(flags, "clients", 1)
+    : Math.max(1, Math.ceil(connections / 6_000));
+  if (Math.ceil(connections / clients) > 9_000) {
+    throw new RangeError("at most 9 000 connections per load process");
+  }
+  return clients;
+}
 
 /** What one server measured. */
 interface ScaleResult {
@@ -296,7 +317,7 @@ function report(
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const r of results) {
-    const label = SCALE_SERVERS.find((spec) => spec.name === r.server)!.label;
+    const label = scaleServer(r.server).label;
     out.push(
       `| ${label} | ${thousands(r.connections)} | ${thousands(r.opened - r.dropped)} | ` +
         `${thousands(r.dropped)} | ${r.failed} | ${
@@ -365,15 +386,9 @@ async function main(): Promise<void> {
   const results: ScaleResult[] = [];
   const skipped: string[] = [];
   for (const connections of counts) {
-    const clients = flags.has("clients")
-      ? intFlag(flags, "clients", 1)
-      : Math.max(1, Math.ceil(connections / 6_000));
-    if (Math.ceil(connections / clients) > 9_000) {
-      throw new RangeError("at most 9 000 connections per load process");
-    }
+    const clients = loadProcesses(flags, connections);
     for (const name of names) {
-      const spec = SCALE_SERVERS.find((candidate) => candidate.name === name.trim());
-      if (spec === undefined) throw new Error(`unknown server ${name}`);
+      const spec = scaleServer(name);
       const hostname = freshLoopback();
       const options = { ...base, connections, clients };
       const command = await spec.command(hostname, options);
