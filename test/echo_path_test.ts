@@ -137,7 +137,9 @@ class LoggingConn {
     this.log.push(`write ${chunk.length}`);
     return Promise.resolve(chunk.length);
   }
-  close(): void {}
+  close(): void {
+    this.log.push("close");
+  }
   closeWrite(): Promise<void> {
     return Promise.resolve();
   }
@@ -154,5 +156,18 @@ Deno.test("server: a read's replies are written, in one write, before the next r
   heap.clear();
   assertEquals(info.cause, "peer");
   // Each echo batch is two 4-byte frames.
-  assertEquals(conn.log, ["read", "write 8", "read", "write 8", "read"]);
+  assertEquals(conn.log, ["read", "write 8", "read", "write 8", "read", "close"]);
+});
+
+Deno.test("server: once both close frames are through, no read is left for close() to cancel", async () => {
+  // The peer's close (1000) arrives; the server echoes it and ends TCP. A read
+  // issued after the echo would be cancelled by close(), and Deno builds an
+  // Error with a stack trace for every cancelled read (connection churn).
+  const close = encodeFrame(Opcode.Close, new Uint8Array([0x03, 0xe8]), { mask: KEY });
+  const conn = new LoggingConn([close, maskedText("never read")]);
+  const { heap, ended } = startConnection(conn as unknown as Deno.Conn, echoHandler);
+  const info = await ended;
+  heap.clear();
+  assertEquals([info.code, info.wasClean], [1000, true]);
+  assertEquals(conn.log, ["read", "write 4", "close"]);
 });

@@ -21,7 +21,8 @@
  * ```sh
  * deno task bench:scale [--connections 9000,18000] [--interval 1000] [--timeout 1000]
  *   [--hold 15000] [--settle 2000] [--clients N] [--servers heartwire,node,deno] [--json]
- *   (also `heartwire-small`: heartwire under `--v8-flags=--optimize-for-size`)
+ *   (also `heartwire-small`: heartwire under `--v8-flags=--optimize-for-size`; `raw`: a bare
+ *   `Deno.listen` loop with the isAlive recipe and no WebSocket work, the floor on Deno)
  * ```
  *
  * The ws recipe pings every `--interval` and terminates a client that has not
@@ -93,6 +94,21 @@ export const SCALE_SERVERS: ScaleServer[] = [
         String(o.interval),
         String(o.timeout),
         String(o.connections + 100),
+      ]),
+  },
+  {
+    // Opt-in: the floor on Deno (raw_isalive.ts), what any Deno server pays.
+    name: "raw",
+    label: "bare Deno.listen loop, isAlive recipe",
+    command: (hostname, o) =>
+      Promise.resolve([
+        deno,
+        "run",
+        "--allow-net",
+        file("servers/raw_isalive.ts"),
+        hostname,
+        "0",
+        String(o.interval),
       ]),
   },
   {
@@ -333,7 +349,7 @@ function report(
       results.find((r) => r.server === name && r.connections === connections);
     const hw = of("heartwire");
     if (hw === undefined) continue;
-    for (const peer of ["node", "deno"]) {
+    for (const peer of ["node", "deno", "raw"]) {
       const p = of(peer);
       if (p === undefined) continue;
       out.push(
