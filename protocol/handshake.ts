@@ -25,7 +25,7 @@
 
 import { sha1 } from "./_sha1.ts";
 import { hasToken, headerLines, TOKEN, tokenList } from "./_fields.ts";
-import type { HttpRequestHead, HttpResponseHead } from "./http1.ts";
+import { headerValue, type HttpRequestHead, type HttpResponseHead } from "./http1.ts";
 // The head types moved to http1.ts; importing them from here keeps working.
 export type { HttpRequestHead, HttpResponseHead } from "./http1.ts";
 
@@ -124,7 +124,8 @@ export function validateUpgradeRequest(
   head: HttpRequestHead,
   options: ValidateUpgradeOptions = {},
 ): UpgradeDecision {
-  const headers = head.headers;
+  // Read from the parsed field list: most upgrades never need a Headers.
+  const field = (name: string) => headerValue(head, name);
   if (head.method !== "GET") {
     return {
       ok: false,
@@ -137,7 +138,7 @@ export function validateUpgradeRequest(
   if (major !== 1 || !(minor >= 1)) {
     return { ok: false, status: 400, reason: `HTTP/1.1 required, got HTTP/${head.version}` };
   }
-  const host = headers.get("host");
+  const host = field("host");
   // RFC 9112 §3.2: a request with no Host, or more than one, gets 400. Two
   // Host lines reach us combined as "a, b"; a host never contains a comma.
   if (host === null || host === "" || host.includes(",")) {
@@ -146,11 +147,11 @@ export function validateUpgradeRequest(
   // RFC 9112 §6.3: these headers announce content, which would sit between the
   // head and the first frame. Reading those bytes as frames would disagree with
   // any proxy in between about where the frames start, so refuse (§4.2.1).
-  const contentLength = headers.get("content-length");
-  if (headers.has("transfer-encoding") || (contentLength !== null && contentLength !== "0")) {
+  const contentLength = field("content-length");
+  if (field("transfer-encoding") !== null || (contentLength !== null && contentLength !== "0")) {
     return { ok: false, status: 400, reason: "an upgrade request must not have content" };
   }
-  if (!hasToken(headers.get("upgrade"), "websocket")) {
+  if (!hasToken(field("upgrade"), "websocket")) {
     return {
       ok: false,
       status: 426,
@@ -158,10 +159,10 @@ export function validateUpgradeRequest(
       headers: { Upgrade: "websocket" }, // RFC 9110 §15.5.22: a 426 names the protocol
     };
   }
-  if (!hasToken(headers.get("connection"), "upgrade")) {
+  if (!hasToken(field("connection"), "upgrade")) {
     return { ok: false, status: 400, reason: 'Connection header must include "Upgrade"' };
   }
-  const version = headers.get("sec-websocket-version");
+  const version = field("sec-websocket-version");
   if (version !== "13") {
     return {
       ok: false,
@@ -172,7 +173,7 @@ export function validateUpgradeRequest(
       headers: { "Sec-WebSocket-Version": "13" },
     };
   }
-  const key = headers.get("sec-websocket-key");
+  const key = field("sec-websocket-key");
   if (key === null || !KEY_PATTERN.test(key)) {
     return {
       ok: false,
@@ -183,10 +184,10 @@ export function validateUpgradeRequest(
     };
   }
   const decision: UpgradeDecision = { ok: true, key };
-  const offered = tokenList(headers.get("sec-websocket-protocol"));
+  const offered = tokenList(field("sec-websocket-protocol"));
   const protocol = options.protocols?.find((candidate) => offered.includes(candidate));
   if (protocol !== undefined) decision.protocol = protocol;
-  const origin = headers.get("origin");
+  const origin = field("origin");
   if (origin !== null) decision.origin = origin;
   return decision;
 }

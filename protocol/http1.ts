@@ -171,18 +171,19 @@ function scanHead(bytes: Uint8Array, maxHeaderBytes: number): Scan {
 }
 
 /**
- * Parses header field lines (RFC 9112 §5) into a Headers object, or returns
- * the error to answer with. `lines[0]`, the start line, is skipped.
+ * Parses header field lines (RFC 9112 §5) into lower-cased names and their
+ * values, alternating, or returns the error to answer with. `lines[0]`, the
+ * start line, is skipped.
  */
 function parseFields(
   lines: string[],
   maxFields = DEFAULT_MAX_HEADER_FIELDS,
-): Headers | { status: 400 | 431; reason: string } {
+): string[] | { status: 400 | 431; reason: string } {
   if (lines.length - 1 > maxFields) {
     return { status: 431, reason: `more than ${maxFields} header fields` };
   }
   const malformed = (reason: string) => ({ status: 400 as const, reason });
-  const headers = new Headers();
+  const fields: string[] = [];
   for (let i = 1; i < lines.length; i++) {
     let line = lines[i];
     if (line.endsWith("\r")) line = line.slice(0, -1);
@@ -197,9 +198,97 @@ function parseFields(
     if (!TOKEN.test(name)) return malformed(`invalid header name ${JSON.stringify(name)}`);
     // §5.1: leading and trailing whitespace (OWS) is not part of the value.
     // The bytes were already checked, so the value only holds valid characters.
-    headers.append(name, line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, ""));
+    fields.push(name.toLowerCase(), line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, ""));
   }
-  return headers;
+  return fields;
+}
+
+/**
+ * A request head as parsed, whose `headers` is built on first use. A
+ * `Headers` checks every name and value again (WebIDL ByteStrings) as it is
+ * filled, which costs as much as the rest of the parse, while most upgrade
+ * requests are only ever asked for a handful of fields: the handshake's own
+ * checks read them with {@linkcode headerValue}, straight from the list.
+ */
+class ParsedRequestHead implements HttpRequestHead {
+  method: string;
+  target: string;
+  version: string;
+  /** Lower-cased field names and their values, alternating, in the order received. */
+  readonly fields: readonly string[];
+  #headers: Headers | undefined;
+
+  constructor(method: string, target: string, version: string, fields: string[]) {
+    this.method = method;
+    this.target = target;
+    this.version = version;
+    this.fields = fields;
+  }
+
+  get headers(): Headers {
+    if (this.#headers === undefined) {
+      const headers = new Headers();
+      for (let i = 0; i < this.fields.length; i += 2) {
+        headers.append(this.fields[i], this.fields[i + 1]);
+      }
+      this.#headers = headers;
+    }
+    return this.#headers;
+  }
+
+  set headers(headers: Headers) {
+    this.#headers = headers;
+  }
+
+  /** Whether `headers` was built (or replaced): it, not the list, is then the truth. */
+  get built(): boolean {
+    return this.#headers !== undefined;
+  }
+}
+
+/**
+ * What `head.headers.get(name)` returns — the field's value, repeated fields
+ * joined with ", ", or null — without building the `Headers` of a head this
+ * module parsed. `name` must be lower case.
+ *
+ * @example
+ * ```ts
+ * import { headerValue, parseRequestHead } from "@heartwire/heartwire/protocol";
+ * const bytes = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nX: 2\r\n\r\n");
+ * const result = parseRequestHead(bytes);
+ * if (result.kind === "complete") headerValue(result.head, "x"); // "1, 2"
+ * ```
+ */
+export function headerValue(head: HttpRequestHead, name: string): string | null {
+  if (!(head instanceof ParsedRequestHead) || head.built) return head.headers.get(name);
+  const fields = head.fields;
+  let value: string | null = null;
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i] === name) value = value === null ? fields[i + 1] : `${value}, ${fields[i + 1]}`;
+  }
+  return value;
+}
+
+/**
+ * The head's fields as `[name, value]` pairs in the order received (names
+ * lower-cased), without building its `Headers` if this module parsed it; for
+ * another head, its `Headers` entries (sorted, repeated fields joined).
+ *
+ * @example
+ * ```ts
+ * import { headerEntries, parseRequestHead } from "@heartwire/heartwire/protocol";
+ * const bytes = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n");
+ * const result = parseRequestHead(bytes);
+ * if (result.kind === "complete") [...headerEntries(result.head)]; // [["host", "a"], ["upgrade", "websocket"]]
+ * ```
+ */
+export function* headerEntries(head: HttpRequestHead): Iterable<[string, string]> {
+  if (!(head instanceof ParsedRequestHead) || head.built) {
+    yield* head.headers;
+    return;
+  }
+  const fields = head.fields;
+  for (let i = 0; i < fields.length; i += 2) yield [fields[i], fields[i + 1]];
 }
 
 /** RFC 9112 §3: `method SP request-target SP HTTP-version`, single spaces. */
@@ -234,11 +323,11 @@ export function parseRequestHead(
   if (!match) {
     return { kind: "error", status: 400, reason: "malformed request line" };
   }
-  const headers = parseFields(scan.lines, options.maxHeaderFields);
-  if (!(headers instanceof Headers)) return { kind: "error", ...headers };
+  const fields = parseFields(scan.lines, options.maxHeaderFields);
+  if (!Array.isArray(fields)) return { kind: "error", ...fields };
   return {
     kind: "complete",
-    head: { method: match[1], target: match[2], version: match[3], headers },
+    head: new ParsedRequestHead(match[1], match[2], match[3], fields),
     headLength: scan.headLength,
   };
 }
@@ -267,8 +356,10 @@ export function parseResponseHead(
   }
   const match = STATUS_LINE.exec(scan.lines[0]);
   if (!match) return { kind: "error", status: 400, reason: "malformed status line" };
-  const headers = parseFields(scan.lines, options.maxHeaderFields);
-  if (!(headers instanceof Headers)) return { kind: "error", ...headers };
+  const fields = parseFields(scan.lines, options.maxHeaderFields);
+  if (!Array.isArray(fields)) return { kind: "error", ...fields };
+  const headers = new Headers();
+  for (let i = 0; i < fields.length; i += 2) headers.append(fields[i], fields[i + 1]);
   return {
     kind: "complete",
     head: {
@@ -582,10 +673,10 @@ export class RequestParser {
     const body = this.#framing(head);
     if ("status" in body) return this.#fail(body.status, body.reason);
     const http10 = head.version === "1.0";
-    const connection = head.headers.get("connection");
+    const connection = headerValue(head, "connection");
     const keepAlive = http10 ? hasToken(connection, "keep-alive") : !hasToken(connection, "close");
     const expectContinue = !http10 && body.kind !== "none" &&
-      (head.headers.get("expect") ?? "").toLowerCase() === "100-continue";
+      (headerValue(head, "expect") ?? "").toLowerCase() === "100-continue";
     this.#bodyBytes = 0;
     this.#extensionBytes = 0;
     if (body.kind === "none") this.#state = "empty-body";
@@ -608,8 +699,8 @@ export class RequestParser {
   #framing(
     head: HttpRequestHead,
   ): BodyFraming | { status: 400 | 413 | 501; reason: string } {
-    const transferEncoding = head.headers.get("transfer-encoding");
-    const contentLength = head.headers.get("content-length");
+    const transferEncoding = headerValue(head, "transfer-encoding");
+    const contentLength = headerValue(head, "content-length");
     if (transferEncoding !== null) {
       if (contentLength !== null) {
         return { status: 400, reason: "both Transfer-Encoding and Content-Length" };

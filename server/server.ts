@@ -11,7 +11,12 @@ import type { Clock } from "../protocol/clock.ts";
 import { buildUpgradeResponse, validateUpgradeRequest } from "../protocol/handshake.ts";
 import { type DeflateOptions, negotiateDeflate, PerMessageDeflate } from "../protocol/deflate.ts";
 import { zlibEngine } from "./_zlib_engine.ts";
-import { type HttpRequestHead, type RequestEvent, RequestParser } from "../protocol/http1.ts";
+import {
+  headerValue,
+  type HttpRequestHead,
+  type RequestEvent,
+  RequestParser,
+} from "../protocol/http1.ts";
 import {
   type CloseInfo,
   type ConnectionOptions,
@@ -744,7 +749,7 @@ class HeartwireServer<T> implements Server<T> {
       );
     }
     // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host is refused.
-    const host = head.headers.get("host");
+    const host = headerValue(head, "host");
     if (head.version !== "1.0" && (host === null || host === "" || host.includes(","))) {
       await this.#refuse(http.conn, 400, "exactly one Host header is required");
       return "close";
@@ -892,7 +897,7 @@ class HeartwireServer<T> implements Server<T> {
       return "close";
     }
     const allowed = this.#options.allowedOrigins;
-    if (allowed && !allowed.includes(head.headers.get("origin") ?? "")) {
+    if (allowed && !allowed.includes(headerValue(head, "origin") ?? "")) {
       await this.#refuse(conn, 403, "origin not allowed");
       return "close";
     }
@@ -951,7 +956,7 @@ class HeartwireServer<T> implements Server<T> {
       ? {}
       : Object.fromEntries(new Headers(upgrade.headers));
     const agreement = this.#deflate &&
-      negotiateDeflate(head.headers.get("sec-websocket-extensions"), this.#deflate);
+      negotiateDeflate(headerValue(head, "sec-websocket-extensions"), this.#deflate);
     if (agreement) headers["Sec-WebSocket-Extensions"] = agreement.response;
     try {
       await this.#write(

@@ -3,6 +3,8 @@ import {
   buildHttpResponse,
   buildResponseHead,
   encodeChunk,
+  headerEntries,
+  headerValue,
   type HttpRequestHead,
   LAST_CHUNK,
   parseRequestHead,
@@ -479,4 +481,38 @@ Deno.test("buildHttpResponse knows the reason phrases of key statuses", () => {
     assert(parsed.kind === "complete");
     assertEquals(parsed.head.status, Number(status));
   }
+});
+
+Deno.test("headerValue and headerEntries read the parsed fields as the head's Headers would", () => {
+  const text = "GET /x HTTP/1.1\r\nHost: a\r\nX-Twice: one\r\nCookie: k=v\r\n" +
+    "x-twice:  two \r\nUPGRADE: websocket\r\nEmpty:\r\n\r\n";
+  const parse = () => {
+    const result = parseRequestHead(new TextEncoder().encode(text));
+    if (result.kind !== "complete") throw new Error(result.kind);
+    return result.head;
+  };
+  const head = parse();
+  const names = ["host", "x-twice", "cookie", "upgrade", "empty", "absent"];
+  const fromList = names.map((name) => headerValue(head, name));
+  const reference = parse().headers; // built from the same fields
+  assertEquals(fromList, names.map((name) => reference.get(name)));
+  assertEquals(fromList, ["a", "one, two", "k=v", "websocket", "", null]);
+  assertEquals([...headerEntries(head)], [
+    ["host", "a"],
+    ["x-twice", "one"],
+    ["cookie", "k=v"],
+    ["x-twice", "two"],
+    ["upgrade", "websocket"],
+    ["empty", ""],
+  ]);
+  // Once someone changes the Headers, it is the truth for both.
+  head.headers.set("host", "b");
+  assertEquals(headerValue(head, "host"), "b");
+  head.headers = new Headers({ only: "this" });
+  assertEquals(headerValue(head, "host"), null);
+  assertEquals([...headerEntries(head)], [["only", "this"]]);
+  // A head built by hand is read through its Headers.
+  const manual = { method: "GET", target: "/", version: "1.1", headers: new Headers({ A: "1" }) };
+  assertEquals(headerValue(manual, "a"), "1");
+  assertEquals([...headerEntries(manual)], [["a", "1"]]);
 });
