@@ -299,7 +299,13 @@ function directKey(session: Session): string {
   return `$direct:${session.id}`;
 }
 
-/** Whether a message asks for data sent before (a history recovery, a presence state). */
+/**
+ * Whether a message asks for data sent before (a history recovery, a
+ * presence state): what `maxReplayBytes` bounds. One for a topic followed,
+ * from an offset this connection was sent already, is answered in full all
+ * the same: the contract is "every publication after `offset`", and a
+ * client may have lost what it was sent; the budget bounds it, not a dedupe.
+ */
 function isReplay(message: ClientMessage | MessageError): boolean {
   if (message instanceof MessageError) return false;
   if (message.type === "presence_subscribe") return true;
