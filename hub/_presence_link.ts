@@ -9,6 +9,7 @@
 import { CloseCode } from "../protocol/close.ts";
 import type { PresenceDiffMessage, PresenceStateMessage } from "../protocol/messages.ts";
 import type { WebSocketConnection } from "../server/mod.ts";
+import { utf8Length } from "../protocol/utf8.ts";
 import { presenceMember } from "./presence/http.ts";
 import type { LeaveReason, Presence, PresenceEvent } from "./presence/mod.ts";
 
@@ -108,9 +109,11 @@ export class PresenceLink {
    * Sends `presence_state` for `topic`, then its diffs as they come. Diffs
    * emitted while the state is read wait and follow it, minus those it
    * reflects. Asked again, it sends the state again (a client's resync).
+   * Resolves to the UTF-8 bytes of the state sent (0 if none was): the
+   * hub's replay budget pays for it.
    */
-  async follow(conn: PresenceConn, topic: string): Promise<void> {
-    if (conn.gone) return;
+  async follow(conn: PresenceConn, topic: string): Promise<number> {
+    if (conn.gone) return 0;
     const held: { epoch: string; offset: number; text: string }[] = [];
     conn.follows.set(topic, held);
     let followers = this.#followers.get(topic);
@@ -125,7 +128,7 @@ export class PresenceLink {
       throw new Error(`presence of "${topic}" is unavailable`);
     }
     // Unfollowed, closed or asked again meanwhile: the later answer is the one that counts.
-    if (conn.gone || conn.follows.get(topic) !== held) return;
+    if (conn.gone || conn.follows.get(topic) !== held) return 0;
     const { epoch, offset } = snapshot;
     const state: PresenceStateMessage = {
       type: "presence_state",
@@ -134,11 +137,13 @@ export class PresenceLink {
       offset,
       members: snapshot.entries.map(presenceMember),
     };
-    conn.ws.send(JSON.stringify(state));
+    const text = JSON.stringify(state);
+    conn.ws.send(text);
     conn.follows.set(topic, undefined);
     for (const diff of held) {
       if (diff.epoch !== epoch || diff.offset > offset) conn.ws.send(diff.text);
     }
+    return utf8Length(text);
   }
 
   /** Stops the diffs of `topic` to this connection. */

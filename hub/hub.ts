@@ -31,6 +31,7 @@
  * | invalid JSON, unknown or reserved type, bad field | `error {reason, cseq?}` (+ `ack` with a cseq) |
  * | a binary frame | close 1003 (RFC 6455 §7.4.1) |
  * | a message while `maxPendingMessages` wait their turn | close 1013 `retry-after`: it is not processed; the client resumes and re-sends what was not acked |
+ * | a `subscribe` with an offset or a `presence_subscribe` once `maxReplayBytes` were replayed | `error {reason, cseq?}`, no `ack`, close 1013 `retry-after`: neither it nor what follows is processed; the client resumes (with a new budget) and asks again |
  *
  * Messages of one connection are handled one at a time, in order, so a
  * handler's promise holds back the next message of that connection only.
@@ -77,6 +78,8 @@ import { PreparedMessage } from "../protocol/frame_encoder.ts";
 import { type Broker, UnavailableError } from "./broker.ts";
 import { type HistoryStore, MemoryHistory } from "./history.ts";
 import type { Presence } from "./presence/presence.ts";
+import { ReplayBudget } from "./_replay_budget.ts";
+import { utf8Length } from "../protocol/utf8.ts";
 import { MemorySessionStore, type Session, type SessionStore } from "./sessions.ts";
 
 /**
@@ -213,6 +216,22 @@ export interface HubOptions {
    * so without a bound a fast sender would queue without limit. Default 1 000.
    */
   maxPendingMessages?: number;
+  /**
+   * Bytes one connection may make the hub send again — history recoveries
+   * (`subscribe` with an offset) and presence states (`presence_subscribe`)
+   * — as a bucket that refills in a minute: a loop of such requests would
+   * otherwise turn a few bytes each into whole histories read and sent. A
+   * replay starts while anything is left and always completes (the last may
+   * overdraw); one asked for with nothing left is refused unprocessed with
+   * close 1013 and a retry hint, and the client resumes on a new connection
+   * with a full bucket and asks again, losing nothing. Size it for what one
+   * reconnect asks for: the history of every topic a session may be in, and
+   * the state of every topic whose presence it follows (asked for afresh on
+   * every reconnect). `Infinity` turns it off. Default 512 KiB per topic of
+   * `maxTopicsPerSession` and one more for `$direct` (8.5 MiB): a full
+   * default history (256 KiB) of each, and as much again for presence.
+   */
+  maxReplayBytes?: number;
   /** Monotonic time for grace periods and the sweep timer. Default the system clock. */
   clock?: Clock;
   /** Wall-clock ms for `server_ts` of heartbeat acks. Default `Date.now`. */
@@ -263,6 +282,8 @@ interface Attachment {
   recovering: Map<string, { offset: number; text: string }[]>;
   /** This connection in presence, once welcomed (with a `presence` tracker). */
   presence?: PresenceConn;
+  /** What it may still make the hub replay (none with `maxReplayBytes: Infinity`). */
+  budget?: ReplayBudget;
 }
 
 /** A client id must be printable and short: it is echoed to every member of a topic. */
@@ -276,6 +297,20 @@ const FULL_RETRY_AFTER = 5_000;
 /** Where a direct topic's history is kept. */
 function directKey(session: Session): string {
   return `$direct:${session.id}`;
+}
+
+/**
+ * Whether a message asks for data sent before (a history recovery, a
+ * presence state): what `maxReplayBytes` bounds. One for a topic followed,
+ * from an offset this connection was sent already, is answered in full all
+ * the same: the contract is "every publication after `offset`", and a
+ * client may have lost what it was sent; the budget bounds it, not a dedupe.
+ */
+function isReplay(message: ClientMessage | MessageError): boolean {
+  if (message instanceof MessageError) return false;
+  if (message.type === "presence_subscribe") return true;
+  const { epoch, offset } = message as Partial<SubscribeMessage>;
+  return message.type === "subscribe" && epoch !== undefined && offset !== undefined;
 }
 
 /** Just the epoch and offset (not the text of an append). */
@@ -349,6 +384,8 @@ export class Hub implements WebSocketHandler {
   readonly #maxCseqJump: number;
   readonly #maxRecoveryBuffer: number;
   readonly #maxPendingMessages: number;
+  readonly #maxReplayBytes: number;
+  readonly #now: () => number;
   readonly #wallClock: () => number;
   readonly #onError: (error: unknown) => void;
   readonly #metrics: HubMetrics | undefined;
@@ -382,6 +419,12 @@ export class Hub implements WebSocketHandler {
     this.#maxCseqJump = Math.max(1, options.maxCseqJump ?? 1_000);
     this.#maxRecoveryBuffer = Math.max(1, options.maxRecoveryBuffer ?? 10_000);
     this.#maxPendingMessages = Math.max(1, options.maxPendingMessages ?? 1_000);
+    this.#maxReplayBytes = Math.max(
+      1,
+      options.maxReplayBytes ?? (this.#maxTopicsPerSession + 1) * 512 * 1024,
+    );
+    const clock = options.clock;
+    this.#now = clock ? () => clock.now() : () => performance.now();
     this.#wallClock = options.wallClock ?? Date.now;
     this.#onError = options.onError ?? ((error) => console.error("heartwire hub:", error));
     this.history = options.history ?? new MemoryHistory();
@@ -603,6 +646,9 @@ export class Hub implements WebSocketHandler {
       pending: 0,
       recovering: new Map(),
     };
+    if (Number.isFinite(this.#maxReplayBytes)) {
+      attachment.budget = new ReplayBudget(this.#maxReplayBytes, this.#now);
+    }
     ws.data = attachment;
     return this.#queue(attachment, () => this.#open(attachment));
   }
@@ -832,8 +878,15 @@ export class Hub implements WebSocketHandler {
       const ws = attachment.ws;
       const members = topic === DIRECT_TOPIC ? [session] : this.#members.get(topic) ?? [];
       this.#checkEpoch(key, topic, { epoch: subscribed.epoch, offset: top }, members, session);
-      ws.send(JSON.stringify(subscribed));
+      const head = JSON.stringify(subscribed);
+      ws.send(head);
       for (const text of texts) ws.send(text);
+      if (from && attachment.budget) {
+        // A replay: what it sent counts against the connection's budget (live ones below do not).
+        let bytes = utf8Length(head);
+        for (const text of texts) bytes += utf8Length(text);
+        attachment.budget.spend(bytes);
+      }
       for (const { offset, text } of held) if (offset > top) ws.send(text);
     } finally {
       if (attachment.recovering.get(topic) === held) attachment.recovering.delete(topic);
@@ -941,6 +994,10 @@ export class Hub implements WebSocketHandler {
         return;
       }
     }
+    if (attachment.budget && isReplay(message) && !attachment.budget.allows()) {
+      // Refused before its cseq is recorded: the client asks again on its next connection.
+      return this.#shed(attachment, session, "replay budget spent: resume and ask again", cseq);
+    }
     const previous = session.lastCseq;
     if (cseq !== undefined) {
       session.lastCseq = cseq;
@@ -982,7 +1039,7 @@ export class Hub implements WebSocketHandler {
    * connection is closed (1013, retry hint) and what it queued meanwhile is
    * dropped; the client resumes later and re-sends from this message on.
    */
-  async #unprocessed(
+  #unprocessed(
     attachment: Attachment,
     session: Session,
     previous: number,
@@ -990,10 +1047,24 @@ export class Hub implements WebSocketHandler {
     cseq: number,
   ): Promise<void> {
     if (session.lastCseq === cseq) session.lastCseq = previous;
+    // The store writes the given-back cseq once it can, when the grace starts.
+    return this.#shed(attachment, session, error.message, cseq);
+  }
+
+  /**
+   * Refuses a message unprocessed: `error`, no `ack`, close 1013 with a
+   * retry hint. What the connection queued after it is dropped (acks are
+   * cumulative); the session's grace starts and its client resumes.
+   */
+  async #shed(
+    attachment: Attachment,
+    session: Session,
+    reason: string,
+    cseq: number | undefined,
+  ): Promise<void> {
     if (attachment.replaced) return;
-    this.#sendError(attachment.ws, error.message, cseq);
+    this.#sendError(attachment.ws, reason, cseq);
     this.#retire(attachment, CloseCode.TryAgainLater, retryAfterReason(1_000));
-    // Its grace starts; the store writes the given-back cseq once it can.
     await this.sessions.detach(session);
   }
 
@@ -1054,7 +1125,7 @@ export class Hub implements WebSocketHandler {
             throw new Error(typeof verdict === "string" ? verdict : `not allowed in "${topic}"`);
           }
         }
-        await link.follow(attachment.presence, topic);
+        attachment.budget?.spend(await link.follow(attachment.presence, topic));
         return undefined;
       }
     }
@@ -1179,7 +1250,7 @@ export class Hub implements WebSocketHandler {
 
   /**
    * Detaches a live connection from its session for good and closes it with
-   * `code` (4000 or 4001). Its messages are ignored from now on, so the
+   * `code` (4000, 4001, or 1013 to shed it). Its messages are ignored from now on, so the
    * session's `lastCseq` is final for it.
    */
   #retire(attachment: Attachment, code: number, reason: string): void {
