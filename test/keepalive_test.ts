@@ -467,3 +467,23 @@ Deno.test("keepalive: without a stall a silent peer goes within interval + timeo
     client.close();
   });
 });
+
+Deno.test("policy: a server behind on its reads pings later by its lag", () => {
+  const options = { interval: 1_000, timeout: 1_000 };
+  const heard = { lastSeen: 0, pingSentAt: -1 };
+  // An ordinary lag (up to a quarter of the timeout): the ping goes out on time.
+  assertEquals(nextKeepaliveAction({ ...heard, lag: 250 }, 1_000, options), {
+    kind: "ping",
+    at: 2_000,
+  });
+  // Answers lately read 400 ms late: the next ping waits that much longer,
+  // so the server has fewer answers to read until it has caught up.
+  assertEquals(nextKeepaliveAction({ ...heard, lag: 400 }, 1_000, options), {
+    kind: "wait",
+    at: 1_400,
+  });
+  assertEquals(nextKeepaliveAction({ ...heard, lag: 400 }, 1_400, options), {
+    kind: "ping",
+    at: 2_400,
+  });
+});
