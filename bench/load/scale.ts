@@ -20,10 +20,14 @@
  *
  * ```sh
  * deno task bench:scale [--connections 9000,18000] [--interval 1000] [--timeout 1000]
- *   [--hold 15000] [--settle 2000] [--clients N] [--servers heartwire,node,deno] [--json]
+ *   [--hold 15000] [--settle 2000] [--clients N] [--busy 0] [--servers heartwire,node,deno] [--json]
  *   (also `heartwire-small`: heartwire under `--v8-flags=--optimize-for-size`; `raw`: a bare
  *   `Deno.listen` loop with the isAlive recipe and no WebSocket work, the floor on Deno)
  * ```
+ *
+ * `--busy N` runs N busy-loop processes beside each server and its load, as
+ * other work on a shared machine would: the server then has less CPU than its
+ * heartbeat needs at full rate, and must not blame its peers for the wait.
  *
  * The ws recipe pings every `--interval` and terminates a client that has not
  * answered by the next pass (so its timeout is the interval); Deno native gets
@@ -50,6 +54,8 @@ export interface ScaleOptions {
   hold: number;
   settle: number;
   clients: number;
+  /** Busy-loop processes run beside the server and load (`--busy`): other work on the machine. Default 0. */
+  busy?: number;
 }
 
 /** A server of the scale comparison and how to start it. */
@@ -265,6 +271,13 @@ async function runScale(
 ): Promise<ScaleResult> {
   const server = await startServer(command);
   const loads: LoadProcess[] = [];
+  // Other work taking cores: a server must not blame its peers for the wait.
+  const busy = Array.from(
+    { length: options.busy ?? 0 },
+    () =>
+      new Deno.Command(deno, { args: ["eval", "for (;;);"], stdout: "null", stderr: "null" })
+        .spawn(),
+  );
   try {
     await sleep(500);
     const rssBefore = readMemory(server.pid).rss;
@@ -300,6 +313,8 @@ async function runScale(
     };
   } finally {
     for (const load of loads) load.kill();
+    for (const hog of busy) hog.kill("SIGKILL");
+    await Promise.all(busy.map((hog) => hog.status));
     await server.stop();
   }
 }
@@ -326,7 +341,8 @@ function report(
     `heartwire at scale: idle WebSockets answering every ping; interval ${options.interval} ms, ` +
     `timeout ${options.timeout} ms; measured over ${options.hold / 1000} s after ` +
     `${options.settle / 1000} s settling; load in separate processes; 127.x.y.z loopback; ` +
-    `${navigator.hardwareConcurrency} cores shared by server and load (and whatever else runs)`,
+    `${navigator.hardwareConcurrency} cores shared by server and load (and whatever else runs)` +
+    (options.busy ? `; ${options.busy} busy-loop process(es) beside them (--busy)` : ""),
     "",
     "| server | connections | held | dropped | failed to open | RSS / held conn | " +
     "heartbeat CPU per 1 000 pings | server CPU | pings/s | max client lag |",
@@ -383,6 +399,7 @@ async function main(): Promise<void> {
     "settle",
     "clients",
     "servers",
+    "busy",
     "json",
   ]);
   const counts = (flags.get("connections") ?? "9000,18000").split(",").map(Number);
@@ -394,6 +411,7 @@ async function main(): Promise<void> {
     timeout: intFlag(flags, "timeout", 1_000),
     hold: intFlag(flags, "hold", 15_000),
     settle: intFlag(flags, "settle", 2_000),
+    busy: intFlag(flags, "busy", 0),
   };
   const names = (flags.get("servers") ?? "heartwire,node,deno").split(",");
   const ticks = await clockTicks();
