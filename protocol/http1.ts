@@ -55,7 +55,12 @@ export interface HttpRequestHead {
   target: string;
   /** The HTTP version without the `HTTP/` prefix, e.g. `"1.1"`. */
   version: string;
-  /** The header fields; repeated fields are combined with ", ". */
+  /**
+   * The header fields; repeated fields are combined with ", ". A head from
+   * {@linkcode parseRequestHead} builds it on first read, through an
+   * accessor that a spread does not copy: copy a head as
+   * `{ ...head, headers: head.headers }`.
+   */
   headers: Headers;
 }
 
@@ -209,28 +214,31 @@ function parseFields(
  * filled, which costs as much as the rest of the parse, while most upgrade
  * requests are only ever asked for a handful of fields: the handshake's own
  * checks read them with {@linkcode headerValue}, straight from the list.
+ *
+ * `headers` is an accessor on the prototype, so a spread (`{ ...head }`)
+ * copies `method`, `target` and `version` only; the list is private, so it
+ * shows in no copy or log either.
  */
 class ParsedRequestHead implements HttpRequestHead {
   method: string;
   target: string;
   version: string;
   /** Lower-cased field names and their values, alternating, in the order received. */
-  readonly fields: readonly string[];
+  readonly #fields: readonly string[];
   #headers: Headers | undefined;
 
   constructor(method: string, target: string, version: string, fields: string[]) {
     this.method = method;
     this.target = target;
     this.version = version;
-    this.fields = fields;
+    this.#fields = fields;
   }
 
   get headers(): Headers {
     if (this.#headers === undefined) {
       const headers = new Headers();
-      for (let i = 0; i < this.fields.length; i += 2) {
-        headers.append(this.fields[i], this.fields[i + 1]);
-      }
+      const fields = this.#fields;
+      for (let i = 0; i < fields.length; i += 2) headers.append(fields[i], fields[i + 1]);
       this.#headers = headers;
     }
     return this.#headers;
@@ -240,16 +248,20 @@ class ParsedRequestHead implements HttpRequestHead {
     this.#headers = headers;
   }
 
-  /** Whether `headers` was built (or replaced): it, not the list, is then the truth. */
-  get built(): boolean {
-    return this.#headers !== undefined;
+  /**
+   * The field list of a head this module parsed whose `headers` was never
+   * built nor replaced; otherwise undefined: its `Headers` is then the truth.
+   */
+  static fieldsOf(head: HttpRequestHead): readonly string[] | undefined {
+    return #fields in head && head.#headers === undefined ? head.#fields : undefined;
   }
 }
 
 /**
  * What `head.headers.get(name)` returns — the field's value, repeated fields
- * joined with ", ", or null — without building the `Headers` of a head this
- * module parsed. `name` must be lower case.
+ * joined with ", ", or null — without building the `Headers` of a head
+ * {@linkcode parseRequestHead} made. `name` is case-insensitive, as in
+ * `Headers`.
  *
  * @example
  * ```ts
@@ -260,19 +272,22 @@ class ParsedRequestHead implements HttpRequestHead {
  * ```
  */
 export function headerValue(head: HttpRequestHead, name: string): string | null {
-  if (!(head instanceof ParsedRequestHead) || head.built) return head.headers.get(name);
-  const fields = head.fields;
+  const fields = ParsedRequestHead.fieldsOf(head);
+  if (fields === undefined) return head.headers.get(name);
+  // The list's names are lower case; the handshake's own lookups already are.
+  const key = name.toLowerCase();
   let value: string | null = null;
   for (let i = 0; i < fields.length; i += 2) {
-    if (fields[i] === name) value = value === null ? fields[i + 1] : `${value}, ${fields[i + 1]}`;
+    if (fields[i] === key) value = value === null ? fields[i + 1] : `${value}, ${fields[i + 1]}`;
   }
   return value;
 }
 
 /**
  * The head's fields as `[name, value]` pairs in the order received (names
- * lower-cased), without building its `Headers` if this module parsed it; for
- * another head, its `Headers` entries (sorted, repeated fields joined).
+ * lower-cased), without building its `Headers` if {@linkcode parseRequestHead}
+ * made it; for another head, or once its `headers` was read or replaced, that
+ * `Headers`' entries (sorted, repeated fields joined except `set-cookie`).
  *
  * @example
  * ```ts
@@ -283,11 +298,11 @@ export function headerValue(head: HttpRequestHead, name: string): string | null 
  * ```
  */
 export function* headerEntries(head: HttpRequestHead): Iterable<[string, string]> {
-  if (!(head instanceof ParsedRequestHead) || head.built) {
+  const fields = ParsedRequestHead.fieldsOf(head);
+  if (fields === undefined) {
     yield* head.headers;
     return;
   }
-  const fields = head.fields;
   for (let i = 0; i < fields.length; i += 2) yield [fields[i], fields[i + 1]];
 }
 

@@ -484,6 +484,12 @@ export class WebSocketConnection<T = unknown> {
     let buffer = new Uint8Array(READ_BUFFER_MIN);
     try {
       while (!this.#ended) {
+        // Both close frames are through (§7.1.1), perhaps already in the bytes
+        // that came with the head: nothing more is expected, and the write side
+        // ends TCP once ours is written. Reading on would leave a read pending
+        // for close() to cancel, and a cancelled read costs an Error with a
+        // stack trace, per connection. (A failed connection reads on: #linger.)
+        if (this.#ws.finished && !this.#ws.failing) return;
         const n = await this.#conn.read(buffer);
         if (n === null) break; // EOF: the peer closed TCP
         if (this.#metrics !== undefined) this.#metrics.bytesIn.value += n;
@@ -495,11 +501,6 @@ export class WebSocketConnection<T = unknown> {
         // A keepalive ping is out only after `interval` of silence.
         const wasIdle = this.#pingSentAt >= 0;
         this.#receive(buffer.subarray(0, n));
-        // Both close frames are through (§7.1.1): nothing more may come, and the
-        // write side ends TCP once ours is written. Reading on would leave a
-        // read pending for close() to cancel, and a cancelled read costs an
-        // Error with a stack trace, per connection.
-        if (this.#ws.finished && !this.#ws.failing) return;
         if (n === buffer.length && buffer.length < READ_BUFFER_MAX) {
           buffer = new Uint8Array(buffer.length * 2);
         } else if (wasIdle && buffer.length > READ_BUFFER_MIN && n <= READ_BUFFER_MIN) {

@@ -14,6 +14,12 @@ export interface StartedConnection<T> {
   ended: Promise<CloseInfo>;
 }
 
+/** Options for {@linkcode startConnection}. */
+export interface StartOptions {
+  /** Bytes read with the head (the client's first frames). Default none. */
+  initial?: Uint8Array;
+}
+
 /**
  * Starts a WebSocketConnection serving `handler` on `conn` as if `GET /` had
  * just been upgraded: 1 KiB messages, a one-minute keepalive, no jitter.
@@ -22,6 +28,7 @@ export function startConnection<T>(
   conn: Deno.Conn,
   handler: WebSocketHandler<T>,
   data?: T,
+  options: StartOptions = {},
 ): StartedConnection<T> {
   const heap = new TimerHeap({ clock: systemClock });
   const ended = Promise.withResolvers<CloseInfo>();
@@ -43,7 +50,7 @@ export function startConnection<T>(
       writeTimeout: 10_000,
       pingJitter: 0,
     },
-    initial: new Uint8Array(0),
+    initial: options.initial ?? new Uint8Array(0),
     onEnded: (_, info) => ended.resolve(info),
   });
   return { ws, heap, ended: ended.promise };

@@ -171,3 +171,17 @@ Deno.test("server: once both close frames are through, no read is left for close
   assertEquals([info.code, info.wasClean], [1000, true]);
   assertEquals(conn.log, ["read", "write 4", "close"]);
 });
+
+Deno.test("server: a close that came with the head is echoed with no read at all", async () => {
+  // The client's close frame arrived in the same read as its upgrade request:
+  // the handshake is over before the read loop starts, so it never reads.
+  const close = encodeFrame(Opcode.Close, new Uint8Array([0x03, 0xe8]), { mask: KEY });
+  const conn = new LoggingConn([maskedText("never read")]);
+  const { heap, ended } = startConnection(conn as unknown as Deno.Conn, echoHandler, undefined, {
+    initial: close,
+  });
+  const info = await ended;
+  heap.clear();
+  assertEquals([info.code, info.wasClean], [1000, true]);
+  assertEquals(conn.log, ["write 4", "close"]);
+});

@@ -497,6 +497,8 @@ Deno.test("headerValue and headerEntries read the parsed fields as the head's He
   const reference = parse().headers; // built from the same fields
   assertEquals(fromList, names.map((name) => reference.get(name)));
   assertEquals(fromList, ["a", "one, two", "k=v", "websocket", "", null]);
+  // Names are case-insensitive, as in Headers, whichever form answers.
+  assertEquals(["Host", "X-TWICE"].map((name) => headerValue(head, name)), ["a", "one, two"]);
   assertEquals([...headerEntries(head)], [
     ["host", "a"],
     ["x-twice", "one"],
@@ -505,6 +507,9 @@ Deno.test("headerValue and headerEntries read the parsed fields as the head's He
     ["upgrade", "websocket"],
     ["empty", ""],
   ]);
+  // The list is private: a copy or a log shows only the head's own fields.
+  assertEquals(Object.keys(head), ["method", "target", "version"]);
+  assertEquals({ ...head, headers: head.headers }.headers.get("x-twice"), "one, two");
   // Once someone changes the Headers, it is the truth for both.
   head.headers.set("host", "b");
   assertEquals(headerValue(head, "host"), "b");
