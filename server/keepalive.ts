@@ -46,9 +46,10 @@
  * heard from (plus the heap's 5 ms coalescing) on a server that keeps up.
  * On a server that is behind, add its recent read lag (at most
  * `interval + timeout`: a peer that answers late can stretch it only that
- * far) twice, once to the ping and once to the deadline, and any time the
- * check itself ran late; and, when the check ran late or the lag is at its
- * cap, one grace re-check (half a timeout to a timeout).
+ * far) to the deadline, and again to the ping once it is over a quarter of
+ * the timeout, and any time the check itself ran late; and, when the check
+ * ran late or the lag is at its cap, one grace re-check (half a timeout to a
+ * timeout).
  * `deno task bench:detect` measures it: 1 000 of 10 000 peers blackholed at
  * once.
  *
@@ -79,7 +80,11 @@ export interface KeepaliveState {
    * answered). Unset: `pingSentAt`.
    */
   pingWrittenAt?: number;
-  /** How late (ms) the server has lately been reading answers ({@linkcode LagMeter}). Default 0. */
+  /**
+   * How late (ms) the server has lately been reading answers
+   * ({@linkcode LagMeter}): it extends the deadline, and over a quarter of
+   * the timeout it delays the next ping too. Default 0.
+   */
   lag?: number;
   /** How late (ms) this check runs after the time it was due. Default 0. */
   lateBy?: number;

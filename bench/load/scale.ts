@@ -21,7 +21,7 @@
  * ```sh
  * deno task bench:scale [--connections 9000,18000] [--interval 1000] [--timeout 1000]
  *   [--hold 15000] [--settle 2000] [--clients N] [--busy 0] [--servers heartwire,node,deno] [--json]
- *   (also `heartwire-small`: heartwire under `--v8-flags=--optimize-for-size`; `raw`: a bare
+ *   (also `heartwire-small`: heartwire under `--v8-flags=--memory-saver-mode`; `raw`: a bare
  *   `Deno.listen` loop with the isAlive recipe and no WebSocket work, the floor on Deno)
  * ```
  *
@@ -85,15 +85,16 @@ export const SCALE_SERVERS: ScaleServer[] = [
   },
   {
     // Opt-in (name it in --servers): the same server started the way an
-    // operator would to trade heartbeat CPU for memory (README, idle memory).
+    // operator would to trade heartbeat CPU for memory (README, memory with
+    // pings flowing).
     name: "heartwire-small",
-    label: "heartwire, --v8-flags=--optimize-for-size",
+    label: "heartwire, --v8-flags=--memory-saver-mode",
     command: (hostname, o) =>
       Promise.resolve([
         deno,
         "run",
         "--allow-net",
-        "--v8-flags=--optimize-for-size",
+        "--v8-flags=--memory-saver-mode",
         file("servers/heartwire_scale.ts"),
         hostname,
         "0",
