@@ -107,19 +107,26 @@ Deno.test("replay budget: a subscribe without an offset, a join, is no replay; t
 });
 
 Deno.test("replay budget: maxReplayBytes Infinity turns it off", async () => {
-  const hub = new Hub({ maxReplayBytes: Infinity });
-  hub.defaultTopics.add("lobby");
-  try {
-    await fill(hub, "lobby", 10, 1_000);
-    const [ws, opening] = await connect(hub, "?id=free");
-    const epoch = opening.find((m) => m.topic === "lobby")!.epoch;
-    for (let n = 0; n < 200; n++) {
-      await say(hub, ws, { type: "subscribe", topic: "lobby", epoch, offset: 0 });
+  // One topic per session: the default budget is 1 MiB (512 KiB for it, and for
+  // $direct), which 200 recoveries of ~10 KB pass. Without the option they are
+  // shed; with Infinity none is.
+  const loop = async (options: HubOptions) => {
+    const hub = new Hub({ clock: new ManualClock(), maxTopicsPerSession: 1, ...options });
+    hub.defaultTopics.add("lobby");
+    try {
+      await fill(hub, "lobby", 10, 1_000);
+      const [ws, opening] = await connect(hub, "?id=free");
+      const epoch = opening.find((m) => m.topic === "lobby")!.epoch;
+      for (let n = 0; n < 200 && ws.closedWith === undefined; n++) {
+        await say(hub, ws, { type: "subscribe", topic: "lobby", epoch, offset: 0 });
+      }
+      return ws.closedWith?.[0];
+    } finally {
+      hub.dispose();
     }
-    assertEquals(ws.closedWith, undefined);
-  } finally {
-    hub.dispose();
-  }
+  };
+  assertEquals(await loop({}), 1013, "the default budget is passed");
+  assertEquals(await loop({ maxReplayBytes: Infinity }), undefined);
 });
 
 /** A hub on loopback and a real client following `topics`, with what it saw. */
