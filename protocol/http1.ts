@@ -57,9 +57,9 @@ export interface HttpRequestHead {
   version: string;
   /**
    * The header fields; repeated fields are combined with ", ". A head from
-   * {@linkcode parseRequestHead} builds it on first read, through an
-   * accessor that a spread does not copy: copy a head as
-   * `{ ...head, headers: head.headers }`.
+   * {@linkcode parseRequestHead} or {@linkcode RequestParser} builds it on
+   * first read, through an accessor that a spread does not copy: copy a head
+   * as `{ ...head, headers: head.headers }`.
    */
   headers: Headers;
 }
