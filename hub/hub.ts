@@ -31,7 +31,7 @@
  * | invalid JSON, unknown or reserved type, bad field | `error {reason, cseq?}` (+ `ack` with a cseq) |
  * | a binary frame | close 1003 (RFC 6455 §7.4.1) |
  * | a message while `maxPendingMessages` wait their turn | close 1013 `retry-after`: it is not processed; the client resumes and re-sends what was not acked |
- * | a `subscribe` with an offset or a `presence_subscribe` once `maxReplayBytes` were replayed | `error {reason, cseq?}`, no `ack`, close 1013 `retry-after`: neither it nor what follows is processed; the client resumes (with a new budget) and asks again |
+ * | a `subscribe` with an offset or a `presence_subscribe` once `maxReplayBytes` were replayed (but the first of each topic's on a connection) | `error {reason, cseq?}`, no `ack`, close 1013 `retry-after`: neither it nor what follows is processed; the client resumes (with a new budget) and asks again |
  *
  * Messages of one connection are handled one at a time, in order, so a
  * handler's promise holds back the next message of that connection only.
@@ -224,10 +224,15 @@ export interface HubOptions {
    * replay starts while anything is left and always completes (the last may
    * overdraw); one asked for with nothing left is refused unprocessed with
    * close 1013 and a retry hint, and the client resumes on a new connection
-   * with a full bucket and asks again, losing nothing. Size it for what one
-   * reconnect asks for: the history of every topic a session may be in, and
-   * the state of every topic whose presence it follows (asked for afresh on
-   * every reconnect). `Infinity` turns it off. Default 512 KiB per topic of
+   * with a full bucket and asks again, losing nothing. The first replay of
+   * each topic's history and presence on a connection (as many as a
+   * reconnect asks for: `2 × maxTopicsPerSession + 1`) starts even with
+   * nothing left, so a client whose presence states alone outweigh the
+   * bucket is not shed at the same one on every reconnect; it is charged all
+   * the same. Size it for what one reconnect asks for: the history of every
+   * topic a session may be in, and the state of every topic whose presence
+   * it follows (asked for afresh on every reconnect). `Infinity` turns it
+   * off. Default 512 KiB per topic of
    * `maxTopicsPerSession` and one more for `$direct` (8.5 MiB): a full
    * default history (256 KiB) of each, and as much again for presence.
    */
@@ -300,17 +305,19 @@ function directKey(session: Session): string {
 }
 
 /**
- * Whether a message asks for data sent before (a history recovery, a
- * presence state): what `maxReplayBytes` bounds. One for a topic followed,
- * from an offset this connection was sent already, is answered in full all
- * the same: the contract is "every publication after `offset`", and a
- * client may have lost what it was sent; the budget bounds it, not a dedupe.
+ * If a message asks for data sent before (a history recovery, a presence
+ * state), what `maxReplayBytes` bounds, which: `h` or `p` and the topic.
+ * One for a topic followed, from an offset this connection was sent already,
+ * is answered in full all the same: the contract is "every publication after
+ * `offset`", and a client may have lost what it was sent; the budget bounds
+ * it, not a dedupe.
  */
-function isReplay(message: ClientMessage | MessageError): boolean {
-  if (message instanceof MessageError) return false;
-  if (message.type === "presence_subscribe") return true;
-  const { epoch, offset } = message as Partial<SubscribeMessage>;
-  return message.type === "subscribe" && epoch !== undefined && offset !== undefined;
+function replayOf(message: ClientMessage | MessageError): string | undefined {
+  if (message instanceof MessageError) return undefined;
+  const { topic, epoch, offset } = message as Partial<SubscribeMessage>;
+  if (message.type === "presence_subscribe") return `p ${topic}`;
+  const recovers = message.type === "subscribe" && epoch !== undefined && offset !== undefined;
+  return recovers ? `h ${topic}` : undefined;
 }
 
 /** Just the epoch and offset (not the text of an append). */
@@ -647,7 +654,10 @@ export class Hub implements WebSocketHandler {
       recovering: new Map(),
     };
     if (Number.isFinite(this.#maxReplayBytes)) {
-      attachment.budget = new ReplayBudget(this.#maxReplayBytes, this.#now);
+      // What a reconnect asks for: every topic's history and $direct's, and
+      // the presence of as many topics (maxFollows).
+      const firsts = 2 * this.#maxTopicsPerSession + 1;
+      attachment.budget = new ReplayBudget(this.#maxReplayBytes, this.#now, { firsts });
     }
     ws.data = attachment;
     return this.#queue(attachment, () => this.#open(attachment));
@@ -994,7 +1004,8 @@ export class Hub implements WebSocketHandler {
         return;
       }
     }
-    if (attachment.budget && isReplay(message) && !attachment.budget.allows()) {
+    const replay = attachment.budget && replayOf(message);
+    if (replay && !attachment.budget!.admit(replay)) {
       // Refused before its cseq is recorded: the client asks again on its next connection.
       return this.#shed(attachment, session, "replay budget spent: resume and ask again", cseq);
     }

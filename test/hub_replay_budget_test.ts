@@ -26,19 +26,60 @@ async function fill(hub: Hub, topic: string, count: number, size: number): Promi
 Deno.test("replay budget: the bucket overdraws once, refuses while in debt, refills over a minute", () => {
   const clock = new ManualClock();
   const budget = new ReplayBudget(1_000, () => clock.now());
-  assert(budget.allows());
+  assert(budget.admit("h lobby"));
   budget.spend(700);
-  assert(budget.allows(), "300 left");
+  assert(budget.admit("h lobby"), "300 left");
   budget.spend(700); // a replay under way completes: into debt
   assertEquals(budget.tokens, -400);
-  assert(!budget.allows());
+  assert(!budget.admit("h lobby"));
+  assert(!budget.admit("h other"), "no first replays free by default");
   clock.advance(REPLAY_REFILL * 0.4);
   assertEquals(budget.tokens, 0);
-  assert(!budget.allows(), "empty is not enough");
+  assert(!budget.admit("h lobby"), "empty is not enough");
   clock.advance(REPLAY_REFILL * 0.1);
   assertEquals(budget.tokens, 100);
   clock.advance(REPLAY_REFILL * 10);
   assertEquals(budget.tokens, 1_000, "never above the burst");
+});
+
+Deno.test("replay budget: the first replay of each key starts in debt, up to `firsts` keys; repeats wait", () => {
+  const budget = new ReplayBudget(1_000, () => 0, { firsts: 3 });
+  budget.spend(5_000);
+  assert(budget.admit("h a"), "a first: admitted in debt");
+  assert(budget.admit("p a"), "a presence state is its own first");
+  assert(!budget.admit("h a"), "asked again: waits for the bucket");
+  assert(budget.admit("h b"), "the third first");
+  assert(!budget.admit("h c"), "past `firsts` keys, the bucket decides");
+  assertEquals(budget.tokens, -4_000);
+});
+
+Deno.test("replay budget: every topic's first recovery on a connection goes through, so a reconnect always progresses", async () => {
+  // Three histories of ~10 KB against a 5 000-byte bucket: before, the
+  // second was shed on every connection, and a client that asks for all
+  // three on each reconnect (as presence states are asked) never got the third.
+  const clock = new ManualClock();
+  const hub = new Hub({ clock, maxReplayBytes: 5_000 });
+  try {
+    for (const topic of ["a", "b", "c"]) await fill(hub, topic, 10, 1_000);
+    const [ws] = await connect(hub, "?id=many");
+    const epochs = new Map<string, unknown>();
+    for (const topic of ["a", "b", "c"]) {
+      epochs.set(topic, (await say(hub, ws, { type: "subscribe", topic }))[0].epoch);
+    }
+    for (const [cseq, topic] of [[1, "a"], [2, "b"], [3, "c"]] as const) {
+      const epoch = epochs.get(topic);
+      const got = await say(hub, ws, { type: "subscribe", topic, epoch, offset: 0, cseq });
+      assertEquals(got.map((m) => m.type), ["subscribed", ...Array(10).fill("fill"), "ack"], topic);
+    }
+    assertEquals(ws.closedWith, undefined);
+    // Asking again on the same connection is what the bucket bounds.
+    const epoch = epochs.get("a");
+    const again = await say(hub, ws, { type: "subscribe", topic: "a", epoch, offset: 0, cseq: 4 });
+    assertEquals(again.map((m) => m.type), ["error"]);
+    assertEquals(ws.closedWith?.[0], 1013);
+  } finally {
+    hub.dispose();
+  }
 });
 
 Deno.test("replay budget: a recovery loop is served up to the budget, then refused unprocessed with 1013", async () => {
@@ -211,18 +252,15 @@ Deno.test("replay budget: by default a reconnect recovers the full history of ev
   }
 });
 
-Deno.test("replay budget: the client shed with 1013 mid-recovery resumes and loses nothing", async () => {
-  // 4 histories of ~30 KB, a budget of 40 KB: each connection gets two of them through.
+Deno.test("replay budget: a reconnect asking for more than the bucket holds is served in full, not shed", async () => {
+  // 4 histories of ~30 KB against a budget of 40 KB: each is the first of its
+  // topic on the connection, so all go through (before, the third was shed on
+  // every connection, and only the offsets moving on got the client through).
   const t = await rig({ maxReplayBytes: 40_000 }, ["a", "b"]);
   try {
     await fillWhileAway(t, { away: 200, count: 100, size: 300 });
-    const codes = t.seen.closes.map((c) => c.code);
-    assertEquals(codes[0], 1012);
-    assert(codes.slice(1).length >= 1, `shed at least once: ${codes}`);
-    for (const close of t.seen.closes.slice(1)) {
-      assertEquals([close.code, close.reason], [1013, "retry-after=1000"]);
-    }
-    assert(t.seen.opens.every((resumed, i) => resumed === (i > 0)), "every reconnect resumed");
+    assertEquals(t.seen.closes.map((c) => c.code), [1012], "never shed for replaying");
+    assertEquals(t.seen.opens, [false, true]);
     // Live traffic after the recovery still flows.
     await t.hub.publish("a", "fill", { n: 101, pad: "" });
     await waitFor(() => t.seen.messages.length === 401);
