@@ -37,7 +37,7 @@
  *   connections with a 1 s heartbeat on 2 busy cores, single pongs were
  *   measured waiting 2–4 s to be read while the timers ran on time;
  * - a server whose lag is over a quarter of the timeout also pings later by
- *   that lag: fewer answers to read until it has caught up, so a backlog
+ *   that lag (at most a timeout): fewer answers to read until it has caught up, so a backlog
  *   drains instead of growing (a core taken by other work at 18 000 peers
  *   and a 1 s heartbeat: no false drop with pacing, a third of the peers
  *   dropped without).
@@ -46,8 +46,8 @@
  * heard from (plus the heap's 5 ms coalescing) on a server that keeps up.
  * On a server that is behind, add its recent read lag (at most
  * `interval + timeout`: a peer that answers late can stretch it only that
- * far) to the deadline, and again to the ping once it is over a quarter of
- * the timeout, and any time the check itself ran late; and, when the check
+ * far) to the deadline, and again (at most a timeout) to the ping once it is
+ * over a quarter of the timeout, and any time the check itself ran late; and, when the check
  * ran late or the lag is at its cap, one grace re-check (half a timeout to a
  * timeout).
  * `deno task bench:detect` measures it: 1 000 of 10 000 peers blackholed at
@@ -143,8 +143,10 @@ export function nextKeepaliveAction(
     // brings an answer to read, and pinging on while answers queue lets the
     // sockets the runtime serves last fall further behind until they miss
     // their deadlines (measured: 18 000 peers, a core taken by other work).
-    // A lag within a quarter of the timeout is ordinary and paces nothing.
-    const pace = lag > options.timeout / 4 ? lag : 0;
+    // A lag within a quarter of the timeout is ordinary and paces nothing;
+    // at most a timeout, so a quiet connection still carries a ping at least
+    // every `interval + timeout` (proxies cut silent connections).
+    const pace = lag > options.timeout / 4 ? Math.min(lag, options.timeout) : 0;
     const due = state.lastSeen + options.interval - (state.earlyBy ?? 0) + pace;
     return due > now ? { kind: "wait", at: due } : { kind: "ping", at: now + options.timeout };
   }

@@ -487,3 +487,12 @@ Deno.test("policy: a server behind on its reads pings later by its lag", () => {
     at: 2_400,
   });
 });
+
+Deno.test("policy: pacing waits at most a timeout, so a quiet peer is still pinged", () => {
+  const options = { interval: 1_000, timeout: 1_000 };
+  // A lag at the meter's cap (interval + timeout) delays the ping by one timeout only.
+  assertEquals(nextKeepaliveAction({ lastSeen: 0, pingSentAt: -1, lag: 2_000 }, 1_000, options), {
+    kind: "wait",
+    at: 2_000,
+  });
+});
