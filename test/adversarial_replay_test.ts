@@ -9,8 +9,8 @@
 import { assert, assertEquals } from "@std/assert";
 import { Hub } from "../hub/mod.ts";
 import { MemoryPresenceStore, Presence } from "../hub/presence/mod.ts";
-import { serve } from "../server/mod.ts";
 import { ManualClock } from "./_clock.ts";
+import { serveHub } from "./_serve_hub.ts";
 import { waitFor } from "./_wait.ts";
 
 type Json = Record<string, unknown>;
@@ -60,12 +60,7 @@ Deno.test("adversarial: a recovery loop at offset 0 is cut off with 1013 after b
   // The hub's clock stands still: no refill, the bound is exact.
   const hub = new Hub({ clock: new ManualClock(), maxReplayBytes: budget });
   hub.defaultTopics.add("lobby");
-  const server = serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    routes: { "/ws": hub },
-    closeTimeout: 300,
-  });
+  const server = serveHub(hub);
   const port = server.addr.port;
   const peers: Peer[] = [];
   try {
@@ -113,12 +108,7 @@ Deno.test("adversarial: a presence_subscribe loop on a crowded topic is cut off 
   const budget = 512 * 1024;
   const hub = new Hub({ clock, wallClock: () => clock.now(), presence, maxReplayBytes: budget });
   hub.defaultTopics.add("lobby");
-  const server = serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    routes: { "/ws": hub },
-    closeTimeout: 300,
-  });
+  const server = serveHub(hub);
   const port = server.addr.port;
   const peers: Peer[] = [];
   try {

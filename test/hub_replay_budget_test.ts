@@ -10,8 +10,8 @@ import { ReconnectingSocket } from "../client/mod.ts";
 import { Hub, type HubOptions, MemoryHistory } from "../hub/mod.ts";
 import { REPLAY_REFILL, ReplayBudget } from "../hub/_replay_budget.ts";
 import type { Publication } from "../protocol/messages.ts";
-import { serve } from "../server/mod.ts";
 import { ManualClock } from "./_clock.ts";
+import { serveHub } from "./_serve_hub.ts";
 import { connect, type Json, say } from "./_hub_fake.ts";
 import { waitFor } from "./_wait.ts";
 
@@ -174,12 +174,7 @@ Deno.test("replay budget: maxReplayBytes Infinity turns it off", async () => {
 async function rig(options: HubOptions, topics: string[]) {
   const hub = new Hub({ clock: new ManualClock(), ...options });
   hub.defaultTopics.add("lobby");
-  const server = serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    routes: { "/ws": hub },
-    closeTimeout: 300,
-  });
+  const server = serveHub(hub);
   const socket = new ReconnectingSocket(`ws://127.0.0.1:${server.addr.port}/ws`, {
     id: "resumer",
     backoff: QUICK_BACKOFF,
@@ -273,12 +268,7 @@ Deno.test("replay budget: a reconnect asking for more than the bucket holds is s
 Deno.test("replay budget: the client's resync after recovered:false still succeeds", async () => {
   const hub = new Hub({ clock: new ManualClock(), history: new MemoryHistory({ maxEntries: 5 }) });
   hub.defaultTopics.add("lobby");
-  const server = serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    routes: { "/ws": hub },
-    closeTimeout: 300,
-  });
+  const server = serveHub(hub);
   const socket = new ReconnectingSocket(`ws://127.0.0.1:${server.addr.port}/ws`, {
     id: "trimmed",
     backoff: QUICK_BACKOFF,
