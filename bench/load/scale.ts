@@ -65,23 +65,26 @@ export interface ScaleServer {
   command(hostname: string, options: ScaleOptions): Promise<string[] | { skip: string }>;
 }
 
+/** `deno run --allow-net [flags] script args…`, a server of this comparison. */
+function denoServer(script: string, args: string[], flags: string[] = []): Promise<string[]> {
+  return Promise.resolve([deno, "run", "--allow-net", ...flags, file(script), ...args]);
+}
+
+/** heartwire_scale.ts's arguments: where, the keepalive under test, a cap above the load. */
+const heartwireArgs = (hostname: string, o: ScaleOptions) => [
+  hostname,
+  "0",
+  String(o.interval),
+  String(o.timeout),
+  String(o.connections + 100),
+];
+
 /** heartwire, ws's isAlive recipe on Node, Deno's `idleTimeout` (shared with detect.ts). */
 export const SCALE_SERVERS: ScaleServer[] = [
   {
     name: "heartwire",
     label: "heartwire serve() /echo",
-    command: (hostname, o) =>
-      Promise.resolve([
-        deno,
-        "run",
-        "--allow-net",
-        file("servers/heartwire_scale.ts"),
-        hostname,
-        "0",
-        String(o.interval),
-        String(o.timeout),
-        String(o.connections + 100),
-      ]),
+    command: (hostname, o) => denoServer("servers/heartwire_scale.ts", heartwireArgs(hostname, o)),
   },
   {
     // Opt-in (name it in --servers): the same server started the way an
@@ -90,17 +93,8 @@ export const SCALE_SERVERS: ScaleServer[] = [
     name: "heartwire-small",
     label: "heartwire, --v8-flags=--memory-saver-mode",
     command: (hostname, o) =>
-      Promise.resolve([
-        deno,
-        "run",
-        "--allow-net",
+      denoServer("servers/heartwire_scale.ts", heartwireArgs(hostname, o), [
         "--v8-flags=--memory-saver-mode",
-        file("servers/heartwire_scale.ts"),
-        hostname,
-        "0",
-        String(o.interval),
-        String(o.timeout),
-        String(o.connections + 100),
       ]),
   },
   {
@@ -108,15 +102,7 @@ export const SCALE_SERVERS: ScaleServer[] = [
     name: "raw",
     label: "bare Deno.listen loop, isAlive recipe",
     command: (hostname, o) =>
-      Promise.resolve([
-        deno,
-        "run",
-        "--allow-net",
-        file("servers/raw_isalive.ts"),
-        hostname,
-        "0",
-        String(o.interval),
-      ]),
+      denoServer("servers/raw_isalive.ts", [hostname, "0", String(o.interval)]),
   },
   {
     name: "node",
@@ -133,11 +119,7 @@ export const SCALE_SERVERS: ScaleServer[] = [
     name: "deno",
     label: "Deno.upgradeWebSocket, idleTimeout",
     command: (hostname, o) =>
-      Promise.resolve([
-        deno,
-        "run",
-        "--allow-net",
-        file("servers/deno_native_idle.ts"),
+      denoServer("servers/deno_native_idle.ts", [
         hostname,
         "0",
         String((o.interval + o.timeout) / 1000),
