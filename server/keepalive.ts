@@ -30,26 +30,27 @@
  *   would count the same lag twice;
  * - the deadline is extended by `lag`, how late the server has lately been
  *   reading answers ({@linkcode LagMeter}: the round trip that the slowest
- *   {@linkcode LAG_QUANTILE} of recent pings on all connections reach, at most
- *   `interval + timeout`). Deno completes at
- *   most 128 socket reads per turn of its event loop while timers run every
- *   turn, so when more pongs arrive than it reads, they queue: at 18 000
- *   connections with a 1 s heartbeat on 2 busy cores, single pongs were
- *   measured waiting 2–4 s to be read while the timers ran on time;
+ *   {@linkcode LAG_QUANTILE} of recent pings on all connections reach, or
+ *   past 640 answers their 32nd slowest, at most `interval + timeout`).
+ *   Deno completes at most 128 socket reads per turn of its event loop
+ *   while timers run every turn, so when more pongs arrive than it reads,
+ *   they queue: at 18 000 connections with a 1 s heartbeat on 2 busy cores,
+ *   single pongs were measured waiting 2–4 s to be read while the timers ran
+ *   on time;
  * - a server whose lag is over a quarter of the timeout also pings later by
- *   that lag (at most a timeout): fewer answers to read until it has caught up, so a backlog
- *   drains instead of growing (a core taken by other work at 18 000 peers
- *   and a 1 s heartbeat: no false drop with pacing, a third of the peers
- *   dropped without).
+ *   that lag (at most a timeout): fewer answers to read until it has caught
+ *   up, so a backlog drains instead of growing (a core taken by other work
+ *   at 18 000 peers and a 1 s heartbeat: no false drop with pacing, a third
+ *   of the peers dropped without).
  *
  * A silent peer is therefore dropped `interval + timeout` after it was last
  * heard from (plus the heap's 5 ms coalescing) on a server that keeps up.
  * On a server that is behind, add its recent read lag (at most
  * `interval + timeout`: a peer that answers late can stretch it only that
  * far) to the deadline, and again (at most a timeout) to the ping once it is
- * over a quarter of the timeout, and any time the check itself ran late; and, when the check
- * ran late or the lag is at its cap, one grace re-check (half a timeout to a
- * timeout).
+ * over a quarter of the timeout, and any time the check itself ran late;
+ * and, when the check ran late or the lag is at its cap, one grace re-check
+ * (half a timeout to a timeout).
  * `deno task bench:detect` measures it: 1 000 of 10 000 peers blackholed at
  * once.
  *
@@ -192,9 +193,12 @@ export const LATE_SLACK_MS = 50;
  * late together, so a high quantile of the round trips shows it. A few slow
  * peers must not stretch everyone else's deadline, so the meter reads the
  * delay that the slowest {@linkcode LAG_QUANTILE} of the window's answers
- * reach rather than the very largest: with 1 000 connections, 50 would have
- * to answer late together. (With fewer than 20 answers in a window that is
- * the largest one.) Noting is O(1) once the window's top delays are known.
+ * reach rather than the very largest, counting at most the 32 slowest: past
+ * 640 answers a window it is the 32nd slowest, a higher quantile, which errs
+ * towards waiting (with 1 000 connections answering every second in a 2 s
+ * window, 32 would have to answer late together). With fewer than 20 answers
+ * in a window it is the largest one. Noting is O(1) once the window's top
+ * delays are known.
  *
  * @example
  * ```ts
@@ -252,7 +256,7 @@ export class LagMeter {
  */
 export const LAG_QUANTILE = 0.05;
 
-/** Delays kept per window: the quantile is exact up to this many outliers. */
+/** Delays kept per window: the quantile is exact up to this many outliers, then the last of them. */
 const LAG_TOP = 32;
 
 /** One window of a {@linkcode LagMeter}: how many delays, and the largest few, descending. */
