@@ -24,6 +24,7 @@ import { headerEntries, type HttpRequestHead } from "../protocol/http1.ts";
 import type { PerMessageDeflate } from "../protocol/deflate.ts";
 import {
   type KeepaliveOptions,
+  type KeepaliveState,
   type LagMeter,
   lagMeterFor,
   nextKeepaliveAction,
@@ -179,6 +180,16 @@ export let queuedView: QueuedView<WebSocketConnection>;
  * writer copies a ping's payload at once; no allocation per ping or pong.
  */
 const stamp = new Uint8Array(8);
+/** Filled for each keepalive decision and read at once: one less object per ping. */
+const keepaliveScratch: Required<KeepaliveState> = {
+  lastSeen: 0,
+  pingSentAt: -1,
+  pingWrittenAt: -1,
+  earlyBy: 0,
+  lag: 0,
+  lateBy: 0,
+  graced: false,
+};
 const stampView = new DataView(stamp.buffer);
 
 /**
@@ -766,16 +777,17 @@ export class WebSocketConnection<T = unknown> {
     if (action.kind !== "dead") this.#heap.schedule(this.#timer, action.at);
   }
 
-  #keepaliveState(now: number, lateBy: number) {
-    return {
-      lastSeen: this.#lastSeen,
-      pingSentAt: this.#pingSentAt,
-      pingWrittenAt: this.#pingWrittenAt,
-      earlyBy: this.#earlyBy,
-      lag: this.#lag.value(now),
-      lateBy,
-      graced: this.#graced,
-    };
+  /** The keepalive's view of this connection, in one object reused by every connection's timer. */
+  #keepaliveState(now: number, lateBy: number): KeepaliveState {
+    const state = keepaliveScratch;
+    state.lastSeen = this.#lastSeen;
+    state.pingSentAt = this.#pingSentAt;
+    state.pingWrittenAt = this.#pingWrittenAt;
+    state.earlyBy = this.#earlyBy;
+    state.lag = this.#lag.value(now);
+    state.lateBy = lateBy;
+    state.graced = this.#graced;
+    return state;
   }
 
   #onTimer(): void {
