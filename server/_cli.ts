@@ -24,6 +24,11 @@ export interface CliOptions {
   maxConnections: number;
   /** `--max-connections-per-ip N`, default {@linkcode DEFAULT_MAX_CONNECTIONS_PER_IP}. */
   maxConnectionsPerIp: number;
+  /**
+   * `--max-connection-rate-per-ip N`: new sockets per address per second, 0
+   * for no limit; default {@linkcode DEFAULT_MAX_CONNECTION_RATE_PER_IP}.
+   */
+  maxConnectionRatePerIp: number;
   /** `--tls-cert FILE`. */
   tlsCert?: string;
   /** `--tls-key FILE`. */
@@ -70,6 +75,15 @@ export const DEFAULT_MAX_CONNECTIONS = 18_000;
 export const DEFAULT_MAX_CONNECTIONS_PER_IP = 1_000;
 
 /**
+ * New sockets per address per second, after a burst of 10 seconds' worth or
+ * `--max-connections-per-ip` (whichever is more: an address may reopen at
+ * once all it may hold, as after a restart). 100 a second is far above what
+ * reconnecting people do, while one address connecting in a loop spends at
+ * most ~1 % of a core on handshakes instead of all of it.
+ */
+export const DEFAULT_MAX_CONNECTION_RATE_PER_IP = 100;
+
+/**
  * Where presence is kept by default: a Deno KV file next to the program's
  * working directory, so a restarted node finds (and clears) what a crashed
  * predecessor left.
@@ -103,6 +117,9 @@ Options:
   --max-connections N   open sockets before new ones get 503 (default ${DEFAULT_MAX_CONNECTIONS})
   --max-connections-per-ip N
                         open sockets per client address before 429 (default ${DEFAULT_MAX_CONNECTIONS_PER_IP})
+  --max-connection-rate-per-ip N
+                        new sockets per client address per second before 429, after a
+                        burst of as many as it may hold; 0 for no limit (default ${DEFAULT_MAX_CONNECTION_RATE_PER_IP})
   --tls-cert FILE       PEM certificate: serve wss:// (needs --tls-key)
   --tls-key FILE        PEM private key (needs --tls-cert)
   --deflate             compress messages with clients that offer permessage-deflate (RFC 7692)
@@ -147,6 +164,7 @@ type NumericOption =
   | "maxPayload"
   | "maxConnections"
   | "maxConnectionsPerIp"
+  | "maxConnectionRatePerIp"
   | "statsInterval"
   | "presenceTimeout"
   | "awayAfter"
@@ -158,13 +176,18 @@ const NUMERIC: Record<string, NumericOption> = {
   "--max-payload": "maxPayload",
   "--max-connections": "maxConnections",
   "--max-connections-per-ip": "maxConnectionsPerIp",
+  "--max-connection-rate-per-ip": "maxConnectionRatePerIp",
   "--stats-interval": "statsInterval",
   "--presence-timeout": "presenceTimeout",
   "--away-after": "awayAfter",
   "--workers": "workers",
 };
 /** Numeric flags for which 0 means "off". */
-const ZERO_ALLOWED = new Set<NumericOption>(["statsInterval", "awayAfter"]);
+const ZERO_ALLOWED = new Set<NumericOption>([
+  "statsInterval",
+  "awayAfter",
+  "maxConnectionRatePerIp",
+]);
 /** Flags that take a decimal number. */
 const DECIMAL: Record<string, "loadAlertFactor"> = {
   "--load-alert-factor": "loadAlertFactor",
@@ -203,6 +226,7 @@ export function parseCliArgs(
     hostname: "0.0.0.0",
     maxConnections: DEFAULT_MAX_CONNECTIONS,
     maxConnectionsPerIp: DEFAULT_MAX_CONNECTIONS_PER_IP,
+    maxConnectionRatePerIp: DEFAULT_MAX_CONNECTION_RATE_PER_IP,
     statsInterval: 5_000,
     loadAlertFactor: 2,
     shedLoad: false,

@@ -154,6 +154,7 @@ export async function startProgram(
       deflate: cli.deflate,
       maxConnections: cli.maxConnections,
       maxConnectionsPerIp: cli.maxConnectionsPerIp,
+      maxConnectionRatePerIp: cli.maxConnectionRatePerIp || undefined,
       // --workers: every worker binds the port the supervisor gave them.
       reusePort: Deno.env.get(WORKER_ENV) !== undefined,
       trustedProxies: cli.trustedProxies,

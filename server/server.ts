@@ -27,6 +27,7 @@ import {
 import { closeQuietly, respondAndClose, writeAll, writeResponse } from "./_http_io.ts";
 import { EventLoopLagSampler, type HeartwireMetrics } from "./metrics.ts";
 import { systemClock, TimerHeap } from "./timer_heap.ts";
+import { ConnectionRateLimit } from "./_rate_limit.ts";
 import { OutboundBudget } from "./_outbound_budget.ts";
 import { type Cidr, cidrContains, clientAddress, parseCidr } from "./trusted_proxy.ts";
 import { retryAfterReason } from "../protocol/messages.ts";
@@ -127,6 +128,21 @@ export interface ServeOptions<T = unknown> {
   maxConnections?: number;
   /** Open sockets per remote IP before new ones get 429. Default: no cap. */
   maxConnectionsPerIp?: number;
+  /**
+   * New sockets per remote IP per second, sustained; past it they get 429
+   * with `Retry-After`. An upgrade costs the server ~0.1 ms of CPU, so one
+   * address connecting in a loop would otherwise spend a core that everyone
+   * else needs, however few it holds open at a time. Behind a trusted proxy
+   * it counts the client the proxy names, at the upgrade. Default: no limit.
+   */
+  maxConnectionRatePerIp?: number;
+  /**
+   * New sockets one IP may open at once before `maxConnectionRatePerIp`
+   * applies. Default: 10 seconds' worth, or `maxConnectionsPerIp` if that is
+   * more (an address may reopen at once everything it may hold, as after a
+   * restart).
+   */
+  connectionBurstPerIp?: number;
   /** Allowed `Origin` values for upgrades on `routes`; others get 403. Default: any origin. */
   allowedOrigins?: string[];
   /**
@@ -427,6 +443,7 @@ class HeartwireServer<T> implements Server<T> {
   #http = new Map<Deno.Conn, HttpConn>();
   #requests = new WeakMap<Request, RequestState>();
   #perIp = new Map<string, number>();
+  #connectionRate: ConnectionRateLimit | undefined;
   #trusted: Cidr[];
   #shuttingDown: Promise<void> | undefined;
   #resolveFinished!: () => void;
@@ -447,6 +464,16 @@ class HeartwireServer<T> implements Server<T> {
     if (this.#deflate) negotiateDeflate("permessage-deflate", this.#deflate);
     this.#clock = options.clock ?? systemClock;
     this.#heap = new TimerHeap({ clock: this.#clock });
+    const rate = options.maxConnectionRatePerIp;
+    if (rate !== undefined) {
+      const clock = this.#clock;
+      this.#connectionRate = new ConnectionRateLimit({
+        rate,
+        burst: options.connectionBurstPerIp ??
+          Math.max(10 * rate, options.maxConnectionsPerIp ?? 0),
+        now: () => clock.now(),
+      });
+    }
     this.#routes = new Map(Object.entries(options.routes ?? {}));
     const pingInterval = options.pingInterval ?? 25_000;
     const pingTimeout = options.pingTimeout ?? 10_000;
@@ -546,6 +573,8 @@ class HeartwireServer<T> implements Server<T> {
     // client at the upgrade (#completeUpgrade), not here.
     const proxied = this.#trusted.length > 0 && this.#trusted.some((r) => cidrContains(r, ip));
     if (!proxied) {
+      const wait = this.#connectionRate?.take(ip) ?? 0;
+      if (wait > 0) return this.#refuseRate(conn, wait);
       if (!this.#admitIp(ip)) {
         return this.#refuse(conn, 429, "too many connections from your address");
       }
@@ -599,6 +628,13 @@ class HeartwireServer<T> implements Server<T> {
     } catch {
       // A broken error reporter is not a reason to stop serving.
     }
+  }
+
+  /** 429 for an address over `maxConnectionRatePerIp`, with when to come back (RFC 9110 §10.2.3). */
+  #refuseRate(conn: Deno.Conn, waitMs: number): Promise<void> {
+    return this.#refuse(conn, 429, "connecting too often from your address", {
+      "Retry-After": String(Math.ceil(waitMs / 1000)),
+    });
   }
 
   /** Counts one more socket from `ip`; false (counting nothing) when it is at the cap. */
@@ -948,6 +984,11 @@ class HeartwireServer<T> implements Server<T> {
     // (a socket straight from a client was counted at accept).
     const proxied = this.#trusted.length > 0 && this.#trusted.some((r) => cidrContains(r, peer));
     const address = proxied ? clientAddress(peer, head.headers, { trusted: this.#trusted }) : peer;
+    const wait = proxied ? this.#connectionRate?.take(address) ?? 0 : 0;
+    if (wait > 0) {
+      await this.#refuseRate(conn, wait);
+      return "close";
+    }
     if (proxied && !this.#admitIp(address)) {
       await this.#refuse(conn, 429, "too many connections from your address");
       return "close";

@@ -1,0 +1,123 @@
+/**
+ * One address connecting in a loop (issue 9: no client may use up what others
+ * need): `maxConnectionRatePerIp` answers it 429 with `Retry-After` once its
+ * burst is spent, while its open connections and every other address are
+ * served. The bucket itself is tested on a manual clock.
+ */
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { ConnectionRateLimit } from "../server/_rate_limit.ts";
+import { echoHandler, serve } from "../server/mod.ts";
+
+Deno.test("rate limit: a burst, then the rate; Retry-After says when", () => {
+  let now = 0;
+  const limit = new ConnectionRateLimit({ rate: 2, burst: 3, now: () => now });
+  assertEquals([limit.take("a"), limit.take("a"), limit.take("a")], [0, 0, 0]);
+  assertEquals(limit.take("a"), 500); // one token comes back in 1 / 2 s
+  assertEquals(limit.take("b"), 0, "another address has its own bucket");
+  now = 499;
+  const wait = limit.take("a"); // a refusal spends nothing: still ~1 ms to go
+  assert(wait >= 1 && wait <= 2, `${wait}`);
+  now = 500;
+  assertEquals(limit.take("a"), 0);
+  assertEquals(limit.take("a"), 500);
+  now = 10_000; // refilled, but never past the burst
+  assertEquals([limit.take("a"), limit.take("a"), limit.take("a"), limit.take("a")], [
+    0,
+    0,
+    0,
+    500,
+  ]);
+  assertThrows(() => new ConnectionRateLimit({ rate: 0, burst: 1, now: () => 0 }), RangeError);
+});
+
+Deno.test("rate limit: memory is bounded, the least recently used address goes first", () => {
+  const limit = new ConnectionRateLimit({ rate: 1, burst: 1, now: () => 0, maxAddresses: 3 });
+  for (const address of ["a", "b", "c"]) assertEquals(limit.take(address), 0);
+  assertEquals(limit.take("a"), 1_000); // "a" is now the most recently used
+  assertEquals(limit.take("d"), 0); // over the bound: "b" is forgotten
+  assertEquals(limit.size, 3);
+  assertEquals(limit.take("a"), 1_000, "a is still remembered");
+  assertEquals(limit.take("b"), 0, "b starts again with a full bucket");
+});
+
+/** Sends an upgrade request on a fresh socket and returns the response head. */
+async function upgrade(port: number, headers: Record<string, string> = {}): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+    await conn.write(new TextEncoder().encode(
+      "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+        `${extra}\r\n`,
+    ));
+    let text = "";
+    const buffer = new Uint8Array(1024);
+    while (!text.includes("\r\n\r\n")) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    return text;
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("adversarial: an address connecting in a loop gets 429 + Retry-After; its open sockets and others go on", async () => {
+  const server = serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    routes: { "/ws": echoHandler },
+    maxConnectionRatePerIp: 1,
+    connectionBurstPerIp: 5,
+  });
+  const port = server.addr.port;
+  const open: WebSocket[] = [];
+  try {
+    // The burst: five sockets open, and the first stays open and echoing.
+    const first = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    await new Promise((resolve, reject) => {
+      first.onopen = resolve;
+      first.onerror = reject;
+    });
+    open.push(first);
+    for (let i = 0; i < 4; i++) assert((await upgrade(port)).startsWith("HTTP/1.1 101"));
+    // The loop: refused from now on, with when to come back.
+    for (let i = 0; i < 20; i++) {
+      const head = await upgrade(port);
+      assert(head.startsWith("HTTP/1.1 429"), head);
+      assert(/\r\nretry-after: 1\r\n/i.test(head), head);
+    }
+    assertEquals(server.stats.responses[429], 20);
+    // Its open connection is not touched.
+    const echoed = new Promise((resolve) => first.onmessage = (event) => resolve(event.data));
+    first.send("still here");
+    assertEquals(await echoed, "still here");
+  } finally {
+    for (const ws of open) ws.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("adversarial: behind a trusted proxy the rate counts each client it names", async () => {
+  const server = serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    routes: { "/ws": echoHandler },
+    trustedProxies: ["127.0.0.1"],
+    maxConnectionRatePerIp: 1,
+    connectionBurstPerIp: 2,
+  });
+  const port = server.addr.port;
+  const from = (client: string) => upgrade(port, { "X-Forwarded-For": client });
+  try {
+    assert((await from("203.0.113.1")).startsWith("HTTP/1.1 101"));
+    assert((await from("203.0.113.1")).startsWith("HTTP/1.1 101"));
+    assert((await from("203.0.113.1")).startsWith("HTTP/1.1 429"));
+    // The proxy's own address is not what is limited: another client gets in.
+    assert((await from("203.0.113.2")).startsWith("HTTP/1.1 101"));
+    assert((await from("203.0.113.2")).startsWith("HTTP/1.1 101"));
+  } finally {
+    await server.shutdown();
+  }
+});
