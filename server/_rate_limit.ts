@@ -39,10 +39,10 @@ export class ConnectionRateLimit {
   /** In order of last use: the first is the least recently used. */
   readonly #buckets = new Map<string, Bucket>();
 
-  /** @throws {RangeError} unless `rate` and `burst` are positive. */
+  /** @throws {RangeError} unless `rate` is finite and positive and `burst` at least 1. */
   constructor(options: ConnectionRateLimitOptions) {
-    if (!(options.rate > 0) || !(options.burst >= 1)) {
-      throw new RangeError("rate must be positive and burst at least 1");
+    if (!(Number.isFinite(options.rate) && options.rate > 0) || !(options.burst >= 1)) {
+      throw new RangeError("rate must be finite and positive, and burst at least 1");
     }
     this.#rate = options.rate;
     this.#burst = options.burst;
@@ -57,23 +57,24 @@ export class ConnectionRateLimit {
 
   /**
    * Takes one connection for `address`: 0 if it may open it, else the ms
-   * until it may (for `Retry-After`).
+   * until it may (for `Retry-After`). A refusal takes nothing.
    */
   take(address: string): number {
     const now = this.#now();
-    const bucket = this.#buckets.get(address);
-    let tokens = this.#burst;
+    let bucket = this.#buckets.get(address);
     if (bucket !== undefined) {
-      tokens = Math.min(this.#burst, bucket.tokens + (now - bucket.at) * this.#rate / 1000);
+      bucket.tokens = Math.min(this.#burst, bucket.tokens + (now - bucket.at) * this.#rate / 1000);
       this.#buckets.delete(address); // re-inserted below: most recently used
-    } else if (this.#buckets.size >= this.#maxAddresses) {
-      this.#buckets.delete(this.#buckets.keys().next().value!);
+    } else {
+      if (this.#buckets.size >= this.#maxAddresses) {
+        this.#buckets.delete(this.#buckets.keys().next().value!);
+      }
+      bucket = { tokens: this.#burst, at: now };
     }
-    if (tokens < 1) {
-      this.#buckets.set(address, { tokens, at: now });
-      return Math.ceil((1 - tokens) * 1000 / this.#rate);
-    }
-    this.#buckets.set(address, { tokens: tokens - 1, at: now });
+    bucket.at = now;
+    this.#buckets.set(address, bucket);
+    if (bucket.tokens < 1) return Math.ceil((1 - bucket.tokens) * 1000 / this.#rate);
+    bucket.tokens--;
     return 0;
   }
 }

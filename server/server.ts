@@ -132,15 +132,18 @@ export interface ServeOptions<T = unknown> {
    * New sockets per remote IP per second, sustained; past it they get 429
    * with `Retry-After`. An upgrade costs the server ~0.1 ms of CPU, so one
    * address connecting in a loop would otherwise spend a core that everyone
-   * else needs, however few it holds open at a time. Behind a trusted proxy
-   * it counts the client the proxy names, at the upgrade. Default: no limit.
+   * else needs, however few it holds open at a time. Every socket straight
+   * from a client counts, plain HTTP too (a health checker polling faster
+   * gets 429 as well); behind a trusted proxy only WebSocket upgrades count,
+   * each for the client the proxy names. Being refused for it spends
+   * nothing, so a client that keeps trying is let in at the rate. Default: no limit.
    */
   maxConnectionRatePerIp?: number;
   /**
    * New sockets one IP may open at once before `maxConnectionRatePerIp`
-   * applies. Default: 10 seconds' worth, or `maxConnectionsPerIp` if that is
-   * more (an address may reopen at once everything it may hold, as after a
-   * restart).
+   * applies (at least 1). Default: 10 seconds' worth, or `maxConnectionsPerIp`
+   * if that is more (an address may reopen at once everything it may hold,
+   * as after a restart), and at least 1.
    */
   connectionBurstPerIp?: number;
   /** Allowed `Origin` values for upgrades on `routes`; others get 403. Default: any origin. */
@@ -348,7 +351,8 @@ export const echoHandler: WebSocketHandler = {
  * Starts an HTTP/1.1 and WebSocket server on raw TCP (or TLS).
  *
  * @throws {RangeError} if a timing option is not a finite number of ms (the
- * ping interval and timeout must be at least 1) or `pingJitter` is not in [0, 1).
+ * ping interval and timeout must be at least 1), `pingJitter` is not in [0, 1),
+ * `maxConnectionRatePerIp` is not above 0 or `connectionBurstPerIp` is below 1.
  *
  * @example
  * ```ts
@@ -469,8 +473,9 @@ class HeartwireServer<T> implements Server<T> {
       const clock = this.#clock;
       this.#connectionRate = new ConnectionRateLimit({
         rate,
+        // At least one: a rate under 0.1/s still lets an address connect.
         burst: options.connectionBurstPerIp ??
-          Math.max(10 * rate, options.maxConnectionsPerIp ?? 0),
+          Math.max(1, 10 * rate, options.maxConnectionsPerIp ?? 0),
         now: () => clock.now(),
       });
     }
@@ -1128,6 +1133,16 @@ function checkTimings<T>(options: ServeOptions<T>): void {
   const jitter = options.pingJitter;
   if (jitter !== undefined && !(jitter >= 0 && jitter < 1)) {
     throw new RangeError(`pingJitter must be at least 0 and below 1; got ${jitter}`);
+  }
+  const connectRate = options.maxConnectionRatePerIp;
+  if (connectRate !== undefined && !(Number.isFinite(connectRate) && connectRate > 0)) {
+    throw new RangeError(
+      `maxConnectionRatePerIp must be a finite number above 0 (omit it for no limit); got ${connectRate}`,
+    );
+  }
+  const burst = options.connectionBurstPerIp;
+  if (burst !== undefined && !(Number.isFinite(burst) && burst >= 1)) {
+    throw new RangeError(`connectionBurstPerIp must be a finite number, at least 1; got ${burst}`);
   }
 }
 

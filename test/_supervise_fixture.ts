@@ -12,6 +12,7 @@ import { workerArgs } from "./_program.ts";
 const port = Number(Deno.args[0]);
 await runWorkers({
   workers: 2,
-  args: workerArgs(["--hostname=127.0.0.1", `--port=${port}`]),
+  // scale_workers_test's health poller would go over the default connection rate.
+  args: workerArgs(["--hostname=127.0.0.1", `--port=${port}`, "--max-connection-rate-per-ip=0"]),
 });
 console.log("supervisor: workers listening");

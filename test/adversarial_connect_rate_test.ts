@@ -121,3 +121,83 @@ Deno.test("adversarial: behind a trusted proxy the rate counts each client it na
     await server.shutdown();
   }
 });
+
+/** One plain HTTP GET on a fresh socket; the status line. */
+async function get(port: number, headers: Record<string, string> = {}): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+    await conn.write(
+      new TextEncoder().encode(`GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${extra}\r\n`),
+    );
+    let text = "";
+    const buffer = new Uint8Array(1024);
+    for (;;) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    return text.split("\r\n", 1)[0];
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("rate limit: plain HTTP counts from a client, not through a trusted proxy (upgrades only)", async () => {
+  const options = {
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: () => new Response("ok"),
+    maxConnectionRatePerIp: 1,
+    connectionBurstPerIp: 2,
+  };
+  const direct = serve(options);
+  try {
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push(await get(direct.addr.port));
+    assertEquals(statuses.map((s) => s.slice(0, 12)), [
+      "HTTP/1.1 200",
+      "HTTP/1.1 200",
+      "HTTP/1.1 429",
+    ]);
+  } finally {
+    await direct.shutdown();
+  }
+  const proxied = serve({ ...options, trustedProxies: ["127.0.0.1"] });
+  try {
+    for (let i = 0; i < 5; i++) {
+      const status = await get(proxied.addr.port, { "X-Forwarded-For": "203.0.113.1" });
+      assert(status.startsWith("HTTP/1.1 200"), status);
+    }
+  } finally {
+    await proxied.shutdown();
+  }
+});
+
+Deno.test("rate limit: serve() refuses a rate that cannot work; a slow rate still admits one", async () => {
+  for (const rate of [0, -1, NaN, Infinity]) {
+    assertThrows(
+      () => serve({ port: 0, maxConnectionRatePerIp: rate }),
+      RangeError,
+      "maxConnectionRatePerIp",
+    );
+  }
+  assertThrows(
+    () => serve({ port: 0, maxConnectionRatePerIp: 1, connectionBurstPerIp: 0.5 }),
+    RangeError,
+    "connectionBurstPerIp",
+  );
+  // 10 seconds' worth of 0.05/s is half a connection: the burst is still one.
+  const server = serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: () => new Response("ok"),
+    maxConnectionRatePerIp: 0.05,
+  });
+  try {
+    assert((await get(server.addr.port)).startsWith("HTTP/1.1 200"));
+    assert((await get(server.addr.port)).startsWith("HTTP/1.1 429"));
+  } finally {
+    await server.shutdown();
+  }
+});
