@@ -29,7 +29,7 @@ import { EventLoopLagSampler, type HeartwireMetrics } from "./metrics.ts";
 import { systemClock, TimerHeap } from "./timer_heap.ts";
 import { ConnectionRateLimit } from "./_rate_limit.ts";
 import { OutboundBudget } from "./_outbound_budget.ts";
-import { type Cidr, cidrContains, clientAddress, parseCidr } from "./trusted_proxy.ts";
+import { type Cidr, cidrContains, clientAddress, ipLimitKey, parseCidr } from "./trusted_proxy.ts";
 import { retryAfterReason } from "../protocol/messages.ts";
 
 /**
@@ -126,7 +126,11 @@ export interface ServeOptions<T = unknown> {
   deflate?: boolean | DeflateOptions;
   /** Open sockets (HTTP or upgraded) before new ones get 503. Default 10 000. */
   maxConnections?: number;
-  /** Open sockets per remote IP before new ones get 429. Default: no cap. */
+  /**
+   * Open sockets per remote IP before new ones get 429; an IPv6 address
+   * counts by its /64 ({@linkcode ipLimitKey}), as does the rate below.
+   * Default: no cap.
+   */
   maxConnectionsPerIp?: number;
   /**
    * New sockets per remote IP per second, sustained; past it they get 429
@@ -578,7 +582,7 @@ class HeartwireServer<T> implements Server<T> {
     // client at the upgrade (#completeUpgrade), not here.
     const proxied = this.#trusted.length > 0 && this.#trusted.some((r) => cidrContains(r, ip));
     if (!proxied) {
-      const wait = this.#connectionRate?.take(ip) ?? 0;
+      const wait = this.#connectionRate?.take(ipLimitKey(ip)) ?? 0;
       if (wait > 0) return this.#refuseRate(conn, wait);
       if (!this.#admitIp(ip)) {
         return this.#refuse(conn, 429, "too many connections from your address");
@@ -642,19 +646,24 @@ class HeartwireServer<T> implements Server<T> {
     });
   }
 
-  /** Counts one more socket from `ip`; false (counting nothing) when it is at the cap. */
+  /**
+   * Counts one more socket from `ip` (an IPv6 one by its /64: ipLimitKey);
+   * false (counting nothing) when it is at the cap.
+   */
   #admitIp(ip: string): boolean {
     const cap = this.#options.maxConnectionsPerIp;
-    const fromIp = this.#perIp.get(ip) ?? 0;
+    const key = ipLimitKey(ip);
+    const fromIp = this.#perIp.get(key) ?? 0;
     if (cap !== undefined && fromIp >= cap) return false;
-    this.#perIp.set(ip, fromIp + 1);
+    this.#perIp.set(key, fromIp + 1);
     return true;
   }
 
   #releaseIp(ip: string): void {
-    const left = (this.#perIp.get(ip) ?? 1) - 1;
-    if (left > 0) this.#perIp.set(ip, left);
-    else this.#perIp.delete(ip);
+    const key = ipLimitKey(ip);
+    const left = (this.#perIp.get(key) ?? 1) - 1;
+    if (left > 0) this.#perIp.set(key, left);
+    else this.#perIp.delete(key);
   }
 
   #refuse(
@@ -989,7 +998,7 @@ class HeartwireServer<T> implements Server<T> {
     // (a socket straight from a client was counted at accept).
     const proxied = this.#trusted.length > 0 && this.#trusted.some((r) => cidrContains(r, peer));
     const address = proxied ? clientAddress(peer, head.headers, { trusted: this.#trusted }) : peer;
-    const wait = proxied ? this.#connectionRate?.take(address) ?? 0 : 0;
+    const wait = proxied ? this.#connectionRate?.take(ipLimitKey(address)) ?? 0 : 0;
     if (wait > 0) {
       await this.#refuseRate(conn, wait);
       return "close";

@@ -130,6 +130,31 @@ export function clientAddress(
 }
 
 /** The `for=` addresses of `Forwarded`, else those of `X-Forwarded-For`, left to right. */
+/**
+ * The key per-address limits (`maxConnectionsPerIp`, `maxConnectionRatePerIp`)
+ * count `ip` under: an IPv4 address as itself (also written IPv4-mapped), an
+ * IPv6 address by its /64 — the network one subscriber is given, whose hosts
+ * may take any number of its addresses, so a per-address limit on full IPv6
+ * addresses would limit nothing. Text that is not an address is its own key.
+ *
+ * @example
+ * ```ts
+ * import { ipLimitKey } from "@heartwire/heartwire/server";
+ * ipLimitKey("2001:db8:1:2:aaaa::1"); // "2001:db8:1:2::/64"
+ * ipLimitKey("2001:db8:1:2:bbbb::7"); // "2001:db8:1:2::/64": the same network
+ * ipLimitKey("::ffff:192.0.2.1"); // "192.0.2.1"
+ * ```
+ */
+export function ipLimitKey(ip: string): string {
+  if (!ip.includes(":")) return ip; // IPv4 (or not an address): itself, without a parse per accept
+  const address = parseIp(ip);
+  if (address === undefined) return ip;
+  if (isMappedV4(address)) return address.subarray(12).join(".");
+  const words: string[] = [];
+  for (let i = 0; i < 8; i += 2) words.push(((address[i] << 8) | address[i + 1]).toString(16));
+  return `${words.join(":")}::/64`;
+}
+
 function forwardedFor(headers: Headers): string[] {
   const forwarded = headers.get("forwarded");
   if (forwarded !== null) {

@@ -201,3 +201,26 @@ Deno.test("rate limit: serve() refuses a rate that cannot work; a slow rate stil
     await server.shutdown();
   }
 });
+
+Deno.test("adversarial: IPv6 addresses of one /64 share their limits", async () => {
+  // A host given a /64 may use any of its 2^64 addresses: counted per address,
+  // it would never be limited. Through a trusted proxy, so the test can name them.
+  const server = serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    routes: { "/ws": echoHandler },
+    trustedProxies: ["127.0.0.1"],
+    maxConnectionRatePerIp: 1,
+    connectionBurstPerIp: 2,
+  });
+  const port = server.addr.port;
+  const from = (client: string) => upgrade(port, { "X-Forwarded-For": client });
+  try {
+    assert((await from("2001:db8:0:1::1")).startsWith("HTTP/1.1 101"));
+    assert((await from("2001:db8:0:1::2")).startsWith("HTTP/1.1 101"));
+    assert((await from("2001:db8:0:1:ffff::3")).startsWith("HTTP/1.1 429"), "same /64");
+    assert((await from("2001:db8:0:2::1")).startsWith("HTTP/1.1 101"), "another /64");
+  } finally {
+    await server.shutdown();
+  }
+});

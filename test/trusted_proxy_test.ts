@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { cidrContains, clientAddress, parseCidr } from "../server/trusted_proxy.ts";
+import { cidrContains, clientAddress, ipLimitKey, parseCidr } from "../server/trusted_proxy.ts";
 
 Deno.test("parseCidr: IPv4, IPv6, bare hosts; bad text is a RangeError naming it", () => {
   assertEquals(parseCidr("10.0.0.0/8").bits, 8);
@@ -64,4 +64,15 @@ Deno.test("clientAddress: RFC 7239 Forwarded wins, with quotes, ports, case and 
   assertEquals(clientAddress("10.0.0.1", hidden, { trusted }), "_hidden");
   const unknown = new Headers({ forwarded: "for=unknown" });
   assertEquals(clientAddress("10.0.0.1", unknown, { trusted }), "unknown");
+});
+
+Deno.test("ipLimitKey: IPv4 as itself, IPv6 by its /64", () => {
+  assertEquals(ipLimitKey("203.0.113.5"), "203.0.113.5");
+  assertEquals(ipLimitKey("::ffff:203.0.113.5"), "203.0.113.5");
+  assertEquals(ipLimitKey("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+  assertEquals(ipLimitKey("2001:0db8:0001:0002:bbbb:0:0:7"), "2001:db8:1:2::/64");
+  assertEquals(ipLimitKey("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+  assertEquals(ipLimitKey("::1"), "0:0:0:0::/64");
+  assertEquals(ipLimitKey("fe80::1%eth0"), "fe80:0:0:0::/64");
+  assertEquals(ipLimitKey("not an address"), "not an address");
 });
