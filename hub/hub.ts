@@ -72,7 +72,12 @@ import {
   type UserMessage,
   type Welcome,
 } from "../protocol/messages.ts";
-import type { CloseInfo, WebSocketConnection, WebSocketHandler } from "../server/mod.ts";
+import {
+  type CloseInfo,
+  ipLimitKey,
+  type WebSocketConnection,
+  type WebSocketHandler,
+} from "../server/mod.ts";
 import { type PresenceConn, PresenceLink } from "./_presence_link.ts";
 import { PreparedMessage } from "../protocol/frame_encoder.ts";
 import { type Broker, UnavailableError } from "./broker.ts";
@@ -788,7 +793,8 @@ export class Hub implements WebSocketHandler {
     }
     const resumed = session !== undefined;
     if (!session) {
-      const owner = ws.clientAddress ?? ws.remoteAddr?.hostname ?? "";
+      // An IPv6 client by its /64, which it may take any address of (ipLimitKey).
+      const owner = ipLimitKey(ws.clientAddress ?? ws.remoteAddr?.hostname ?? "");
       session = await this.sessions.create(
         clientId ?? `anon-${crypto.randomUUID().slice(0, 8)}`,
         owner,

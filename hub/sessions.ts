@@ -10,7 +10,7 @@
  * what the old session processed and re-sends only the rest.
  *
  * Space is shared fairly. Every session has an owner (the client's IP
- * address), and sessions and tombstones are bounded per owner and per
+ * address, an IPv6 one by its /64), and sessions and tombstones are bounded per owner and per
  * (owner, client id) as well as in total. Whoever needs room takes it from
  * its own oldest detached session or tombstone first, so a client creating
  * sessions by the thousand evicts its own, never another client's, until the
@@ -43,7 +43,7 @@ export class Session {
   readonly id: string;
   /** The client id (`?id=`). */
   readonly clientId: string;
-  /** Who the session counts against: the client's IP address. */
+  /** Who the session counts against: the client's IP address (an IPv6 one by its /64). */
   readonly owner: string;
   /** The topics this session receives, its direct topic not included. */
   readonly topics: Set<string> = new Set();

@@ -92,3 +92,20 @@ Deno.test("adversarial: at the total cap a newcomer takes from the owner holding
     hub.dispose();
   }
 });
+
+Deno.test("adversarial: IPv6 addresses of one /64 are one owner", async () => {
+  // A host given a /64 may use any of its addresses: each its own owner, it
+  // could hold sessions without bound.
+  const hub = new Hub({ clock: new ManualClock(), maxSessions: 8 }); // per owner: 2
+  const store = hub.sessions as MemorySessionStore;
+  try {
+    for (const ip of ["2001:db8:0:1::1", "2001:db8:0:1::2", "2001:db8:0:1::3", "2001:db8:0:1::4"]) {
+      await hangUp(hub, (await connect(hub, "?id=x", ip))[0]);
+    }
+    assertEquals(store.size, 2, "the /64 holds its owner's bound, not one per address");
+    await hangUp(hub, (await connect(hub, "?id=y", "2001:db8:0:2::1"))[0]);
+    assertEquals(store.size, 3, "another /64 is another owner");
+  } finally {
+    hub.dispose();
+  }
+});
