@@ -208,6 +208,13 @@ function parseFields(
   return fields;
 }
 
+/** A `Headers` of a {@linkcode parseFields} list (repeated fields joined, as `Headers` does). */
+function headersOf(fields: readonly string[]): Headers {
+  const headers = new Headers();
+  for (let i = 0; i < fields.length; i += 2) headers.append(fields[i], fields[i + 1]);
+  return headers;
+}
+
 /**
  * A request head as parsed, whose `headers` is built on first use. A
  * `Headers` checks every name and value again (WebIDL ByteStrings) as it is
@@ -235,13 +242,7 @@ class ParsedRequestHead implements HttpRequestHead {
   }
 
   get headers(): Headers {
-    if (this.#headers === undefined) {
-      const headers = new Headers();
-      const fields = this.#fields;
-      for (let i = 0; i < fields.length; i += 2) headers.append(fields[i], fields[i + 1]);
-      this.#headers = headers;
-    }
-    return this.#headers;
+    return this.#headers ??= headersOf(this.#fields);
   }
 
   set headers(headers: Headers) {
@@ -373,8 +374,7 @@ export function parseResponseHead(
   if (!match) return { kind: "error", status: 400, reason: "malformed status line" };
   const fields = parseFields(scan.lines, options.maxHeaderFields);
   if (!Array.isArray(fields)) return { kind: "error", ...fields };
-  const headers = new Headers();
-  for (let i = 0; i < fields.length; i += 2) headers.append(fields[i], fields[i + 1]);
+  const headers = headersOf(fields);
   return {
     kind: "complete",
     head: {
