@@ -75,6 +75,7 @@ import {
 import {
   type CloseInfo,
   ipLimitKey,
+  systemClock,
   type WebSocketConnection,
   type WebSocketHandler,
 } from "../server/mod.ts";
@@ -397,7 +398,7 @@ export class Hub implements WebSocketHandler {
   readonly #maxRecoveryBuffer: number;
   readonly #maxPendingMessages: number;
   readonly #maxReplayBytes: number;
-  readonly #now: () => number;
+  readonly #clock: Clock;
   readonly #wallClock: () => number;
   readonly #onError: (error: unknown) => void;
   readonly #metrics: HubMetrics | undefined;
@@ -435,8 +436,7 @@ export class Hub implements WebSocketHandler {
       1,
       options.maxReplayBytes ?? (this.#maxTopicsPerSession + 1) * 512 * 1024,
     );
-    const clock = options.clock;
-    this.#now = clock ? () => clock.now() : () => performance.now();
+    this.#clock = options.clock ?? systemClock;
     this.#wallClock = options.wallClock ?? Date.now;
     this.#onError = options.onError ?? ((error) => console.error("heartwire hub:", error));
     this.history = options.history ?? new MemoryHistory();
@@ -662,7 +662,9 @@ export class Hub implements WebSocketHandler {
       // What a reconnect asks for: every topic's history and $direct's, and
       // the presence of as many topics (maxFollows).
       const firsts = 2 * this.#maxTopicsPerSession + 1;
-      attachment.budget = new ReplayBudget(this.#maxReplayBytes, this.#now, { firsts });
+      attachment.budget = new ReplayBudget(this.#maxReplayBytes, () => this.#clock.now(), {
+        firsts,
+      });
     }
     ws.data = attachment;
     return this.#queue(attachment, () => this.#open(attachment));

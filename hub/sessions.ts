@@ -25,6 +25,7 @@
  * @module
  */
 import type { Clock } from "../protocol/clock.ts";
+import { systemClock } from "../server/mod.ts";
 import type { Awaitable } from "./history.ts";
 
 /**
@@ -201,12 +202,6 @@ interface Detachment {
   session: Session;
   at: number;
 }
-
-const systemClock: Clock = {
-  now: () => performance.now(),
-  setTimeout: (callback, delay) => setTimeout(callback, delay),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
 
 /**
  * Every session in this process's memory, with grace-period expiry,
