@@ -159,6 +159,24 @@ async function readHead(conn: Deno.Conn): Promise<{ head: string; rest: Uint8Arr
   }
 }
 
+/**
+ * Sends the opening handshake for `path` on a fresh socket and returns the
+ * response head (a 101, or a refusal), then closes the socket.
+ */
+export async function upgradeResponse(
+  port: number,
+  path = "/echo",
+  headers: Record<string, string> = {},
+): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await writeAll(conn, utf8(upgradeRequest(port, path, headers)));
+    return (await readHead(conn)).head;
+  } finally {
+    conn.close();
+  }
+}
+
 /** Sends raw request bytes and reads the whole response until the server closes. */
 export async function rawHttp(
   port: number,
