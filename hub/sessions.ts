@@ -10,11 +10,12 @@
  * what the old session processed and re-sends only the rest.
  *
  * Space is shared fairly. Every session has an owner (the client's IP
- * address, an IPv6 one by its /64), and sessions and tombstones are bounded per owner and per
- * (owner, client id) as well as in total. Whoever needs room takes it from
- * its own oldest detached session or tombstone first, so a client creating
- * sessions by the thousand evicts its own, never another client's, until the
- * total cap leaves no choice; then it takes from the owner holding the most.
+ * address, an IPv6 one by its /64), and sessions and tombstones are bounded
+ * per owner and per (owner, client id) as well as in total. Whoever needs
+ * room takes it from its own oldest detached session or tombstone first, so
+ * a client creating sessions by the thousand evicts its own, never another
+ * client's, until the total cap leaves no choice; then it takes from the
+ * owner holding the most.
  *
  * Expiry needs no timer per session: the grace period is the same for all,
  * so detached sessions sit in a queue in the order they detached, which is

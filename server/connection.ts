@@ -180,6 +180,8 @@ export let queuedView: QueuedView<WebSocketConnection>;
  * writer copies a ping's payload at once; no allocation per ping or pong.
  */
 const stamp = new Uint8Array(8);
+const stampView = new DataView(stamp.buffer);
+
 /** Filled for each keepalive decision and read at once: one less object per ping. */
 const keepaliveScratch: Required<KeepaliveState> = {
   lastSeen: 0,
@@ -190,7 +192,6 @@ const keepaliveScratch: Required<KeepaliveState> = {
   lateBy: 0,
   graced: false,
 };
-const stampView = new DataView(stamp.buffer);
 
 /**
  * A request head as one flat string, `method SP target SP version` and then
