@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { LocalEvents } from "./_local_events.ts";
 import type {
   MemberRow,
   PresenceStore,
@@ -53,7 +54,7 @@ export class KvPresenceStore implements PresenceStore {
   #prefix: Deno.KvKey;
   #seenTtl: number;
   #writes = 0;
-  #listeners = new Set<(event: RemotePresenceEvent) => void>();
+  #events = new LocalEvents();
 
   /** Wraps an open database (left open by {@linkcode KvPresenceStore.close}). */
   constructor(kv: Deno.Kv, options: KvPresenceStoreOptions = {}, own = false) {
@@ -236,17 +237,15 @@ export class KvPresenceStore implements PresenceStore {
 
   publish(event: RemotePresenceEvent): Promise<void> {
     // Deno KV has no broadcast: events reach trackers sharing this instance only.
-    for (const listener of this.#listeners) queueMicrotask(() => listener(structuredClone(event)));
-    return Promise.resolve();
+    return this.#events.publish(event);
   }
 
   subscribe(listener: (event: RemotePresenceEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#events.subscribe(listener);
   }
 
   close(): Promise<void> {
-    this.#listeners.clear();
+    this.#events.clear();
     if (this.#own) this.#kv.close();
     return Promise.resolve();
   }

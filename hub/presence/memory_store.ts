@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { LocalEvents } from "./_local_events.ts";
 import type {
   MemberRow,
   PresenceStore,
@@ -42,7 +43,7 @@ export class MemoryPresenceStore implements PresenceStore {
   // topic → key `${userId}\0${nodeId}` → row
   #topics = new Map<string, Map<string, MemberRow>>();
   #lastSeen = new Map<string, number>();
-  #listeners = new Set<(event: RemotePresenceEvent) => void>();
+  #events = new LocalEvents();
 
   /** Creates an empty store. */
   constructor(options: MemoryPresenceStoreOptions = {}) {
@@ -163,18 +164,15 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   publish(event: RemotePresenceEvent): Promise<void> {
-    // Delivered on a later turn, as a network would, so a publisher never re-enters itself.
-    for (const listener of this.#listeners) queueMicrotask(() => listener(structuredClone(event)));
-    return Promise.resolve();
+    return this.#events.publish(event);
   }
 
   subscribe(listener: (event: RemotePresenceEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#events.subscribe(listener);
   }
 
   close(): Promise<void> {
-    this.#listeners.clear();
+    this.#events.clear();
     return Promise.resolve();
   }
 }
