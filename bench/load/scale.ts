@@ -37,7 +37,7 @@
  *
  * @module
  */
-import { type Flags, intFlag, parseFlags } from "./_flags.ts";
+import { type Flags, intFlag, intListFlag, parseFlags } from "./_flags.ts";
 import { clockTicks, cpuSeconds, readMemory } from "./_proc.ts";
 import { sleep } from "./_window.ts";
 import { findWsPackage, lines, output, startServer, tail } from "./_servers.ts";
@@ -385,7 +385,7 @@ async function main(): Promise<void> {
     "busy",
     "json",
   ]);
-  const counts = (flags.get("connections") ?? "9000,18000").split(",").map(Number);
+  const counts = intListFlag(flags, "connections", [9_000, 18_000]);
   if (counts.some((n) => !(n >= 1 && n <= 19_000))) {
     throw new RangeError("--connections: each count between 1 and 19 000 (20 000 files/process)");
   }
